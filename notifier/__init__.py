@@ -1,0 +1,47 @@
+"""notifier: a webshop's customer email engine.
+
+Embed it in-process::
+
+    from notifier import Notifier, load_settings
+    engine = Notifier(load_settings())
+    engine.handle_event({...})
+"""
+
+from notifier.clock import Clock, FrozenClock, SystemClock
+from notifier.errors import (
+    BadToken,
+    Conflict,
+    ConfigurationError,
+    InvalidInput,
+    NotFound,
+    NotifierError,
+    ServiceUnavailable,
+    TemplateError,
+)
+from notifier.schemas import CustomerIn, EventIn, EventOut, MessageIn, MessageOut
+from notifier.service import Accepted, Notifier
+from notifier.settings import Settings
+from notifier.settings import load as load_settings
+
+__all__ = [
+    "Accepted",
+    "BadToken",
+    "Clock",
+    "ConfigurationError",
+    "Conflict",
+    "CustomerIn",
+    "EventIn",
+    "EventOut",
+    "FrozenClock",
+    "InvalidInput",
+    "MessageIn",
+    "MessageOut",
+    "NotFound",
+    "Notifier",
+    "NotifierError",
+    "ServiceUnavailable",
+    "Settings",
+    "SystemClock",
+    "TemplateError",
+    "load_settings",
+]

@@ -1,0 +1,270 @@
+"""The sender loop: claim due messages, render them, deliver them, record what happened.
+
+One batch at a time: a single transaction claims the batch and loads its
+recipients; rendering runs in a worker thread so the event loop stays free
+for the API; sends run concurrently, bounded by the transport's connection
+pool; all outcomes are written in one transaction at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Protocol
+
+from notifier import errors
+from notifier.clock import Clock
+from notifier.crypto import Sealer
+from notifier.delivery import retry
+from notifier.mail.assembly import Assembler
+from notifier.mail.compose import Envelope
+from notifier.store import customers, outbox
+from notifier.store.db import Database
+
+log = logging.getLogger(__name__)
+
+
+class Transport(Protocol):
+    """Delivers raw messages; raises ``DeliveryError`` subclasses, classified."""
+
+    async def send(self, sender: str, recipients: Sequence[str], data: bytes) -> str: ...
+
+    async def close(self) -> None: ...
+
+
+class ConsentCheck(Protocol):
+    """Decides at send time whether a claimed message may go out; returns a reason to stop it."""
+
+    def blocked(self, claimed: Sequence[outbox.Claimed], recipients: dict[str, customers.Recipient]) -> dict[str, str]: ...
+
+
+@dataclass
+class _Results:
+    sent: list[outbox.Outcome] = field(default_factory=list)
+    retrying: list[outbox.Outcome] = field(default_factory=list)
+    failed: list[outbox.Outcome] = field(default_factory=list)
+    suppressed: list[outbox.Outcome] = field(default_factory=list)
+    released: list[str] = field(default_factory=list)
+    started: set[str] = field(default_factory=set)
+
+    def __len__(self) -> int:
+        return len(self.sent) + len(self.retrying) + len(self.failed) + len(self.suppressed)
+
+
+@dataclass(frozen=True)
+class DispatchConfig:
+    owner: str
+    batch_size: int = 200
+    lease: timedelta = timedelta(minutes=5)
+    retry_max_age: timedelta = timedelta(days=3)
+
+
+class Dispatcher:
+    """Drains the outbox of due messages; ``wake`` makes it look again at once."""
+
+    def __init__(
+        self,
+        database: Database,
+        sealer: Sealer,
+        assembler: Assembler,
+        transport: Transport,
+        clock: Clock,
+        config: DispatchConfig,
+        consent: ConsentCheck | None = None,
+        on_outcome: Callable[[str, str, float], None] | None = None,
+    ) -> None:
+        self._db = database
+        self._sealer = sealer
+        self._assembler = assembler
+        self._transport = transport
+        self._clock = clock
+        self._config = config
+        self._consent = consent
+        self._on_outcome = on_outcome
+        self._lock = asyncio.Lock()
+        self._again = False
+        self._stopping = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._random = random.Random()
+
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Remember the loop so ``wake`` may be called from other threads."""
+        self._loop = loop
+
+    def wake(self) -> None:
+        """Ask for a drain soon; safe from any thread; a no-op before ``bind`` or after ``stop``."""
+        loop = self._loop
+        if loop is None or self._stopping or loop.is_closed():
+            return
+        loop.call_soon_threadsafe(self._start_drain)
+
+    def _start_drain(self) -> None:
+        if self._lock.locked():
+            self._again = True
+            return
+        task = asyncio.ensure_future(self.run_once())
+        task.add_done_callback(_log_failure)
+
+    async def run_once(self) -> int:
+        """Deliver every message due now; returns how many reached a final or retry state.
+
+        If another drain is running, it is asked to go round once more
+        instead, so a wake is never lost.
+        """
+        if self._lock.locked():
+            self._again = True
+            return 0
+        async with self._lock:
+            done = 0
+            while not self._stopping:
+                self._again = False
+                batch = await asyncio.to_thread(self._claim)
+                if batch:
+                    done += await self._deliver(batch)
+                elif not self._again:
+                    break
+            return done
+
+    async def stop(self) -> None:
+        """Finish the sends in flight, give back the rest of the batch, and stop."""
+        self._stopping = True
+        async with self._lock:
+            pass
+
+    def _claim(self) -> list[tuple[outbox.Claimed, customers.Recipient | None]]:
+        with self._db.transaction() as session:
+            claimed = outbox.claim_due(
+                session,
+                self._sealer,
+                owner=self._config.owner,
+                now=self._clock.now(),
+                limit=self._config.batch_size,
+                lease=self._config.lease,
+            )
+            if not claimed:
+                return []
+            recipients = customers.get_many(session, self._sealer, (c.customer_id for c in claimed))
+        return [(message, recipients.get(message.customer_id)) for message in claimed]
+
+    async def _deliver(self, batch: list[tuple[outbox.Claimed, customers.Recipient | None]]) -> int:
+        results = _Results()
+        blocked = self._blocked(batch)
+        letters = await asyncio.to_thread(self._assemble_all, batch, blocked, results)
+        try:
+            await asyncio.gather(*(self._send(message, letter, results) for message, letter in letters))
+        finally:
+            # Written even if this task is cancelled: a lost outcome means a duplicate later.
+            # Messages whose send never began go back to the queue; those cut off mid-send
+            # keep their lease and are retried, on record, when it expires.
+            results.released.extend(
+                message.id for message, _ in letters if message.id not in results.started
+            )
+            await asyncio.shield(asyncio.to_thread(self._record, results))
+        return len(results)
+
+    def _blocked(self, batch: list[tuple[outbox.Claimed, customers.Recipient | None]]) -> dict[str, str]:
+        if self._consent is None:
+            return {}
+        claimed = [message for message, _ in batch]
+        recipients = {r.id: r for _, r in batch if r is not None}
+        return self._consent.blocked(claimed, recipients)
+
+    def _assemble_all(
+        self,
+        batch: list[tuple[outbox.Claimed, customers.Recipient | None]],
+        blocked: dict[str, str],
+        results: _Results,
+    ) -> list[tuple[outbox.Claimed, tuple[Envelope, str]]]:
+        letters = []
+        for message, recipient in batch:
+            if recipient is None:
+                results.suppressed.append(
+                    outbox.Outcome(message.id, message.attempt, detail="recipient erased")
+                )
+            elif message.id in blocked:
+                results.suppressed.append(
+                    outbox.Outcome(message.id, message.attempt, detail=blocked[message.id])
+                )
+            else:
+                try:
+                    letter = self._assembler.assemble(
+                        message.id, message.kind, recipient, message.context
+                    )
+                except errors.NotifierError as exc:
+                    log.warning("dispatch.render_failed message=%s kind=%s", message.id, message.kind)
+                    results.failed.append(
+                        outbox.Outcome(message.id, message.attempt, detail=f"render: {exc}")
+                    )
+                    continue
+                letters.append((message, (letter.envelope, letter.locale)))
+        return letters
+
+    async def _send(
+        self, message: outbox.Claimed, letter: tuple[Envelope, str], results: _Results
+    ) -> None:
+        if self._stopping:
+            return
+        results.started.add(message.id)
+        envelope, locale = letter
+        started = time.perf_counter()
+        try:
+            reply = await self._transport.send(envelope.sender, envelope.recipients, envelope.data)
+        except errors.DeliveryError as exc:
+            self._failed(message, exc, results)
+            self._observe(message, "failed", started)
+            return
+        results.sent.append(
+            outbox.Outcome(
+                message.id,
+                message.attempt,
+                detail=reply[:500],
+                smtp_code=250,
+                message_id=envelope.message_id,
+                locale=locale,
+            )
+        )
+        self._observe(message, "sent", started)
+
+    def _failed(self, message: outbox.Claimed, exc: errors.DeliveryError, results: _Results) -> None:
+        now = self._clock.now()
+        retry_at = retry.next_attempt(
+            message.attempt,
+            exc,
+            message.first_attempt_at,
+            now,
+            max_age=self._config.retry_max_age,
+            jitter=self._random.random(),
+        )
+        outcome = outbox.Outcome(
+            message.id, message.attempt, detail=str(exc)[:2000], smtp_code=exc.smtp_code, retry_at=retry_at
+        )
+        if retry_at is None:
+            log.warning("dispatch.failed message=%s code=%s", message.id, exc.smtp_code)
+            results.failed.append(outcome)
+        else:
+            log.info("dispatch.retrying message=%s code=%s", message.id, exc.smtp_code)
+            results.retrying.append(outcome)
+
+    def _observe(self, message: outbox.Claimed, outcome: str, started: float) -> None:
+        if self._on_outcome is not None:
+            self._on_outcome(message.category, outcome, time.perf_counter() - started)
+
+    def _record(self, results: _Results) -> None:
+        now = self._clock.now()
+        owner = self._config.owner
+        with self._db.transaction() as session:
+            outbox.mark_sent(session, owner, results.sent, now)
+            outbox.mark_retrying(session, owner, results.retrying, now)
+            outbox.mark_failed(session, owner, results.failed, now)
+            outbox.mark_suppressed(session, owner, results.suppressed, now)
+            outbox.release(session, owner, results.released, now)
+
+
+def _log_failure(task: asyncio.Future[int]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("dispatch.crashed", exc_info=task.exception())

@@ -1,0 +1,108 @@
+"""One exception tree for notifier, each error a noun carrying its data.
+
+Adapters map these to their own vocabulary (HTTP status codes, CLI exit
+codes) in one place; library errors are wrapped with ``raise ... from exc``.
+"""
+
+from __future__ import annotations
+
+
+class NotifierError(Exception):
+    """Base of every error notifier raises on purpose."""
+
+    code = "error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidInput(NotifierError):
+    """A caller sent something notifier cannot accept; ``field`` names it."""
+
+    code = "invalid_input"
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class NotFound(NotifierError):
+    """The thing asked for does not exist (or no longer does)."""
+
+    code = "not_found"
+
+
+class Conflict(NotifierError):
+    """The request is valid but the current state forbids it (e.g. cancelling sent mail)."""
+
+    code = "conflict"
+
+
+class Duplicate(Conflict):
+    """A record with the same key already exists (an idempotency key seen before)."""
+
+    code = "duplicate"
+
+
+class BadToken(NotifierError):
+    """A signed link token is forged, altered, truncated or expired."""
+
+    code = "bad_token"
+
+
+class ConfigurationError(NotifierError):
+    """A setting is missing or malformed; ``variable`` names the environment variable."""
+
+    code = "configuration"
+
+    def __init__(self, message: str, variable: str | None = None) -> None:
+        super().__init__(message)
+        self.variable = variable
+
+
+class TemplateError(NotifierError):
+    """A template or catalog cannot be rendered; ``file`` and ``line`` say where."""
+
+    code = "template"
+
+    def __init__(self, message: str, file: str | None = None, line: int | None = None) -> None:
+        super().__init__(message)
+        self.file = file
+        self.line = line
+
+    def __str__(self) -> str:
+        where = self.file or "<template>"
+        if self.line is not None:
+            where = f"{where}:{self.line}"
+        return f"{where}: {self.message}"
+
+
+class DeliveryError(NotifierError):
+    """The mail server did not take a message; ``smtp_code`` keeps its reply code."""
+
+    code = "delivery"
+    permanent = False
+
+    def __init__(self, message: str, smtp_code: int | None = None) -> None:
+        super().__init__(message)
+        self.smtp_code = smtp_code
+
+    def __str__(self) -> str:
+        return f"{self.smtp_code} {self.message}" if self.smtp_code else self.message
+
+
+class TransientDeliveryError(DeliveryError):
+    """Worth retrying later: 4xx replies, dropped connections, timeouts."""
+
+
+class PermanentDeliveryError(DeliveryError):
+    """Retrying will not help: 5xx replies."""
+
+    permanent = True
+
+
+class ServiceUnavailable(NotifierError):
+    """A dependency (the database) cannot be reached right now; try again shortly."""
+
+    code = "unavailable"

@@ -1,0 +1,1 @@
+"""What a customer receives: translated, formatted and rendered mail."""

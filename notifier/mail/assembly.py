@@ -1,0 +1,126 @@
+"""Everything that turns one outbox message into an envelope: context, links, render, compose."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from notifier.flows import kinds
+from notifier.mail import i18n, tokens
+from notifier.mail.compose import Composer, Envelope, Headers
+from notifier.mail.render import Renderer
+from notifier.settings import Settings
+
+
+class Recipient(Protocol):
+    """Whom a message goes to, as the store hands it over."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def email(self) -> str: ...
+    @property
+    def name(self) -> str | None: ...
+    @property
+    def locale(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class Letter:
+    envelope: Envelope
+    locale: str
+
+
+class Assembler:
+    """Builds the template context and links, renders, and composes the MIME message."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        renderer: Renderer,
+        composer: Composer,
+        preference_tokens: tokens.Signer,
+        confirm_tokens: tokens.Signer,
+    ) -> None:
+        self._settings = settings
+        self._renderer = renderer
+        self._composer = composer
+        self._preference_tokens = preference_tokens
+        self._confirm_tokens = confirm_tokens
+        self._shop = {
+            "name": settings.shop_name,
+            "legal_name": settings.company_name,
+            "address": settings.company_address,
+            "kvk": settings.company_kvk,
+            "shop_url": settings.shop_url,
+            "support_email": settings.reply_to or settings.from_,
+        }
+
+    def assemble(
+        self,
+        message_key: str,
+        kind_name: str,
+        recipient: Recipient,
+        stored_context: dict[str, Any],
+        *,
+        test: bool = False,
+    ) -> Letter:
+        """Render and compose one message; ``TemplateError`` if its template cannot render."""
+        kind = kinds.get(kind_name)
+        locale = i18n.negotiate(
+            recipient.locale, self._renderer.locales(), self._settings.default_locale
+        )
+        links = self.links(kind, recipient, locale, stored_context)
+        context = {
+            **stored_context,
+            "customer": {
+                "id": recipient.id,
+                "name": recipient.name,
+                "email": recipient.email,
+                "locale": locale,
+            },
+            "shop": self._shop,
+            "links": links,
+            "message": {
+                "id": message_key,
+                "kind": kind.name,
+                "category": kind.category,
+                "unsubscribable": kind.unsubscribable,
+            },
+        }
+        mail = self._renderer.render(kind.name, locale, context)
+        if kind.category == kinds.NEWSLETTER:
+            subjects = stored_context.get("subjects") or {}
+            mail = dataclasses.replace(mail, subject=subjects.get(mail.locale) or mail.subject)
+        envelope = self._composer.compose(
+            message_key,
+            kind,
+            mail,
+            Headers(
+                to_email=recipient.email,
+                to_name=recipient.name,
+                unsubscribe_url=links.get("unsubscribe_url"),
+                test=test,
+            ),
+        )
+        return Letter(envelope, mail.locale)
+
+    def links(
+        self, kind: kinds.Kind, recipient: Recipient, locale: str, stored_context: dict[str, Any]
+    ) -> dict[str, str]:
+        base = self._settings.base_url
+        claims = tokens.Claims(recipient.id, kind.category, locale)
+        token = self._preference_tokens.issue(claims)
+        links = {"preferences_url": f"{base}/preferences/{token}", "shop_url": self._settings.shop_url}
+        if kind.unsubscribable:
+            links["unsubscribe_url"] = f"{base}/unsubscribe/{token}"
+        order_number = str((stored_context.get("order") or {}).get("number") or "")
+        if kind.name == "review_products":
+            links["review_url"] = self._settings.review_products_url.format(order_number=order_number)
+        elif kind.name == "review_service":
+            links["review_url"] = self._settings.review_service_url.format(order_number=order_number)
+        elif kind.name == "newsletter_confirm":
+            confirm = self._confirm_tokens.issue(tokens.Claims(recipient.id, kinds.NEWSLETTER, locale))
+            links["confirm_url"] = f"{base}/confirm/{confirm}"
+        return links

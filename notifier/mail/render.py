@@ -1,0 +1,250 @@
+"""Turn a kind, a locale and a context into a finished mail: Jinja2 → MJML → HTML + text.
+
+Everything that can be prepared once is: one Jinja environment per locale,
+each template compiled once per (kind, locale), catalogs compiled once. Only
+the work that depends on the message itself — rendering the template, the
+MJML → HTML step and the plain-text part — happens per mail, because a
+campaign renders tens of thousands of them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeVar
+
+import html2text
+import jinja2
+import markupsafe
+import mjml
+
+from notifier import errors
+from notifier.mail import i18n
+
+DEFAULT_TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
+"""The project's own ``templates/``; a shop may point ``NOTIFIER_TEMPLATES_DIR`` elsewhere."""
+
+SUFFIX = ".mjml.j2"
+"""Every template file ends so; a kind is a top-level file's name without it."""
+
+NOT_KINDS = frozenset({"layout"})
+"""Top-level templates that are shared by the kinds rather than kinds themselves."""
+
+# mrml (behind mjml-python) draws the preheader as this hidden div; it belongs
+# in the inbox list, not in the plain-text part.
+_PREVIEW = re.compile(r'<div style="display:none;font-size:1px;[^"]*">.*?</div>', re.DOTALL)
+# html2text runs table cells together; a space before each cell's end keeps words apart.
+_CELL_END = re.compile(r"</t([dh])>")
+_INNER_SPACES = re.compile(r"(?<=\S) {2,}")
+_MJML_POSITION = re.compile(r"at position (\d+):(\d+)")
+
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True)
+class RenderedMail:
+    """A mail ready to be put into an email message."""
+
+    subject: str
+    preheader: str
+    html: str
+    """The full HTML document, with ``<html lang="…">`` naming ``locale``."""
+    text: str
+    """The plain-text alternative, made from the HTML with its links kept."""
+    locale: str
+    """The locale actually used after negotiation, e.g. ``nl`` for ``nl_BE``."""
+
+
+class Renderer:
+    """Renders the templates in one directory with the catalogs in another.
+
+    A Renderer reads the list of kinds and locales when it is made and keeps
+    what it compiles; build a new one to pick up edited templates or catalogs.
+    It is safe to share between threads.
+    """
+
+    def __init__(
+        self,
+        templates_dir: Path,
+        locales_dir: Path,
+        default_locale: str = "nl",
+        timezone: str = "Europe/Amsterdam",
+    ) -> None:
+        self.templates_dir = templates_dir.resolve()
+        self.default_locale = default_locale
+        self.timezone = timezone
+        self.catalogs = i18n.Catalogs(locales_dir)
+        self._kinds = sorted(
+            path.name.removesuffix(SUFFIX)
+            for path in self.templates_dir.glob(f"*{SUFFIX}")
+            if path.name.removesuffix(SUFFIX) not in NOT_KINDS
+        )
+        self._locales = self.catalogs.available()
+        self._environments: dict[str, jinja2.Environment] = {}
+        self._templates: dict[tuple[str, str], jinja2.Template] = {}
+        self._lock = threading.RLock()
+
+    def kinds(self) -> list[str]:
+        """The kinds that have a template, sorted."""
+        return list(self._kinds)
+
+    def locales(self) -> list[str]:
+        """The locales that have a catalog, sorted."""
+        return list(self._locales)
+
+    def render(self, kind: str, locale: str | None, context: Mapping[str, Any]) -> RenderedMail:
+        """Render ``kind`` in the best available locale for ``locale``.
+
+        ``context`` must hold every variable the template uses (undefined ones
+        are errors, never blanks). Raises TemplateError naming the file and,
+        where known, the line for an unknown kind, a Jinja or MJML error, a
+        missing subject or a broken catalog.
+        """
+        used = i18n.negotiate(locale, self._locales, self.default_locale)
+        template = self._template(kind, used)
+        name = kind + SUFFIX
+        if "subject" not in template.blocks:
+            raise errors.TemplateError("the template has no subject block", file=name)
+        values = dict(context)
+        subject = self._guard(name, lambda: _block(template, "subject", values))
+        if not subject:
+            raise errors.TemplateError("the subject is empty", file=name)
+        preheader = ""
+        if "preheader" in template.blocks:
+            preheader = self._guard(name, lambda: _block(template, "preheader", values))
+        source = self._guard(name, lambda: template.render(values))
+        html = _to_html(source, name)
+        return RenderedMail(
+            subject=subject, preheader=preheader, html=html, text=_to_text(html), locale=used
+        )
+
+    def _template(self, kind: str, locale: str) -> jinja2.Template:
+        """The compiled template of ``kind`` for ``locale``, from the cache after the first time."""
+        key = (kind, locale)
+        template = self._templates.get(key)
+        if template is not None:
+            return template
+        if kind not in self._kinds:
+            raise errors.TemplateError(f"unknown kind {kind!r}", file=kind + SUFFIX)
+        environment = self._environment(locale)
+        template = self._guard(kind + SUFFIX, lambda: environment.get_template(kind + SUFFIX))
+        with self._lock:
+            return self._templates.setdefault(key, template)
+
+    def _environment(self, locale: str) -> jinja2.Environment:
+        """The Jinja environment for ``locale``, with its translations and filters installed."""
+        with self._lock:
+            environment = self._environments.get(locale)
+            if environment is None:
+                environment = self._new_environment(locale)
+                self._environments[locale] = environment
+            return environment
+
+    def _new_environment(self, locale: str) -> jinja2.Environment:
+        environment = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(self.templates_dir),
+            undefined=jinja2.StrictUndefined,
+            autoescape=jinja2.select_autoescape(
+                enabled_extensions=("html", "htm", "xml", "mjml", "j2"), default=True
+            ),
+            extensions=["jinja2.ext.i18n"],
+            auto_reload=False,
+            cache_size=-1,
+        )
+        # Whitespace inside {% trans %} is collapsed, as babel.cfg asks the extractor to do,
+        # so the msgids in the catalogs match what the templates look up.
+        environment.policies["ext.i18n.trimmed"] = True
+        # The i18n extension adds this method at run time, so type checkers cannot see it.
+        environment.install_gettext_translations(  # type: ignore[attr-defined]
+            self.catalogs.translations(locale), newstyle=True
+        )
+        environment.filters.update(i18n.filters(locale, self.timezone))
+        environment.filters["nl2br"] = nl2br
+        environment.globals["html_lang"] = locale.replace("_", "-")
+        return environment
+
+    def _guard(self, name: str, step: Callable[[], _T]) -> _T:
+        """Run a Jinja step, turning whatever goes wrong into a TemplateError with file and line."""
+        try:
+            return step()
+        except errors.TemplateError:
+            raise
+        except jinja2.TemplateSyntaxError as exc:
+            raise errors.TemplateError(
+                exc.message or "syntax error", file=exc.name or name, line=exc.lineno
+            ) from exc
+        except jinja2.TemplateNotFound as exc:
+            raise errors.TemplateError(f"template not found: {exc.name}", file=name) from exc
+        except Exception as exc:
+            file, line = self._where(exc.__traceback__)
+            raise errors.TemplateError(
+                f"{type(exc).__name__}: {exc}", file=file or name, line=line
+            ) from exc
+
+    def _where(self, traceback: TracebackType | None) -> tuple[str | None, int | None]:
+        """The innermost template file and line in a traceback Jinja has rewritten."""
+        file: str | None = None
+        line: int | None = None
+        root = str(self.templates_dir) + os.sep
+        while traceback is not None:
+            filename = os.path.normpath(traceback.tb_frame.f_code.co_filename)
+            if filename.startswith(root):
+                file, line = Path(filename[len(root) :]).as_posix(), traceback.tb_lineno
+            traceback = traceback.tb_next
+        return file, line
+
+
+
+def _block(template: jinja2.Template, block: str, values: dict[str, Any]) -> str:
+    """Render one block as a single line of plain text (for the subject and preheader)."""
+    context = template.new_context(values)
+    try:
+        rendered = markupsafe.Markup("".join(template.blocks[block](context)))
+    except Exception:
+        # Rewrites the traceback so it shows template lines, as Template.render does.
+        template.environment.handle_exception()
+    return rendered.striptags()
+
+
+def nl2br(value: str) -> markupsafe.Markup:
+    """Escape free text and keep its line breaks, for text customers or staff typed."""
+    lines = markupsafe.escape(value.strip()).splitlines()
+    return markupsafe.Markup("<br />\n").join(lines)
+
+
+def _to_html(source: str, name: str) -> str:
+    """Compile MJML to HTML; an MJML error names the line of the generated MJML."""
+    try:
+        return mjml.mjml2html(source, disable_comments=True, fonts={})
+    except ValueError as exc:
+        message = f"MJML: {exc}"
+        position = _MJML_POSITION.search(str(exc))
+        if position is not None:
+            start, end = (int(group) for group in position.groups())
+            raw = source.encode()
+            line = raw[:start].decode(errors="replace").count("\n") + 1
+            snippet = raw[start:end].decode(errors="replace")
+            message += f" (line {line} of the generated MJML: {snippet!r})"
+        raise errors.TemplateError(message, file=name) from exc
+
+
+def _to_text(html: str) -> str:
+    """The plain-text part: readable paragraphs, links as footnotes, image alt texts kept."""
+    converter = html2text.HTML2Text()
+    converter.body_width = 0
+    converter.ignore_tables = True
+    converter.ignore_emphasis = True
+    converter.inline_links = False
+    converter.images_to_alt = True
+    converter.unicode_snob = True
+    converter.single_line_break = False
+    text: str = converter.handle(_CELL_END.sub(r" </t\1>", _PREVIEW.sub("", html, count=1)))
+    # Non-breaking spaces that keep "€ 34,95" together on screen only make plain text uneven.
+    text = text.replace("\xa0", " ")
+    lines = (_INNER_SPACES.sub(" ", line.rstrip()) for line in text.strip().splitlines())
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)) + "\n"

@@ -1,0 +1,117 @@
+"""The shapes the shop backend sends and receives, validated by pydantic.
+
+Shared by the HTTP API and the Python API so both accept exactly the same
+input. Field constraints here are the first line of defence against bad
+input; the error handler turns their failures into 422s naming the field.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+
+Id = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+ShortText = Annotated[str, StringConstraints(max_length=300)]
+Locale = Annotated[str, StringConstraints(strip_whitespace=True, max_length=35)]
+Money = Annotated[Decimal, Field(max_digits=14, decimal_places=2, ge=0)]
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is not None and value.tzinfo is None:
+        raise ValueError("needs a time zone offset, e.g. 2026-11-21T10:00:00+01:00")
+    return value
+
+
+AwareDatetime = Annotated[datetime, AfterValidator(_aware)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_max_length=10_000)
+
+
+class Lenient(BaseModel):
+    """Objects the shop may enrich with fields we do not know; extras are kept."""
+
+    model_config = ConfigDict(extra="allow", str_max_length=10_000)
+
+
+class EventType(enum.StrEnum):
+    ORDER_PLACED = "order.placed"
+    ORDER_SHIPPED = "order.shipped"
+    ORDER_VERIFICATION_REQUESTED = "order.verification_requested"
+    ORDER_DELIVERED = "order.delivered"
+    ORDER_CANCELLED = "order.cancelled"
+    ORDER_RETURNED = "order.returned"
+    CUSTOMER_UPDATED = "customer.updated"
+    NEWSLETTER_SUBSCRIBED = "newsletter.subscribed"
+
+
+class CustomerIn(Strict):
+    id: Id
+    email: EmailStr
+    name: ShortText | None = None
+    locale: Locale | None = None
+
+
+class OrderLine(Lenient):
+    sku: ShortText
+    name: ShortText
+    quantity: int = Field(ge=1, le=100_000)
+    unit_price: Money
+
+
+class Address(Lenient):
+    name: ShortText | None = None
+    street: ShortText | None = None
+    postcode: ShortText | None = None
+    city: ShortText | None = None
+    country: ShortText | None = None
+
+
+class OrderIn(Lenient):
+    id: Id
+    number: ShortText | None = None
+    currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] = "EUR"
+    total: Money | None = None
+    lines: list[OrderLine] = Field(default_factory=list, max_length=1000)
+    shipping_address: Address | None = None
+
+
+class EventIn(Strict):
+    id: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+    type: EventType
+    occurred_at: AwareDatetime | None = None
+    customer: CustomerIn
+    order: OrderIn | None = None
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class MessageIn(Strict):
+    id: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+    kind: Annotated[str, StringConstraints(max_length=40)]
+    to: CustomerIn
+    context: dict[str, Any] = Field(default_factory=dict)
+    send_at: AwareDatetime | None = None
+
+
+class MessageOut(BaseModel):
+    id: str
+    kind: str
+    category: str
+    status: str
+    send_after: datetime
+    attempts: int = 0
+    last_error: str | None = None
+    reason: str | None = None
+    sent_at: datetime | None = None
+    created_at: datetime | None = None
+    order_id: str | None = None
+
+
+class EventOut(BaseModel):
+    event_id: str
+    messages: list[MessageOut]

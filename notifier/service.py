@@ -1,0 +1,349 @@
+"""``Notifier``: the composition root that every adapter (HTTP, CLI, scheduler) calls.
+
+It wires settings, store, mail and delivery together and offers the public
+operations as plain methods, so a backend may embed the engine in-process
+exactly as the HTTP API uses it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from notifier import errors, keyring
+from notifier.clock import Clock, SystemClock
+from notifier.crypto import Sealer
+from notifier.delivery.capture import CaptureServer, Inbox
+from notifier.delivery.dispatcher import DispatchConfig, Dispatcher, Transport
+from notifier.delivery.transport import SmtpConfig, SmtpTransport
+from notifier.flows import events as event_flows
+from notifier.flows import kinds
+from notifier.mail import tokens
+from notifier.mail.assembly import Assembler
+from notifier.mail.compose import Composer, Identity
+from notifier.mail.render import Renderer
+from notifier.schemas import CustomerIn, EventIn, EventOut, MessageIn, MessageOut
+from notifier.settings import Settings
+from notifier.store import customers, events, outbox
+from notifier.store.db import Database
+from notifier.store.models import Message
+
+log = logging.getLogger(__name__)
+INBOX_FOLDER = ".notifier-inbox"
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """The answer to an idempotent request; ``created`` is False for a repeat."""
+
+    body: dict[str, Any]
+    created: bool
+
+
+@dataclass(frozen=True)
+class QueueDepth:
+    status: str
+    category: str
+    count: int
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    depth: list[QueueDepth]
+    recent_errors: list[MessageOut]
+
+
+class Notifier:
+    """The engine. Construct once per process; safe to call from several threads."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Clock | None = None,
+        transport: Transport | None = None,
+        worker_name: str | None = None,
+    ) -> None:
+        self.settings = settings
+        self.clock: Clock = clock or SystemClock()
+        keys = keyring.resolve(settings)
+        self.database = Database(settings.database_url)
+        self.sealer = Sealer(keys.encryption_keys, keys.secret_keys[-1])
+        self.renderer = Renderer(
+            settings.templates_dir, settings.locales_dir, settings.default_locale, settings.timezone
+        )
+        self.preference_tokens = tokens.Signer(keys.secret_keys, tokens.PREFERENCES)
+        self.confirm_tokens = tokens.Signer(keys.secret_keys, tokens.CONFIRM)
+        identity = Identity.parse(
+            sender=settings.from_,
+            newsletter_sender=settings.from_newsletter,
+            reply_to=settings.reply_to,
+            list_id_domain=settings.list_id_domain,
+            list_name=settings.shop_name,
+            secret=keys.secret_keys[0],
+        )
+        self.assembler = Assembler(
+            settings,
+            self.renderer,
+            Composer(identity, self.clock),
+            self.preference_tokens,
+            self.confirm_tokens,
+        )
+        self.capture: CaptureServer | None = None
+        if transport is None and settings.capture_mode:
+            self.capture = CaptureServer(Inbox(settings.data_dir / INBOX_FOLDER))
+            transport = SmtpTransport(SmtpConfig("127.0.0.1", self.capture.port, tls="none"))
+        self.transport: Transport = transport or SmtpTransport(_smtp_config(settings))
+        owner = worker_name or f"{socket.gethostname()}:{secrets.token_hex(4)}"
+        self.dispatcher = Dispatcher(
+            self.database,
+            self.sealer,
+            self.assembler,
+            self.transport,
+            self.clock,
+            DispatchConfig(
+                owner=owner[:64],
+                batch_size=settings.batch_size,
+                lease=timedelta(seconds=settings.lease_seconds),
+                retry_max_age=settings.retry_max_age,
+            ),
+        )
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    def upgrade_database(self) -> None:
+        self.database.upgrade()
+
+    async def start(self) -> None:
+        """Prepare to deliver in this process: the capture server, the dispatcher's loop."""
+        if self.capture is not None:
+            self.capture.start()
+        self.dispatcher.bind(asyncio.get_running_loop())
+
+    async def stop(self) -> None:
+        """Finish sends in flight, hand back leases, close connections."""
+        await self.dispatcher.stop()
+        await self.transport.close()
+        if self.capture is not None:
+            self.capture.stop()
+
+    def close(self) -> None:
+        self.database.dispose()
+
+    async def dispatch_due(self) -> int:
+        """Deliver every message due now; returns how many were handled."""
+        return await self.dispatcher.run_once()
+
+    # -- the shop backend's operations ------------------------------------------
+
+    def handle_event(self, data: EventIn | Mapping[str, Any]) -> Accepted:
+        """Accept a shop event once: queue its mail, cancel what it cancels.
+
+        The same event id again returns the first answer and changes nothing,
+        also when both arrive at the same moment.
+        """
+        event = data if isinstance(data, EventIn) else EventIn.model_validate(data)
+        now = self.clock.now()
+        occurred_at = event.occurred_at or now
+        try:
+            with self.database.transaction() as session:
+                earlier = events.answer(session, event.id)
+                if earlier is not None:
+                    return Accepted(earlier, created=False)
+                order_id = event.order.id if event.order else None
+                events.record(
+                    session,
+                    event_id=event.id,
+                    type=event.type.value,
+                    customer_id=event.customer.id,
+                    order_id=order_id,
+                    occurred_at=occurred_at,
+                    received_at=now,
+                )
+                self._upsert_customer(session, event.customer, now)
+                history = event_flows.ReviewHistory()
+                if event_flows.reviews_triggered_by(event.type, self.settings) and order_id:
+                    history = event_flows.ReviewHistory(
+                        last_pair_at=outbox.last_review_pair_at(session, event.customer.id),
+                        order_has_pair=outbox.order_has_review_pair(session, order_id),
+                    )
+                plan = event_flows.plan(event, occurred_at, self.settings, history)
+                if plan.cancel_order is not None:
+                    cancelled = outbox.cancel_for_order(
+                        session, plan.cancel_order, f"cancelled by {event.type.value}", now
+                    )
+                    log.info("event.cancelled_messages event=%s count=%d", event.id, len(cancelled))
+                queued = [
+                    outbox.NewMessage(
+                        id=_new_message_id(),
+                        customer_id=event.customer.id,
+                        kind=planned.kind,
+                        category=kinds.get(planned.kind).category,
+                        send_after=planned.send_after,
+                        context=planned.context,
+                        event_id=event.id,
+                        order_id=order_id,
+                    )
+                    for planned in plan.messages
+                ]
+                outbox.add(session, self.sealer, queued, now)
+                body = EventOut(
+                    event_id=event.id,
+                    messages=[_queued_out(message, now) for message in queued],
+                ).model_dump(mode="json")
+                events.set_answer(session, event.id, body)
+        except errors.Duplicate:
+            return Accepted(self._earlier_answer(event.id), created=False)
+        log.info("event.accepted event=%s type=%s messages=%d", event.id, event.type.value, len(queued))
+        self._wake_if_due(queued, now)
+        return Accepted(body, created=True)
+
+    def send_message(self, data: MessageIn | Mapping[str, Any]) -> Accepted:
+        """Queue an ad-hoc message of any kind; its id is the idempotency key.
+
+        The context is rendered once on the way in, so a context the template
+        cannot use is refused now (422) rather than failing later.
+        """
+        request = data if isinstance(data, MessageIn) else MessageIn.model_validate(data)
+        kind = kinds.get(request.kind)
+        now = self.clock.now()
+        self._trial_render(request, kind)
+        due = event_flows.scheduled_time(kind.name, max(request.send_at or now, now), self.settings)
+        new = outbox.NewMessage(
+            id=request.id,
+            customer_id=request.to.id,
+            kind=kind.name,
+            category=kind.category,
+            send_after=due,
+            context=request.context,
+            order_id=_order_id(request.context),
+        )
+        try:
+            with self.database.transaction() as session:
+                existing = outbox.get(session, request.id)
+                if existing is not None:
+                    return Accepted(_message_out(existing).model_dump(mode="json"), created=False)
+                self._upsert_customer(session, request.to, now)
+                outbox.add(session, self.sealer, [new], now)
+        except errors.Duplicate:
+            return Accepted(self.get_message(request.id).model_dump(mode="json"), created=False)
+        self._wake_if_due([new], now)
+        return Accepted(_queued_out(new, now).model_dump(mode="json"), created=True)
+
+    def get_message(self, message_id: str) -> MessageOut:
+        with self.database.transaction() as session:
+            row = outbox.get(session, message_id)
+            if row is None:
+                raise errors.NotFound(f"no message {message_id!r}")
+            return _message_out(row)
+
+    def cancel_message(self, message_id: str) -> MessageOut:
+        with self.database.transaction() as session:
+            return _message_out(outbox.cancel(session, message_id, self.clock.now()))
+
+    def customer_messages(self, customer_id: str) -> list[MessageOut]:
+        """The customer's message history, newest first, for customer service."""
+        with self.database.transaction() as session:
+            return [_message_out(row) for row in outbox.history(session, customer_id)]
+
+    def status(self) -> StatusReport:
+        with self.database.transaction() as session:
+            depth = [QueueDepth(*row) for row in outbox.depth(session)]
+            recent = [_message_out(row) for row in outbox.recent_errors(session)]
+        return StatusReport(depth, recent)
+
+    # -- helpers -------------------------------------------------------------------
+
+    def _upsert_customer(self, session: Any, customer: CustomerIn, now: datetime) -> None:
+        customers.upsert(
+            session,
+            self.sealer,
+            customer_id=customer.id,
+            email=str(customer.email),
+            name=customer.name,
+            locale=customer.locale or self.settings.default_locale,
+            now=now,
+        )
+
+    def _earlier_answer(self, event_id: str) -> dict[str, Any]:
+        with self.database.transaction() as session:
+            earlier = events.answer(session, event_id)
+        if earlier is None:
+            raise errors.ServiceUnavailable("a concurrent request with this id is still in progress")
+        return earlier
+
+    def _trial_render(self, request: MessageIn, kind: kinds.Kind) -> None:
+        recipient = customers.Recipient(
+            request.to.id,
+            str(request.to.email),
+            request.to.name,
+            request.to.locale or self.settings.default_locale,
+        )
+        try:
+            self.assembler.assemble(request.id, kind.name, recipient, request.context)
+        except errors.TemplateError as exc:
+            raise errors.InvalidInput(f"the {kind.name} template cannot use it: {exc}", "context") from exc
+
+    def _wake_if_due(self, queued: list[outbox.NewMessage], now: datetime) -> None:
+        if any(message.send_after <= now for message in queued):
+            self.dispatcher.wake()
+
+
+def _new_message_id() -> str:
+    return f"msg_{secrets.token_urlsafe(12)}"
+
+
+def _order_id(context: Mapping[str, Any]) -> str | None:
+    order = context.get("order")
+    value = order.get("id") if isinstance(order, Mapping) else None
+    return str(value)[:100] if value is not None else None
+
+
+def _queued_out(message: outbox.NewMessage, now: datetime) -> MessageOut:
+    return MessageOut(
+        id=message.id,
+        kind=message.kind,
+        category=message.category,
+        status="scheduled",
+        send_after=message.send_after.astimezone(UTC),
+        created_at=now,
+        order_id=message.order_id,
+    )
+
+
+def _message_out(row: Message) -> MessageOut:
+    return MessageOut(
+        id=row.id,
+        kind=row.kind,
+        category=row.category,
+        status=row.status.value,
+        send_after=row.send_after,
+        attempts=row.attempts,
+        last_error=row.last_error,
+        reason=row.reason,
+        sent_at=row.sent_at,
+        created_at=row.created_at,
+        order_id=row.order_id,
+    )
+
+
+def _smtp_config(settings: Settings) -> SmtpConfig:
+    assert settings.smtp_host is not None
+    default_port = {"tls": 465, "starttls": 587, "none": 25}[settings.smtp_tls]
+    return SmtpConfig(
+        host=settings.smtp_host,
+        port=settings.smtp_port or default_port,
+        tls=settings.smtp_tls,
+        username=settings.smtp_username,
+        password=settings.smtp_password,
+        timeout=settings.smtp_timeout,
+        connections=settings.smtp_connections,
+        allow_plaintext=settings.smtp_allow_plaintext,
+    )
+

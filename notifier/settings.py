@@ -1,0 +1,215 @@
+"""Typed settings read once from ``NOTIFIER_*`` environment variables.
+
+A ``.env`` file or ``notifier.toml`` in the working directory may also supply
+them. Errors name the variable so an operator knows what to fix.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from datetime import time, timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from notifier import errors
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+def parse_duration(value: str | timedelta | int | float) -> timedelta:
+    """Parse ``3d``, ``12h``, ``30m`` or ``0s`` (also plain seconds) into a timedelta."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, int | float):
+        return timedelta(seconds=value)
+    match = _DURATION.match(value)
+    if not match:
+        raise ValueError(f"expected a duration like 3d, 12h, 30m or 0s, got {value!r}")
+    return timedelta(**{_UNITS[match[2]]: int(match[1])})
+
+
+class SendWindow:
+    """Local opening hours for mail that may wait, e.g. ``09:00-20:00``; ``00:00-24:00`` is always."""
+
+    def __init__(self, start: time, end: time | None) -> None:
+        self.start = start
+        self.end = end  # None stands for 24:00, the end of the day
+
+    @classmethod
+    def parse(cls, value: str) -> SendWindow:
+        match = re.fullmatch(r"\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*", value)
+        if not match:
+            raise ValueError(f"expected HH:MM-HH:MM, got {value!r}")
+        start_h, start_m, end_h, end_m = (int(group) for group in match.groups())
+        if start_h > 23 or start_m > 59 or end_m > 59 or end_h > 24 or (end_h == 24 and end_m):
+            raise ValueError(f"not a time of day in {value!r}")
+        start = time(start_h, start_m)
+        end = None if end_h == 24 else time(end_h, end_m)
+        if end is not None and end <= start:
+            raise ValueError(f"the window must end after it starts: {value!r}")
+        return cls(start, end)
+
+    @property
+    def always(self) -> bool:
+        return self.start == time(0, 0) and self.end is None
+
+    def __str__(self) -> str:
+        end = "24:00" if self.end is None else self.end.strftime("%H:%M")
+        return f"{self.start.strftime('%H:%M')}-{end}"
+
+
+class Settings(BaseSettings):
+    """Every knob of notifier; names map to ``NOTIFIER_<FIELD>`` in upper case."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="NOTIFIER_",
+        env_file=".env",
+        extra="ignore",
+        toml_file="notifier.toml",
+        arbitrary_types_allowed=True,
+        populate_by_name=True,
+    )
+
+    database_url: str = "sqlite:///notifier.db"
+    smtp_host: str | None = None
+    smtp_port: int | None = None
+    smtp_tls: Literal["tls", "starttls", "none"] = "starttls"
+    smtp_allow_plaintext: bool = False
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_timeout: float = 30.0
+    smtp_connections: int = Field(default=8, ge=1, le=256)
+    from_: str = Field(default="Winparts <service@winparts.example>", alias="NOTIFIER_FROM")
+    from_newsletter: str | None = None
+    reply_to: str | None = None
+    base_url: str = "http://127.0.0.1:8025"
+    api_tokens: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    secret_key: str | None = None
+    encryption_key: str | None = None
+    timezone: str = "Europe/Amsterdam"
+    default_locale: str = "nl"
+    send_window: Annotated[SendWindow, NoDecode] = Field(
+        default_factory=lambda: SendWindow.parse("09:00-20:00")
+    )
+    review_products_delay: Annotated[timedelta, NoDecode] = timedelta(days=3)
+    review_service_delay: Annotated[timedelta, NoDecode] = timedelta(days=10)
+    review_from: Literal["delivered", "shipped"] = "delivered"
+    review_cap_days: int = Field(default=90, ge=0)
+    retry_max_age: Annotated[timedelta, NoDecode] = timedelta(days=3)
+    templates_dir: Path = PROJECT_DIR / "templates"
+    locales_dir: Path = PROJECT_DIR / "locales"
+    list_id_domain: str = "winparts.example"
+    shop_name: str = "Winparts"
+    company_name: str = "Winparts B.V."
+    company_address: str = "Industrieweg 12, 3542 AD Utrecht"
+    company_kvk: str = "12345678"
+    shop_url: str = "https://www.winparts.example"
+    review_products_url: str = "https://www.winparts.example/review/products?order={order_number}"
+    review_service_url: str = "https://www.winparts.example/review/service?order={order_number}"
+    batch_size: int = Field(default=200, ge=1, le=10_000)
+    lease_seconds: int = Field(default=300, ge=10)
+    poll_interval: float = Field(default=1.0, gt=0)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (
+            init_settings,
+            env_settings,
+            dotenv_settings,
+            TomlConfigSettingsSource(settings_cls),
+        )
+
+    @field_validator("api_tokens", mode="before")
+    @classmethod
+    def _split_tokens(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [token.strip() for token in value.split(",") if token.strip()]
+        return value
+
+    @field_validator("send_window", mode="before")
+    @classmethod
+    def _parse_window(cls, value: Any) -> Any:
+        return SendWindow.parse(value) if isinstance(value, str) else value
+
+    @field_validator(
+        "review_products_delay", "review_service_delay", "retry_max_age", mode="before"
+    )
+    @classmethod
+    def _parse_duration(cls, value: Any) -> Any:
+        return parse_duration(value) if isinstance(value, str | int | float) else value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @field_validator("base_url", "shop_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def capture_mode(self) -> bool:
+        """No SMTP host configured: mail goes to the embedded development inbox."""
+        return not self.smtp_host
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        if not self.is_sqlite:
+            return None
+        path = self.database_url.split(":///", 1)[-1]
+        return None if path in ("", ":memory:") else Path(path)
+
+    @property
+    def data_dir(self) -> Path:
+        """Where development-mode files live: beside the SQLite database."""
+        path = self.sqlite_path
+        return path.resolve().parent if path else Path.cwd()
+
+
+def load(**overrides: Any) -> Settings:
+    """Read the settings once; a malformed value raises ConfigurationError naming it."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else "?"
+        variable = "NOTIFIER_FROM" if field in ("from_", "NOTIFIER_FROM") else f"NOTIFIER_{field.upper()}"
+        raise errors.ConfigurationError(f"{variable}: {first['msg']}", variable=variable) from exc
+
+
+def generate_secret() -> str:
+    """A fresh random key, URL-safe, for development-mode secrets."""
+    return secrets.token_urlsafe(32)

@@ -1,0 +1,100 @@
+"""Engine, transactions and migrations for SQLite and PostgreSQL alike.
+
+SQLite runs in WAL mode and every transaction starts with ``BEGIN IMMEDIATE``
+so that concurrent writers queue on the busy timeout instead of failing when
+a read lock is upgraded. PostgreSQL uses psycopg 3.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from notifier import errors
+
+log = logging.getLogger(__name__)
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+
+class Database:
+    """Owns the engine; hands out one session per unit of work."""
+
+    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        self.engine = _make_engine(url, pool_size)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """A session inside one transaction: committed on success, rolled back on error.
+
+        A lost or refused database connection surfaces as ``ServiceUnavailable``
+        so callers can answer 503 and retry, never 500; a unique-key violation
+        surfaces as ``Duplicate``, which is how idempotency holds under races.
+        """
+        try:
+            with self._sessions.begin() as session:
+                yield session
+        except IntegrityError as exc:
+            raise errors.Duplicate("a record with this key exists already") from exc
+        except OperationalError as exc:
+            raise errors.ServiceUnavailable(f"database unavailable: {exc.orig!r}") from exc
+        except DBAPIError as exc:
+            if exc.connection_invalidated:
+                raise errors.ServiceUnavailable("database connection lost") from exc
+            raise
+
+    def upgrade(self, revision: str = "head") -> None:
+        """Bring the schema to ``revision`` with Alembic."""
+        with self.engine.begin() as connection:
+            config = alembic_config(self.url)
+            config.attributes["connection"] = connection
+            command.upgrade(config, revision)
+
+    def is_current(self) -> bool:
+        return inspect(self.engine).has_table("alembic_version")
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def alembic_config(url: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return config
+
+
+def _make_engine(url: str, pool_size: int) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        event.listen(engine, "connect", _sqlite_on_connect)
+        event.listen(engine, "begin", _sqlite_begin)
+        return engine
+    return create_engine(
+        url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, pool_recycle=1800
+    )
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def _sqlite_begin(connection: Any) -> None:
+    connection.exec_driver_sql("BEGIN IMMEDIATE")

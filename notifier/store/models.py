@@ -1,0 +1,120 @@
+"""The tables, as typed SQLAlchemy 2 models.
+
+Personal data (addresses, names, order context) is stored sealed
+(``LargeBinary``); see ``notifier.crypto``.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Enum, ForeignKey, Index, Integer, LargeBinary, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from notifier.store.types import UTCDateTime
+
+
+class MessageStatus(enum.StrEnum):
+    """A message's place in its life; the values are the API's strings."""
+
+    SCHEDULED = "scheduled"
+    SENDING = "sending"
+    SENT = "sent"
+    RETRYING = "retrying"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    SUPPRESSED = "suppressed"
+
+
+PENDING = (MessageStatus.SCHEDULED, MessageStatus.RETRYING)
+FINAL = (
+    MessageStatus.SENT,
+    MessageStatus.FAILED,
+    MessageStatus.CANCELLED,
+    MessageStatus.SUPPRESSED,
+)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON}
+
+
+class Customer(Base):
+    """A shop customer, keyed by the shop's own id; contact details sealed."""
+
+    __tablename__ = "customers"
+
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    email: Mapped[bytes] = mapped_column(LargeBinary)
+    email_index: Mapped[str] = mapped_column(String(64), index=True)
+    name: Mapped[bytes | None] = mapped_column(LargeBinary)
+    locale: Mapped[str] = mapped_column(String(35))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class Event(Base):
+    """One accepted request with its answer: the idempotency record."""
+
+    __tablename__ = "events"
+
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    type: Mapped[str] = mapped_column(String(40))
+    customer_id: Mapped[str | None] = mapped_column(String(100), index=True)
+    order_id: Mapped[str | None] = mapped_column(String(100))
+    occurred_at: Mapped[datetime]
+    received_at: Mapped[datetime]
+    response: Mapped[dict[str, Any]]
+
+
+class Message(Base):
+    """The outbox: one row per mail to send, claimed by workers with a lease."""
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        Index("ix_messages_due", "status", "send_after"),
+        Index("ix_messages_customer", "customer_id", "created_at"),
+        Index("ix_messages_order", "order_id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(100))
+    event_id: Mapped[str | None] = mapped_column(String(200))
+    order_id: Mapped[str | None] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(40))
+    category: Mapped[str] = mapped_column(String(20))
+    context: Mapped[bytes | None] = mapped_column(LargeBinary)
+    status: Mapped[MessageStatus] = mapped_column(
+        Enum(MessageStatus, native_enum=False, length=16, values_callable=lambda e: [m.value for m in e])
+    )
+    send_after: Mapped[datetime]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    reason: Mapped[str | None] = mapped_column(String(200))
+    locale: Mapped[str | None] = mapped_column(String(35))
+    message_id: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    first_attempt_at: Mapped[datetime | None]
+    sent_at: Mapped[datetime | None]
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_expires_at: Mapped[datetime | None]
+
+
+class DeliveryAttempt(Base):
+    """One try at delivering a message, whatever came of it."""
+
+    __tablename__ = "delivery_attempts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    message_id: Mapped[str] = mapped_column(
+        String(200), ForeignKey("messages.id", ondelete="CASCADE"), index=True
+    )
+    attempt: Mapped[int]
+    at: Mapped[datetime]
+    outcome: Mapped[str] = mapped_column(String(20))
+    smtp_code: Mapped[int | None]
+    detail: Mapped[str | None] = mapped_column(Text)
+    worker: Mapped[str | None] = mapped_column(String(64))

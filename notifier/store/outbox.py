@@ -1,0 +1,368 @@
+"""The outbox: every status transition of a message happens here, and only here.
+
+Workers claim due messages with a lease (``FOR UPDATE SKIP LOCKED`` on
+PostgreSQL; SQLite serialises writers, so a plain select-then-update inside
+``BEGIN IMMEDIATE`` is already exclusive). Outcomes are written in batches:
+one executemany for the status update and one for the attempt log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, bindparam, func, insert, or_, select, update
+from sqlalchemy.orm import Session
+
+from notifier import errors
+from notifier.crypto import Sealer
+from notifier.store.models import PENDING, DeliveryAttempt, Message, MessageStatus
+
+_messages = Message.__table__
+_attempts = DeliveryAttempt.__table__
+REVIEW_PAIR_KIND = "review_products"
+
+
+@dataclass(frozen=True)
+class NewMessage:
+    id: str
+    customer_id: str
+    kind: str
+    category: str
+    send_after: datetime
+    context: dict[str, Any]
+    event_id: str | None = None
+    order_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A message leased to one worker, its context opened for rendering."""
+
+    id: str
+    customer_id: str
+    kind: str
+    category: str
+    context: dict[str, Any]
+    attempts: int
+    created_at: datetime
+    first_attempt_at: datetime
+
+    @property
+    def attempt(self) -> int:
+        """The number of the attempt about to be made."""
+        return self.attempts + 1
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What came of one attempt; ``retry_at`` only for a retry."""
+
+    id: str
+    attempt: int
+    detail: str | None = None
+    smtp_code: int | None = None
+    message_id: str | None = None
+    locale: str | None = None
+    retry_at: datetime | None = None
+
+
+def add(session: Session, sealer: Sealer, messages: Sequence[NewMessage], now: datetime) -> None:
+    """Queue new messages as ``scheduled``, their context sealed."""
+    session.add_all(
+        Message(
+            id=new.id,
+            customer_id=new.customer_id,
+            event_id=new.event_id,
+            order_id=new.order_id,
+            kind=new.kind,
+            category=new.category,
+            context=sealer.seal_json(new.context),
+            status=MessageStatus.SCHEDULED,
+            send_after=new.send_after,
+            attempts=0,
+            created_at=now,
+            updated_at=now,
+        )
+        for new in messages
+    )
+    session.flush()
+
+
+def get(session: Session, message_id: str) -> Message | None:
+    return session.get(Message, message_id)
+
+
+def history(session: Session, customer_id: str, limit: int = 500) -> list[Message]:
+    """The customer's messages, newest first."""
+    query = (
+        select(Message)
+        .where(Message.customer_id == customer_id)
+        .order_by(Message.created_at.desc(), Message.send_after.desc())
+        .limit(limit)
+    )
+    return list(session.scalars(query))
+
+
+def cancel(session: Session, message_id: str, now: datetime) -> Message:
+    """Cancel one message that has not been sent; anything else is a conflict."""
+    row = session.get(Message, message_id, with_for_update=True)
+    if row is None:
+        raise errors.NotFound(f"no message {message_id!r}")
+    if row.status not in PENDING:
+        raise errors.Conflict(f"message is {row.status.value}; only unsent mail can be cancelled")
+    row.status = MessageStatus.CANCELLED
+    row.reason = "cancelled by request"
+    row.updated_at = now
+    return row
+
+
+def cancel_for_order(session: Session, order_id: str, reason: str, now: datetime) -> list[str]:
+    """Cancel every unsent message of an order; returns their ids."""
+    ids = list(
+        session.scalars(
+            select(Message.id).where(Message.order_id == order_id, Message.status.in_(PENDING))
+        )
+    )
+    if ids:
+        session.execute(
+            update(_messages)
+            .where(_messages.c.id.in_(ids), _messages.c.status.in_(PENDING))
+            .values(status=MessageStatus.CANCELLED, reason=reason, updated_at=now)
+        )
+    return ids
+
+
+def last_review_pair_at(session: Session, customer_id: str) -> datetime | None:
+    """When the customer's latest review pair was (or is) due, ignoring cancelled pairs."""
+    query = select(func.max(Message.send_after)).where(
+        Message.customer_id == customer_id,
+        Message.kind == REVIEW_PAIR_KIND,
+        Message.status != MessageStatus.CANCELLED,
+    )
+    return session.scalar(query)
+
+
+def order_has_review_pair(session: Session, order_id: str) -> bool:
+    query = select(Message.id).where(Message.order_id == order_id, Message.kind == REVIEW_PAIR_KIND)
+    return session.scalar(query.limit(1)) is not None
+
+
+def claim_due(
+    session: Session,
+    sealer: Sealer,
+    *,
+    owner: str,
+    now: datetime,
+    limit: int,
+    lease: timedelta,
+) -> list[Claimed]:
+    """Lease up to ``limit`` due messages to ``owner``, oldest due first.
+
+    Selects messages that are ``scheduled`` or ``retrying`` with
+    ``send_after <= now``, and messages still ``sending`` whose lease expired
+    (their worker died). Rows another worker holds locked are skipped. A
+    message taken over from an expired lease gets an attempt row of outcome
+    ``lease_expired``: the dead worker may have sent it, so a duplicate is
+    possible and on record.
+    """
+    due = or_(
+        and_(_messages.c.status.in_(PENDING), _messages.c.send_after <= now),
+        and_(_messages.c.status == MessageStatus.SENDING, _messages.c.lease_expires_at < now),
+    )
+    candidates = (
+        select(_messages.c.id, _messages.c.status, _messages.c.attempts, _messages.c.lease_owner)
+        .where(due)
+        .order_by(_messages.c.send_after)
+        .limit(limit)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        candidates = candidates.with_for_update(skip_locked=True)
+    rows = session.execute(candidates).all()
+    if not rows:
+        return []
+    ids = [row.id for row in rows]
+    session.execute(
+        update(_messages)
+        .where(_messages.c.id.in_(ids))
+        .values(
+            status=MessageStatus.SENDING,
+            lease_owner=owner,
+            lease_expires_at=now + lease,
+            first_attempt_at=func.coalesce(_messages.c.first_attempt_at, now),
+            updated_at=now,
+        )
+    )
+    expired = [row for row in rows if row.status == MessageStatus.SENDING]
+    if expired:
+        session.execute(
+            update(_messages)
+            .where(_messages.c.id == bindparam("b_id"))
+            .values(attempts=bindparam("b_attempt")),
+            [{"b_id": row.id, "b_attempt": row.attempts + 1} for row in expired],
+        )
+        session.execute(
+            insert(_attempts),
+            [
+                {
+                    "message_id": row.id,
+                    "attempt": row.attempts + 1,
+                    "at": now,
+                    "outcome": "lease_expired",
+                    "detail": f"lease of {row.lease_owner} expired mid-send; may have been delivered",
+                    "worker": owner,
+                }
+                for row in expired
+            ],
+        )
+    loaded = session.execute(
+        select(
+            _messages.c.id,
+            _messages.c.customer_id,
+            _messages.c.kind,
+            _messages.c.category,
+            _messages.c.context,
+            _messages.c.attempts,
+            _messages.c.created_at,
+            _messages.c.first_attempt_at,
+        ).where(_messages.c.id.in_(ids))
+    ).all()
+    by_id = {row.id: row for row in loaded}
+    return [
+        Claimed(
+            id=row.id,
+            customer_id=row.customer_id,
+            kind=row.kind,
+            category=row.category,
+            context=sealer.open_json(row.context) if row.context else {},
+            attempts=row.attempts,
+            created_at=row.created_at,
+            first_attempt_at=row.first_attempt_at,
+        )
+        for row in (by_id[message_id] for message_id in ids)
+    ]
+
+
+def mark_sent(session: Session, owner: str, outcomes: Sequence[Outcome], now: datetime) -> None:
+    """``sending`` → ``sent``: the server accepted the message."""
+    _finish(session, owner, outcomes, now, MessageStatus.SENT, "sent")
+
+
+def mark_retrying(session: Session, owner: str, outcomes: Sequence[Outcome], now: datetime) -> None:
+    """``sending`` → ``retrying``: a transient failure; tried again at ``retry_at``."""
+    _finish(session, owner, outcomes, now, MessageStatus.RETRYING, "transient")
+
+
+def mark_failed(session: Session, owner: str, outcomes: Sequence[Outcome], now: datetime) -> None:
+    """``sending`` → ``failed``: a permanent failure, or retries ran out."""
+    _finish(session, owner, outcomes, now, MessageStatus.FAILED, "failed")
+
+
+def mark_suppressed(
+    session: Session, owner: str, outcomes: Sequence[Outcome], now: datetime
+) -> None:
+    """``sending`` → ``suppressed``: the customer's choices forbid sending it; ``detail`` says why."""
+    _finish(session, owner, outcomes, now, MessageStatus.SUPPRESSED, "suppressed")
+
+
+def release(session: Session, owner: str, ids: Sequence[str], now: datetime) -> None:
+    """``sending`` → ``scheduled``: give back leased messages untried (a graceful stop)."""
+    if not ids:
+        return
+    session.execute(
+        update(_messages)
+        .where(
+            _messages.c.id.in_(ids),
+            _messages.c.lease_owner == owner,
+            _messages.c.status == MessageStatus.SENDING,
+        )
+        .values(status=MessageStatus.SCHEDULED, lease_owner=None, lease_expires_at=None, updated_at=now)
+    )
+
+
+def _finish(
+    session: Session,
+    owner: str,
+    outcomes: Sequence[Outcome],
+    now: datetime,
+    status: MessageStatus,
+    attempt_outcome: str,
+) -> None:
+    """Write one status and its attempt rows for a batch, guarded by the lease.
+
+    A worker whose lease was taken over changes no status, but its attempt
+    is still logged: it happened.
+    """
+    if not outcomes:
+        return
+    values: dict[str, Any] = {
+        "status": status,
+        "attempts": bindparam("b_attempt"),
+        "lease_owner": None,
+        "lease_expires_at": None,
+        "updated_at": now,
+    }
+    if status is MessageStatus.SENT:
+        values |= {"sent_at": now, "message_id": bindparam("b_message_id"), "locale": bindparam("b_locale")}
+        values["last_error"] = None
+    elif status is MessageStatus.RETRYING:
+        values |= {"send_after": bindparam("b_retry_at"), "last_error": bindparam("b_detail")}
+    elif status is MessageStatus.FAILED:
+        values["last_error"] = bindparam("b_detail")
+    else:
+        values["reason"] = bindparam("b_detail")
+    session.execute(
+        update(_messages)
+        .where(
+            _messages.c.id == bindparam("b_id"),
+            _messages.c.lease_owner == owner,
+            _messages.c.status == MessageStatus.SENDING,
+        )
+        .values(values),
+        [
+            {
+                "b_id": item.id,
+                "b_attempt": item.attempt,
+                "b_message_id": item.message_id,
+                "b_locale": item.locale,
+                "b_retry_at": item.retry_at,
+                "b_detail": item.detail,
+            }
+            for item in outcomes
+        ],
+    )
+    session.execute(
+        insert(_attempts),
+        [
+            {
+                "message_id": item.id,
+                "attempt": item.attempt,
+                "at": now,
+                "outcome": attempt_outcome,
+                "smtp_code": item.smtp_code,
+                "detail": item.detail,
+                "worker": owner,
+            }
+            for item in outcomes
+        ],
+    )
+
+
+def depth(session: Session) -> list[tuple[str, str, int]]:
+    """Message counts by status and category, for ``notifier status`` and metrics."""
+    query = select(Message.status, Message.category, func.count()).group_by(
+        Message.status, Message.category
+    )
+    return [(status.value, category, count) for status, category, count in session.execute(query)]
+
+
+def recent_errors(session: Session, limit: int = 10) -> list[Message]:
+    query = (
+        select(Message)
+        .where(Message.last_error.is_not(None))
+        .order_by(Message.updated_at.desc())
+        .limit(limit)
+    )
+    return list(session.scalars(query))

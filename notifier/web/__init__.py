@@ -1,0 +1,1 @@
+"""The HTTP adapter: the shop's API, the customers' pages, the development inbox."""

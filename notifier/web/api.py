@@ -1,0 +1,71 @@
+"""``/v1``: the shop backend's JSON API. Each route parses, calls Notifier once, maps the result."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Request
+from fastapi.responses import JSONResponse
+
+from notifier.schemas import EventIn, EventOut, MessageIn, MessageOut
+from notifier.service import Accepted, Notifier
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Missing or wrong bearer token"},
+    413: {"description": "Body over 1 MiB"},
+    422: {"description": "Invalid input; `fields` names each offending field"},
+    503: {"description": "Database unavailable; retry after the Retry-After seconds"},
+}
+ResourceId = Annotated[str, Path(min_length=1, max_length=200)]
+
+
+def notifier(request: Request) -> Notifier:
+    engine: Notifier = request.app.state.notifier
+    return engine
+
+
+Engine = Annotated[Notifier, Depends(notifier)]
+
+
+def router(auth: Any) -> APIRouter:
+    api = APIRouter(prefix="/v1", dependencies=[Depends(auth)], responses=ERRORS)
+
+    @api.post(
+        "/events",
+        status_code=202,
+        response_model=EventOut,
+        responses={200: {"model": EventOut, "description": "Seen before: the first answer"}},
+    )
+    def post_event(event: EventIn, engine: Engine) -> JSONResponse:
+        """Accept a shop event; its ``id`` is the idempotency key."""
+        return _accepted(engine.handle_event(event))
+
+    @api.post(
+        "/messages",
+        status_code=202,
+        response_model=MessageOut,
+        responses={200: {"model": MessageOut, "description": "Seen before: the first answer"}},
+    )
+    def post_message(message: MessageIn, engine: Engine) -> JSONResponse:
+        """Queue an ad-hoc message of any kind; its ``id`` is the idempotency key."""
+        return _accepted(engine.send_message(message))
+
+    @api.get("/messages/{message_id}", response_model=MessageOut)
+    def get_message(message_id: ResourceId, engine: Engine) -> MessageOut:
+        return engine.get_message(message_id)
+
+    @api.delete("/messages/{message_id}", response_model=MessageOut)
+    def cancel_message(message_id: ResourceId, engine: Engine) -> MessageOut:
+        """Cancel a message that has not been sent yet (409 otherwise)."""
+        return engine.cancel_message(message_id)
+
+    @api.get("/customers/{customer_id}/messages", response_model=list[MessageOut])
+    def customer_messages(customer_id: ResourceId, engine: Engine) -> list[MessageOut]:
+        """The customer's messages, newest first."""
+        return engine.customer_messages(customer_id)
+
+    return api
+
+
+def _accepted(result: Accepted) -> JSONResponse:
+    return JSONResponse(result.body, status_code=202 if result.created else 200)

@@ -1,0 +1,49 @@
+"""The ASGI application: API, pages and, in ``serve``, the scheduler in its lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from notifier import scheduler
+from notifier.service import Notifier
+from notifier.web import api, auth, errors, inbox
+from notifier.web.limits import BodyLimit
+
+
+def create_app(engine: Notifier, api_tokens: Sequence[str], *, run_worker: bool = True) -> FastAPI:
+    """The app for ``engine``; with ``run_worker`` it also runs the scheduler and sender."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if not run_worker:
+            yield
+            return
+        await engine.start()
+        clock = scheduler.start(engine)
+        try:
+            yield
+        finally:
+            clock.shutdown(wait=False)
+            await engine.stop()
+
+    app = FastAPI(
+        title="notifier",
+        version="1",
+        summary="Webshop customer email: events in, correct mail out.",
+        lifespan=lifespan,
+    )
+    app.state.notifier = engine
+    errors.install(app)
+    app.include_router(api.router(auth.require_token(list(api_tokens))))
+    if engine.capture is not None:
+        app.include_router(inbox.router(engine.capture.inbox))
+
+    @app.get("/healthz", tags=["ops"])
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    app.add_middleware(BodyLimit)
+    return app

@@ -1,0 +1,65 @@
+"""One place that maps notifier's errors (and framework errors) to HTTP answers.
+
+Every error body has the same shape: ``{"error": code, "message": text,
+"fields": {dotted.field: text}}``; no client input ever yields a 500.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from notifier import errors
+
+log = logging.getLogger(__name__)
+
+STATUS = {
+    errors.InvalidInput: 422,
+    errors.NotFound: 404,
+    errors.Conflict: 409,
+    errors.BadToken: 400,
+    errors.ServiceUnavailable: 503,
+}
+
+
+def error_body(code: str, message: str, fields: dict[str, str] | None = None) -> dict[str, object]:
+    return {"error": code, "message": message, "fields": fields or {}}
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(errors.NotifierError, _notifier_error)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
+    app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
+
+
+async def _notifier_error(request: Request, exc: errors.NotifierError) -> JSONResponse:
+    status = next((code for kind, code in STATUS.items() if isinstance(exc, kind)), 500)
+    fields = {exc.field: exc.message} if isinstance(exc, errors.InvalidInput) and exc.field else {}
+    headers = {"Retry-After": "5"} if status == 503 else None
+    if status == 500:
+        log.error("request.failed path=%s code=%s", request.url.path, exc.code)
+    return JSONResponse(error_body(exc.code, exc.message, fields), status, headers=headers)
+
+
+async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    fields: dict[str, str] = {}
+    for problem in exc.errors():
+        location = [str(part) for part in problem.get("loc", ()) if part != "body"]
+        if problem.get("type") == "json_invalid":
+            location = ["body"]
+        field = ".".join(location) or "body"
+        fields.setdefault(field, str(problem.get("msg", "invalid")))
+    summary = "; ".join(f"{field}: {text}" for field, text in fields.items())
+    return JSONResponse(error_body("invalid_input", summary, fields), 422)
+
+
+async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    message = str(exc.detail)
+    code = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(
+        exc.status_code, "http_error"
+    )
+    return JSONResponse(error_body(code, message), exc.status_code, headers=exc.headers)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from email.utils import parseaddr
 from typing import Any, Protocol
 
 from notifier.flows import kinds
@@ -54,7 +55,7 @@ class Assembler:
             "address": settings.company_address,
             "kvk": settings.company_kvk,
             "shop_url": settings.shop_url,
-            "support_email": settings.reply_to or settings.from_,
+            "support_email": parseaddr(settings.reply_to or settings.from_)[1],
         }
 
     def assemble(

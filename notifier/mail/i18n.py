@@ -114,6 +114,7 @@ class Catalogs:
             return self._cache[locale]
 
     def _load(self, locale: str) -> gettext.NullTranslations:
+        """Compile one catalog in memory, as ``pybabel compile`` would without ``--use-fuzzy``."""
         path = self.locales_dir / locale / CATALOG_PATH
         if normalize(locale) is None or not path.is_file():
             return gettext.NullTranslations()
@@ -191,9 +192,7 @@ def format_number(value: str | int | Decimal, locale: str) -> str:
     return numbers.format_decimal(_decimal(value), locale=babel_locale(locale))
 
 
-def format_date(
-    value: date | datetime | str, locale: str, tz: str, format: str = "long"
-) -> str:
+def format_date(value: date | datetime | str, locale: str, tz: str, format: str = "long") -> str:
     """Format a date (or the local date of a moment in ``tz``): nl ``21 november 2026``."""
     moment = _moment(value)
     if isinstance(moment, datetime):
@@ -201,9 +200,7 @@ def format_date(
     return dates.format_date(moment, format, locale=babel_locale(locale))
 
 
-def format_datetime(
-    value: datetime | str, locale: str, tz: str, format: str = "medium"
-) -> str:
+def format_datetime(value: datetime | str, locale: str, tz: str, format: str = "medium") -> str:
     """Format a moment in the shop's time zone ``tz``: nl ``21 nov 2026, 10:00:00``."""
     moment = _moment(value)
     if not isinstance(moment, datetime):
@@ -215,8 +212,8 @@ def format_datetime(
 
 def format_country(code: str, locale: str) -> str:
     """Name a country by its ISO code in the locale's language (``NL`` → nl ``Nederland``)."""
-    territories: dict[str, str] = babel_locale(locale).territories
-    return territories.get(code.upper(), code)
+    name = babel_locale(locale).territories.get(code.upper())
+    return str(name) if name else code
 
 
 def filters(locale: str, tz: str) -> dict[str, Callable[..., str]]:

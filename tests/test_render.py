@@ -1,0 +1,339 @@
+"""Tests for notifier.mail.render: every kind in every locale, escaping, and errors."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from notifier import errors
+from notifier.mail import i18n, render
+
+KINDS = [
+    "newsletter",
+    "newsletter_confirm",
+    "order_confirmation",
+    "review_products",
+    "review_service",
+    "shipping_notice",
+    "verification_question",
+]
+UNSUBSCRIBABLE = {
+    "order_confirmation",
+    "shipping_notice",
+    "review_products",
+    "review_service",
+    "newsletter",
+}
+# Copy every mail carries in its language: the footer's preferences link.
+COPY = {"nl": "E-mailvoorkeuren", "en": "Email preferences"}
+OTHER = {"nl": "Email preferences", "en": "E-mailvoorkeuren"}
+GMAIL_CLIPS_AT = 102 * 1024
+
+
+def sample(kind: str) -> dict[str, Any]:
+    """The sample context of ``kind``, a fresh copy each time."""
+    path = render.DEFAULT_TEMPLATES_DIR / "samples" / f"{kind}.json"
+    context: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return context
+
+
+def urls(value: Any) -> list[str]:
+    """Every URL in a context, however deeply nested."""
+    if isinstance(value, dict):
+        return [url for item in value.values() for url in urls(item)]
+    if isinstance(value, list):
+        return [url for item in value for url in urls(item)]
+    if isinstance(value, str) and value.startswith("https://"):
+        return [value]
+    return []
+
+
+@pytest.fixture(scope="module")
+def renderer() -> render.Renderer:
+    return render.Renderer(render.DEFAULT_TEMPLATES_DIR, i18n.DEFAULT_LOCALES_DIR)
+
+
+@pytest.fixture
+def templates(tmp_path: Path) -> Path:
+    """A scratch copy of the project's templates to break."""
+    target = tmp_path / "templates"
+    shutil.copytree(render.DEFAULT_TEMPLATES_DIR, target)
+    return target
+
+
+def break_line(path: Path, line: int, text: str) -> None:
+    """Replace line ``line`` (1-based) of ``path`` with ``text``."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    lines[line - 1] = text
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def test_kinds_and_locales(renderer: render.Renderer) -> None:
+    assert renderer.kinds() == KINDS
+    assert renderer.locales() == ["en", "nl"]
+
+
+def test_every_kind_has_a_sample() -> None:
+    samples = sorted(p.stem for p in (render.DEFAULT_TEMPLATES_DIR / "samples").glob("*.json"))
+    assert samples == KINDS
+
+
+@pytest.mark.parametrize("locale", ["nl", "en"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_kind_renders_in_every_locale(
+    renderer: render.Renderer, kind: str, locale: str
+) -> None:
+    context = sample(kind)
+    mail = renderer.render(kind, locale, context)
+
+    assert mail.locale == locale
+    assert f'<html lang="{locale}"' in mail.html
+    assert COPY[locale] in mail.html and OTHER[locale] not in mail.html
+    assert COPY[locale] in mail.text
+    assert 0 < len(mail.subject) <= 78 and "\n" not in mail.subject
+    assert mail.subject.strip() == mail.subject and "  " not in mail.subject
+    assert mail.preheader and "\n" not in mail.preheader
+    assert f"<title>{mail.subject}</title>" in mail.html.replace("&#39;", "'")
+    assert len(mail.html.encode()) < GMAIL_CLIPS_AT
+    assert "fonts.googleapis.com" not in mail.html
+
+    for url in urls(context):
+        assert url in mail.text, url
+    # The hidden preheader is left out of the text part; the newsletter's is its intro.
+    assert mail.text.count(mail.preheader) == (kind == "newsletter")
+    assert not re.search(r"<img(?![^>]*\balt=)", mail.html)
+    assert "Winparts B.V." in mail.html and "12345678" in mail.html
+    unsubscribe_url = context["links"].get("unsubscribe_url")
+    assert (unsubscribe_url is not None) == (kind in UNSUBSCRIBABLE)
+    if unsubscribe_url:
+        assert f'href="{unsubscribe_url}"' in mail.html
+
+
+@pytest.mark.parametrize(
+    ("kind", "locale", "words"),
+    [
+        (
+            "order_confirmation",
+            "nl",
+            ["Bedankt voor je bestelling", "Hoi Jan de Vries", "Bezorgadres"],
+        ),
+        (
+            "order_confirmation",
+            "en",
+            ["Thank you for your order", "Hi Jan de Vries", "Shipping address"],
+        ),
+        ("shipping_notice", "nl", ["Volg je pakket", "Er zitten 3 artikelen in je pakket"]),
+        ("shipping_notice", "en", ["Track your package", "Your package contains 3 items"]),
+        ("verification_question", "nl", ["Beantwoord deze e-mail", "Onze vraag"]),
+        ("verification_question", "en", ["Simply reply to this email", "Our question"]),
+        ("review_products", "nl", ["Beoordeel je producten"]),
+        ("review_products", "en", ["Review your products"]),
+        ("review_service", "nl", ["Hoe was onze service?", "Beoordeel onze service"]),
+        ("review_service", "en", ["How was our service?", "Rate our service"]),
+        ("newsletter", "nl", ["Neem een kijkje", "Op = op"]),
+        ("newsletter", "en", ["Take a look", "While stocks last"]),
+        ("newsletter_confirm", "nl", ["Ja, ik wil de nieuwsbrief"]),
+        ("newsletter_confirm", "en", ["Yes, I want the newsletter"]),
+    ],
+)
+def test_copy_is_in_the_language_asked_for(
+    renderer: render.Renderer, kind: str, locale: str, words: list[str]
+) -> None:
+    mail = renderer.render(kind, locale, sample(kind))
+    for word in words:
+        assert word in mail.html, word
+        assert word in mail.text, word
+
+
+def test_money_and_countries_are_formatted_for_the_locale(renderer: render.Renderer) -> None:
+    nl = renderer.render("order_confirmation", "nl", sample("order_confirmation"))
+    en = renderer.render("order_confirmation", "en", sample("order_confirmation"))
+    assert "€\xa0168,94" in nl.html and "Nederland" in nl.html
+    assert "€168.94" in en.html and "Netherlands" in en.html
+    assert nl.subject == "Bedankt voor je bestelling WP-1001"
+    assert en.preheader.endswith("Total: €168.94")
+
+
+@pytest.mark.parametrize(
+    ("requested", "used"),
+    [("nl_BE", "nl"), ("nl-BE", "nl"), ("EN_gb", "en"), ("fr", "nl"), (None, "nl"), ("", "nl")],
+)
+def test_the_locale_is_negotiated(
+    renderer: render.Renderer, requested: str | None, used: str
+) -> None:
+    mail = renderer.render("review_products", requested, sample("review_products"))
+    assert mail.locale == used
+    assert f'<html lang="{used}"' in mail.html
+
+
+def test_the_default_locale_is_configurable() -> None:
+    english = render.Renderer(
+        render.DEFAULT_TEMPLATES_DIR, i18n.DEFAULT_LOCALES_DIR, default_locale="en"
+    )
+    assert english.render("review_service", "fr", sample("review_service")).locale == "en"
+
+
+def test_customer_text_is_escaped_and_keeps_its_line_breaks(renderer: render.Renderer) -> None:
+    context = sample("verification_question")
+    context["data"]["question"] = "Which car is it for?\n<script>alert(1)</script> & more"
+    context["customer"]["name"] = '<b onclick="x()">Zoë</b>'
+    mail = renderer.render("verification_question", "en", context)
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; more" in mail.html
+    assert "Which car is it for?<br />" in mail.html
+    assert "<script>" not in mail.html and "<b onclick" not in mail.html
+    assert "&lt;b onclick=&#34;x()&#34;&gt;Zoë&lt;/b&gt;" in mail.html
+    assert "<script>alert(1)</script> & more" in mail.text
+
+
+def test_names_in_the_subject_are_plain_text(renderer: render.Renderer) -> None:
+    context = sample("newsletter")
+    context["newsletter"]["title"] = "Remmen & <b>banden</b>   \n  deals"
+    mail = renderer.render("newsletter", "nl", context)
+    assert mail.subject == "Remmen & <b>banden</b> deals"
+    assert "Remmen &amp; &lt;b&gt;banden&lt;/b&gt;" in mail.html
+
+
+@pytest.mark.parametrize(("locale", "hello"), [("nl", "Hallo,"), ("en", "Hello,")])
+def test_a_customer_without_a_name_gets_a_plain_hello(
+    renderer: render.Renderer, locale: str, hello: str
+) -> None:
+    context = sample("newsletter_confirm")
+    context["customer"]["name"] = None
+    mail = renderer.render("newsletter_confirm", locale, context)
+    assert hello in mail.text and "None" not in mail.text
+
+
+def test_a_newsletter_item_without_price(renderer: render.Renderer) -> None:
+    context = sample("newsletter")
+    items = context["newsletter"]["items"]
+    assert "price" not in items[-1]
+    mail = renderer.render("newsletter", "nl", context)
+    assert mail.html.count('class="item-price"') == len(items) - 1
+
+
+def test_unsubscribe_link_only_for_unsubscribable_mail(renderer: render.Renderer) -> None:
+    mail = renderer.render("verification_question", "nl", sample("verification_question"))
+    assert "Afmelden voor deze e-mails" not in mail.html
+    assert "Zonder jouw antwoord kunnen we je bestelling niet verwerken" in mail.html
+
+
+def test_the_text_part_is_tidy(renderer: render.Renderer) -> None:
+    mail = renderer.render("order_confirmation", "nl", sample("order_confirmation"))
+    lines = mail.text.splitlines()
+    assert all(line == line.rstrip() for line in lines)
+    assert "\n\n\n" not in mail.text
+    assert "Remblokkenset vooras Bosch BP1234 1 \u00d7 € 34,95" in mail.text
+    assert "Totaal (incl. btw) € 168,94" in mail.text
+
+
+def test_rendering_twice_gives_the_same_mail(renderer: render.Renderer) -> None:
+    first = renderer.render("shipping_notice", "nl", sample("shipping_notice"))
+    assert renderer.render("shipping_notice", "nl", sample("shipping_notice")) == first
+
+
+def test_a_third_locale_renders_with_msgids(tmp_path: Path) -> None:
+    locales = tmp_path / "locales"
+    shutil.copytree(i18n.DEFAULT_LOCALES_DIR, locales)
+    catalog = locales / "de" / "LC_MESSAGES" / "messages.po"
+    catalog.parent.mkdir(parents=True)
+    catalog.write_text(
+        'msgid ""\nmsgstr ""\n"Language: de\\n"\n"Content-Type: text/plain; charset=utf-8\\n"\n\n'
+        'msgid "Email preferences"\nmsgstr "E-Mail-Einstellungen"\n',
+        encoding="utf-8",
+    )
+    renderer = render.Renderer(render.DEFAULT_TEMPLATES_DIR, locales)
+    mail = renderer.render("order_confirmation", "de_CH", sample("order_confirmation"))
+    assert mail.locale == "de"
+    assert '<html lang="de"' in mail.html
+    assert "E-Mail-Einstellungen" in mail.html
+    assert "Thank you for your order!" in mail.html
+    assert "168,94\xa0€" in mail.html
+
+
+@pytest.mark.parametrize(
+    "kind", ["no_such_kind", "layout", "partials/header", "../templates/x", ""]
+)
+def test_an_unknown_kind_is_a_template_error(renderer: render.Renderer, kind: str) -> None:
+    with pytest.raises(errors.TemplateError, match="unknown kind"):
+        renderer.render(kind, "nl", sample("order_confirmation"))
+
+
+@pytest.mark.parametrize(
+    ("file", "line"),
+    [("order_confirmation.mjml.j2", 8), ("partials/footer.mjml.j2", 9), ("layout.mjml.j2", 7)],
+)
+def test_a_syntax_error_names_file_and_line(templates: Path, file: str, line: int) -> None:
+    break_line(templates / file, line, "{% if %}")
+    renderer = render.Renderer(templates, i18n.DEFAULT_LOCALES_DIR)
+    with pytest.raises(errors.TemplateError) as caught:
+        renderer.render("order_confirmation", "nl", sample("order_confirmation"))
+    assert (caught.value.file, caught.value.line) == (file, line)
+    assert f"{file}:{line}" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("remove", "file", "line"),
+    [
+        (("customer", "name"), "partials/greeting.mjml.j2", 3),
+        (("order", "number"), "order_confirmation.mjml.j2", 2),
+        (("shop", "kvk"), "partials/footer.mjml.j2", 20),
+        (("links", "unsubscribe_url"), "partials/footer.mjml.j2", 15),
+    ],
+)
+def test_a_missing_variable_names_file_and_line(
+    renderer: render.Renderer, remove: tuple[str, str], file: str, line: int
+) -> None:
+    context = sample("order_confirmation")
+    del context[remove[0]][remove[1]]
+    with pytest.raises(errors.TemplateError) as caught:
+        renderer.render("order_confirmation", "nl", context)
+    assert (caught.value.file, caught.value.line) == (file, line)
+    assert remove[1] in caught.value.message
+
+
+def test_a_bad_amount_is_a_template_error(renderer: render.Renderer) -> None:
+    context = copy.deepcopy(sample("order_confirmation"))
+    context["order"]["lines"][0]["unit_price"] = "34,95"
+    with pytest.raises(errors.TemplateError, match="not a decimal") as caught:
+        renderer.render("order_confirmation", "en", context)
+    assert caught.value.file == "partials/order_lines.mjml.j2"
+
+
+def test_a_template_without_subject_is_a_template_error(templates: Path) -> None:
+    path = templates / "review_service.mjml.j2"
+    break_line(path, 3, "")
+    renderer = render.Renderer(templates, i18n.DEFAULT_LOCALES_DIR)
+    with pytest.raises(errors.TemplateError, match="no subject block") as caught:
+        renderer.render("review_service", "nl", sample("review_service"))
+    assert caught.value.file == "review_service.mjml.j2"
+
+
+def test_an_mjml_error_is_a_template_error(templates: Path) -> None:
+    path = templates / "review_service.mjml.j2"
+    path.write_text(
+        path.read_text(encoding="utf-8").replace("</mj-section>", "</mj-section></mj-column>", 1),
+        encoding="utf-8",
+    )
+    renderer = render.Renderer(templates, i18n.DEFAULT_LOCALES_DIR)
+    with pytest.raises(errors.TemplateError, match="MJML") as caught:
+        renderer.render("review_service", "nl", sample("review_service"))
+    assert caught.value.file == "review_service.mjml.j2"
+    assert "generated MJML" in caught.value.message
+
+
+def test_a_broken_catalog_is_a_template_error(tmp_path: Path) -> None:
+    locales = tmp_path / "locales"
+    shutil.copytree(i18n.DEFAULT_LOCALES_DIR, locales)
+    catalog = locales / "nl" / "LC_MESSAGES" / "messages.po"
+    catalog.write_text(catalog.read_text(encoding="utf-8") + "\nbogus line\n")
+    renderer = render.Renderer(render.DEFAULT_TEMPLATES_DIR, locales)
+    with pytest.raises(errors.TemplateError) as caught:
+        renderer.render("review_products", "nl", sample("review_products"))
+    assert caught.value.file == "nl/LC_MESSAGES/messages.po"
+    assert caught.value.line is not None

@@ -28,5 +28,15 @@ def start(engine: Notifier) -> AsyncIOScheduler:
         coalesce=True,
         misfire_grace_time=None,
     )
+    clock.add_job(
+        engine.advance_campaigns,
+        "interval",
+        seconds=engine.settings.campaign_interval,
+        id="campaigns",
+        next_run_time=SystemClock().now(),
+        max_instances=1,
+        coalesce=True,
+        misfire_grace_time=None,
+    )
     clock.start()
     return clock

@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 
@@ -96,6 +96,67 @@ class MessageIn(Strict):
     to: CustomerIn
     context: dict[str, Any] = Field(default_factory=dict)
     send_at: AwareDatetime | None = None
+
+
+Subject = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+
+class CampaignIn(Strict):
+    id: Id
+    kind: Literal["newsletter"] = "newsletter"
+    subjects: dict[Locale, Subject] = Field(min_length=1, max_length=50)
+    content: dict[str, Any]
+    send_at: AwareDatetime | None = None
+    cron: Annotated[str, StringConstraints(max_length=100)] | None = None
+
+
+class CampaignProgress(BaseModel):
+    targeted: int = 0
+    scheduled: int = 0
+    sending: int = 0
+    retrying: int = 0
+    sent: int = 0
+    suppressed: int = 0
+    failed: int = 0
+    cancelled: int = 0
+
+
+class CampaignOut(BaseModel):
+    id: str
+    kind: str
+    status: str
+    subjects: dict[str, str]
+    send_at: datetime | None
+    cron: str | None
+    next_run_at: datetime | None
+    progress: CampaignProgress
+
+
+class PreferencesIn(Strict):
+    """Choices from the account page; ``ip`` and ``consent_text_version`` prove newsletter consent."""
+
+    order_updates: bool | None = None
+    reviews: bool | None = None
+    newsletter: bool | None = None
+    service: bool | None = None
+    ip: Annotated[str, StringConstraints(max_length=45)] | None = None
+    consent_text_version: Annotated[str, StringConstraints(max_length=50)] | None = None
+
+    def changes(self) -> dict[str, bool]:
+        categories = ("order_updates", "reviews", "newsletter", "service")
+        return {name: value for name in categories if (value := getattr(self, name)) is not None}
+
+
+class SuppressionReason(enum.StrEnum):
+    HARD_BOUNCE = "hard_bounce"
+    COMPLAINT = "complaint"
+    MANUAL = "manual"
+
+
+class SuppressionIn(Strict):
+    email: EmailStr
+    reason: SuppressionReason
+    detail: Annotated[str, StringConstraints(max_length=500)] | None = None
 
 
 class MessageOut(BaseModel):

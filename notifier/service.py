@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from notifier import errors, keyring
+from notifier.choices import Choices
 from notifier.clock import Clock, SystemClock
 from notifier.crypto import Sealer
 from notifier.delivery.capture import CaptureServer, Inbox
@@ -28,10 +29,11 @@ from notifier.mail import tokens
 from notifier.mail.assembly import Assembler
 from notifier.mail.compose import Composer, Identity
 from notifier.mail.render import Renderer
+from notifier.newsletters import Newsletters
 from notifier.schemas import CustomerIn, EventIn, EventOut, MessageIn, MessageOut
 from notifier.settings import Settings
 from notifier.store import customers, events, outbox
-from notifier.store.db import Database
+from notifier.store.db import Database, Session
 from notifier.store.models import Message
 
 log = logging.getLogger(__name__)
@@ -73,6 +75,7 @@ class Notifier:
         self.settings = settings
         self.clock: Clock = clock or SystemClock()
         keys = keyring.resolve(settings)
+        self.secret_key = keys.secret_keys[0]
         self.database = Database(settings.database_url)
         self.sealer = Sealer(keys.encryption_keys, keys.secret_keys[-1])
         self.renderer = Renderer(
@@ -115,6 +118,18 @@ class Notifier:
             ),
         )
 
+        self.choices = Choices(
+            self.database,
+            self.sealer,
+            self.preference_tokens,
+            self.confirm_tokens,
+            self.clock,
+            settings.consent_text_version,
+        )
+        self.newsletters = Newsletters(
+            self.database, self.assembler, self.clock, settings, self.dispatcher.wake
+        )
+
     # -- lifecycle ---------------------------------------------------------------
 
     def upgrade_database(self) -> None:
@@ -139,6 +154,10 @@ class Notifier:
     async def dispatch_due(self) -> int:
         """Deliver every message due now; returns how many were handled."""
         return await self.dispatcher.run_once()
+
+    async def advance_campaigns(self) -> int:
+        """Open due campaign runs and fan them out; returns how many messages were queued."""
+        return await asyncio.to_thread(self.newsletters.advance)
 
     # -- the shop backend's operations ------------------------------------------
 
@@ -258,9 +277,28 @@ class Notifier:
             recent = [_message_out(row) for row in outbox.recent_errors(session)]
         return StatusReport(depth, recent)
 
+    async def send_test(
+        self, kind: str, to_email: str, locale: str, context: Mapping[str, Any]
+    ) -> str:
+        """Render ``kind`` with ``context`` and send it to ``to_email`` now, marked as a test.
+
+        Nothing is queued or recorded; returns the Message-ID. A refusal by
+        the server raises ``DeliveryError``.
+        """
+        recipient = customers.Recipient("test", to_email, None, locale)
+        letter = self.assembler.assemble(
+            f"test-{secrets.token_hex(8)}", kind, recipient, dict(context), test=True
+        )
+        envelope = letter.envelope
+        try:
+            await self.transport.send(envelope.sender, envelope.recipients, envelope.data)
+        finally:
+            await self.transport.close()
+        return envelope.message_id
+
     # -- helpers -------------------------------------------------------------------
 
-    def _upsert_customer(self, session: Any, customer: CustomerIn, now: datetime) -> None:
+    def _upsert_customer(self, session: Session, customer: CustomerIn, now: datetime) -> None:
         customers.upsert(
             session,
             self.sealer,

@@ -119,6 +119,8 @@ class Settings(BaseSettings):
     shop_url: str = "https://www.winparts.example"
     review_products_url: str = "https://www.winparts.example/review/products?order={order_number}"
     review_service_url: str = "https://www.winparts.example/review/service?order={order_number}"
+    consent_text_version: str = "newsletter-2026-11"
+    campaign_interval: float = Field(default=10.0, gt=0)
     batch_size: int = Field(default=200, ge=1, le=10_000)
     lease_seconds: int = Field(default=300, ge=10)
     poll_interval: float = Field(default=1.0, gt=0)

@@ -11,22 +11,24 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from notifier import errors
 from notifier.clock import Clock
 from notifier.crypto import Sealer
 from notifier.delivery import retry
-from notifier.mail.assembly import Assembler
-from notifier.mail.compose import Envelope
-from notifier.store import customers, outbox
+from notifier.flows import consent
+from notifier.mail.assembly import Assembler, Letter
+from notifier.store import campaigns, customers, outbox, preferences, suppressions
 from notifier.store.db import Database
 
 log = logging.getLogger(__name__)
+_BAD_MAILBOX = re.compile(r"^5\.1\.\d+")
 
 
 class Transport(Protocol):
@@ -37,10 +39,14 @@ class Transport(Protocol):
     async def close(self) -> None: ...
 
 
-class ConsentCheck(Protocol):
-    """Decides at send time whether a claimed message may go out; returns a reason to stop it."""
+@dataclass(frozen=True)
+class _Job:
+    """A claimed message with what sending it needs, looked up in the claim transaction."""
 
-    def blocked(self, claimed: Sequence[outbox.Claimed], recipients: dict[str, customers.Recipient]) -> dict[str, str]: ...
+    message: outbox.Claimed
+    recipient: customers.Recipient | None
+    context: dict[str, Any]
+    blocked: str | None
 
 
 @dataclass
@@ -51,6 +57,7 @@ class _Results:
     suppressed: list[outbox.Outcome] = field(default_factory=list)
     released: list[str] = field(default_factory=list)
     started: set[str] = field(default_factory=set)
+    bounced: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.sent) + len(self.retrying) + len(self.failed) + len(self.suppressed)
@@ -75,7 +82,6 @@ class Dispatcher:
         transport: Transport,
         clock: Clock,
         config: DispatchConfig,
-        consent: ConsentCheck | None = None,
         on_outcome: Callable[[str, str, float], None] | None = None,
     ) -> None:
         self._db = database
@@ -84,7 +90,6 @@ class Dispatcher:
         self._transport = transport
         self._clock = clock
         self._config = config
-        self._consent = consent
         self._on_outcome = on_outcome
         self._lock = asyncio.Lock()
         self._again = False
@@ -136,7 +141,12 @@ class Dispatcher:
         async with self._lock:
             pass
 
-    def _claim(self) -> list[tuple[outbox.Claimed, customers.Recipient | None]]:
+    def _claim(self) -> list[_Job]:
+        """Lease a batch and look up, in the same transaction, all that sending it needs.
+
+        Preferences and suppressions are read here, at send time, so a choice
+        made after a message was queued still stops it.
+        """
         with self._db.transaction() as session:
             claimed = outbox.claim_due(
                 session,
@@ -149,73 +159,67 @@ class Dispatcher:
             if not claimed:
                 return []
             recipients = customers.get_many(session, self._sealer, (c.customer_id for c in claimed))
-        return [(message, recipients.get(message.customer_id)) for message in claimed]
+            choices = preferences.choices_for(session, recipients)
+            suppressed = suppressions.reasons_for(session, (r.email_index for r in recipients.values()))
+            shared = campaigns.contexts(session, {c.campaign_id for c in claimed if c.campaign_id})
+        jobs = []
+        for message in claimed:
+            recipient = recipients.get(message.customer_id)
+            blocked = "recipient erased" if recipient is None else consent.blocked(
+                message.category,
+                choices.get((message.customer_id, message.category)),
+                suppressed.get(recipient.email_index),
+            )
+            context = shared.get(message.campaign_id, {}) if message.campaign_id else message.context
+            jobs.append(_Job(message, recipient, context, blocked))
+        return jobs
 
-    async def _deliver(self, batch: list[tuple[outbox.Claimed, customers.Recipient | None]]) -> int:
+    async def _deliver(self, batch: list[_Job]) -> int:
         results = _Results()
-        blocked = self._blocked(batch)
-        letters = await asyncio.to_thread(self._assemble_all, batch, blocked, results)
+        letters = await asyncio.to_thread(self._assemble_all, batch, results)
         try:
-            await asyncio.gather(*(self._send(message, letter, results) for message, letter in letters))
+            await asyncio.gather(*(self._send(job, letter, results) for job, letter in letters))
         finally:
             # Written even if this task is cancelled: a lost outcome means a duplicate later.
             # Messages whose send never began go back to the queue; those cut off mid-send
             # keep their lease and are retried, on record, when it expires.
             results.released.extend(
-                message.id for message, _ in letters if message.id not in results.started
+                job.message.id for job, _ in letters if job.message.id not in results.started
             )
             await asyncio.shield(asyncio.to_thread(self._record, results))
         return len(results)
 
-    def _blocked(self, batch: list[tuple[outbox.Claimed, customers.Recipient | None]]) -> dict[str, str]:
-        if self._consent is None:
-            return {}
-        claimed = [message for message, _ in batch]
-        recipients = {r.id: r for _, r in batch if r is not None}
-        return self._consent.blocked(claimed, recipients)
-
-    def _assemble_all(
-        self,
-        batch: list[tuple[outbox.Claimed, customers.Recipient | None]],
-        blocked: dict[str, str],
-        results: _Results,
-    ) -> list[tuple[outbox.Claimed, tuple[Envelope, str]]]:
+    def _assemble_all(self, batch: list[_Job], results: _Results) -> list[tuple[_Job, Letter]]:
         letters = []
-        for message, recipient in batch:
-            if recipient is None:
+        for job in batch:
+            message = job.message
+            if job.blocked is not None or job.recipient is None:
                 results.suppressed.append(
-                    outbox.Outcome(message.id, message.attempt, detail="recipient erased")
+                    outbox.Outcome(message.id, message.attempt, detail=job.blocked)
                 )
-            elif message.id in blocked:
-                results.suppressed.append(
-                    outbox.Outcome(message.id, message.attempt, detail=blocked[message.id])
-                )
-            else:
-                try:
-                    letter = self._assembler.assemble(
-                        message.id, message.kind, recipient, message.context
-                    )
-                except errors.NotifierError as exc:
-                    log.warning("dispatch.render_failed message=%s kind=%s", message.id, message.kind)
-                    results.failed.append(
-                        outbox.Outcome(message.id, message.attempt, detail=f"render: {exc}")
-                    )
-                    continue
-                letters.append((message, (letter.envelope, letter.locale)))
+                continue
+            try:
+                letter = self._assembler.assemble(message.id, message.kind, job.recipient, job.context)
+            except errors.NotifierError as exc:
+                log.warning("dispatch.render_failed message=%s kind=%s", message.id, message.kind)
+                results.failed.append(outbox.Outcome(message.id, message.attempt, detail=f"render: {exc}"))
+                continue
+            letters.append((job, letter))
         return letters
 
-    async def _send(
-        self, message: outbox.Claimed, letter: tuple[Envelope, str], results: _Results
-    ) -> None:
+    async def _send(self, job: _Job, letter: Letter, results: _Results) -> None:
         if self._stopping:
             return
+        message = job.message
         results.started.add(message.id)
-        envelope, locale = letter
+        envelope = letter.envelope
         started = time.perf_counter()
         try:
             reply = await self._transport.send(envelope.sender, envelope.recipients, envelope.data)
         except errors.DeliveryError as exc:
             self._failed(message, exc, results)
+            if job.recipient is not None and is_bad_mailbox(exc):
+                results.bounced.append(job.recipient.email_index)
             self._observe(message, "failed", started)
             return
         results.sent.append(
@@ -225,7 +229,7 @@ class Dispatcher:
                 detail=reply[:500],
                 smtp_code=250,
                 message_id=envelope.message_id,
-                locale=locale,
+                locale=letter.locale,
             )
         )
         self._observe(message, "sent", started)
@@ -263,6 +267,13 @@ class Dispatcher:
             outbox.mark_failed(session, owner, results.failed, now)
             outbox.mark_suppressed(session, owner, results.suppressed, now)
             outbox.release(session, owner, results.released, now)
+            for email_index in results.bounced:
+                suppressions.add(session, email_index, consent.HARD_BOUNCE, "SMTP 5.1.x", now)
+
+
+def is_bad_mailbox(exc: errors.DeliveryError) -> bool:
+    """A permanent reply about the recipient's address (5.1.x): that address bounces hard."""
+    return exc.permanent and _BAD_MAILBOX.match(exc.message.strip()) is not None
 
 
 def _log_failure(task: asyncio.Future[int]) -> None:

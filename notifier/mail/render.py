@@ -9,6 +9,7 @@ campaign renders tens of thousands of them.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import threading
@@ -123,6 +124,31 @@ class Renderer:
         return RenderedMail(
             subject=subject, preheader=preheader, html=html, text=_to_text(html), locale=used
         )
+
+    def mjml(self, kind: str, locale: str | None, context: Mapping[str, Any]) -> str:
+        """The MJML that ``render`` compiles for the same arguments, before it becomes HTML.
+
+        Tools that explain an MJML error use it: mrml names a position in this
+        text, not in the template files it was made from.
+        """
+        template = self._template(kind, i18n.negotiate(locale, self._locales, self.default_locale))
+        return self._guard(kind + SUFFIX, lambda: template.render(dict(context)))
+
+    def template_errors(self) -> list[errors.TemplateError]:
+        """Compile every template file, partials included, and return the syntax errors found.
+
+        Rendering reaches only the files a context leads to; a check before
+        shipping also wants the partial no sample includes yet.
+        """
+        environment = self._environment(self.default_locale)
+        found: list[errors.TemplateError] = []
+        for path in sorted(self.templates_dir.rglob("*.j2")):
+            name = path.relative_to(self.templates_dir).as_posix()
+            try:
+                self._guard(name, functools.partial(environment.get_template, name))
+            except errors.TemplateError as exc:
+                found.append(exc)
+        return found
 
     def _template(self, kind: str, locale: str) -> jinja2.Template:
         """The compiled template of ``kind`` for ``locale``, from the cache after the first time."""

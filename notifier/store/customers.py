@@ -21,6 +21,7 @@ class Recipient:
     email: str
     name: str | None
     locale: str
+    email_index: str = ""
 
 
 def upsert(
@@ -60,6 +61,10 @@ def upsert(
     row.updated_at = now
 
 
+def exists(session: Session, customer_id: str) -> bool:
+    return session.get(Customer, customer_id) is not None
+
+
 def get(session: Session, sealer: Sealer, customer_id: str) -> Recipient | None:
     row = session.get(Customer, customer_id)
     return _open(sealer, row) if row else None
@@ -77,4 +82,12 @@ def _open(sealer: Sealer, row: Customer) -> Recipient:
         email=sealer.open_text(row.email),
         name=sealer.open_text(row.name) if row.name else None,
         locale=row.locale,
+        email_index=row.email_index,
     )
+
+
+def forget(session: Session, customer_id: str) -> None:
+    """Delete the customer's row and with it every contact detail (erasure)."""
+    row = session.get(Customer, customer_id)
+    if row is not None:
+        session.delete(row)

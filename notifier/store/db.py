@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from notifier import errors
 
+__all__ = ["Database", "Session", "alembic_config"]
 log = logging.getLogger(__name__)
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 

@@ -77,12 +77,14 @@ class Message(Base):
         Index("ix_messages_due", "status", "send_after"),
         Index("ix_messages_customer", "customer_id", "created_at"),
         Index("ix_messages_order", "order_id"),
+        Index("ix_messages_campaign", "campaign_id", "status"),
     )
 
     id: Mapped[str] = mapped_column(String(200), primary_key=True)
     customer_id: Mapped[str] = mapped_column(String(100))
     event_id: Mapped[str | None] = mapped_column(String(200))
     order_id: Mapped[str | None] = mapped_column(String(100))
+    campaign_id: Mapped[str | None] = mapped_column(String(100))
     kind: Mapped[str] = mapped_column(String(40))
     category: Mapped[str] = mapped_column(String(20))
     context: Mapped[bytes | None] = mapped_column(LargeBinary)
@@ -118,3 +120,85 @@ class DeliveryAttempt(Base):
     smtp_code: Mapped[int | None]
     detail: Mapped[str | None] = mapped_column(Text)
     worker: Mapped[str | None] = mapped_column(String(64))
+
+
+class Preference(Base):
+    """A customer's explicit choice for one category; no row means the category's default."""
+
+    __tablename__ = "preferences"
+    __table_args__ = (Index("ix_preferences_category", "category", "enabled", "customer_id"),)
+
+    customer_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    category: Mapped[str] = mapped_column(String(20), primary_key=True)
+    enabled: Mapped[bool]
+    source: Mapped[str] = mapped_column(String(30))
+    updated_at: Mapped[datetime]
+
+
+class PreferenceChange(Base):
+    """Every change of a preference, when and through what (the audit trail)."""
+
+    __tablename__ = "preference_changes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    customer_id: Mapped[str] = mapped_column(String(100), index=True)
+    category: Mapped[str] = mapped_column(String(20))
+    enabled: Mapped[bool]
+    source: Mapped[str] = mapped_column(String(30))
+    at: Mapped[datetime]
+
+
+class Consent(Base):
+    """Proof of newsletter consent (GDPR Art. 7): when, how, from where, to which text."""
+
+    __tablename__ = "consents"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    customer_id: Mapped[str] = mapped_column(String(100), index=True)
+    category: Mapped[str] = mapped_column(String(20))
+    source: Mapped[str] = mapped_column(String(30))
+    ip: Mapped[bytes | None] = mapped_column(LargeBinary)
+    text_version: Mapped[str] = mapped_column(String(50))
+    given_at: Mapped[datetime]
+
+
+class Suppression(Base):
+    """An address that must not receive (some) mail, keyed by its blind index."""
+
+    __tablename__ = "suppressions"
+
+    email_index: Mapped[str] = mapped_column(String(64), primary_key=True)
+    reason: Mapped[str] = mapped_column(String(20))
+    detail: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime]
+
+
+class Campaign(Base):
+    """A newsletter: its content, per-locale subjects, and when it runs (once or by cron)."""
+
+    __tablename__ = "campaigns"
+
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    subjects: Mapped[dict[str, Any]]
+    content: Mapped[dict[str, Any]]
+    send_at: Mapped[datetime | None]
+    cron: Mapped[str | None] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(16))
+    next_run_at: Mapped[datetime | None] = mapped_column(index=True)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class CampaignRun(Base):
+    """One fan-out of a campaign; ``cursor`` makes it resumable after a crash."""
+
+    __tablename__ = "campaign_runs"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    campaign_id: Mapped[str] = mapped_column(String(100), index=True)
+    scheduled_for: Mapped[datetime]
+    send_after: Mapped[datetime]
+    cursor: Mapped[str | None] = mapped_column(String(100))
+    targeted: Mapped[int] = mapped_column(Integer, default=0)
+    finished_at: Mapped[datetime | None]

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import Select, and_, bindparam, func, insert, literal, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from notifier import errors
@@ -43,6 +44,7 @@ class Claimed:
 
     id: str
     customer_id: str
+    campaign_id: str | None
     kind: str
     category: str
     context: dict[str, Any]
@@ -135,6 +137,54 @@ def cancel_for_order(session: Session, order_id: str, reason: str, now: datetime
     return ids
 
 
+def add_for_audience(
+    session: Session,
+    audience: Select[tuple[str]],
+    *,
+    id_prefix: str,
+    campaign_id: str,
+    kind: str,
+    category: str,
+    send_after: datetime,
+    now: datetime,
+) -> int:
+    """Queue one campaign message per customer id that ``audience`` selects, in the database.
+
+    Ids are ``id_prefix + customer id``: a page fanned out twice (after a
+    crash) inserts nothing new, so nobody gets the same run twice. Campaign
+    messages carry no context of their own; the campaign holds it.
+    """
+    page = audience.subquery()
+    rows = select(
+        literal(id_prefix) + page.c.customer_id,
+        page.c.customer_id,
+        literal(campaign_id),
+        literal(kind),
+        literal(category),
+        literal(MessageStatus.SCHEDULED.value),
+        literal(send_after, _messages.c.send_after.type),
+        literal(0),
+        literal(now, _messages.c.created_at.type),
+        literal(now, _messages.c.updated_at.type),
+    ).where(page.c.customer_id.is_not(None))
+    columns = ["id", "customer_id", "campaign_id", "kind", "category", "status", "send_after",
+               "attempts", "created_at", "updated_at"]
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(_messages).from_select(columns, rows).on_conflict_do_nothing()
+    result = session.execute(statement)
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def cancel_for_campaign(session: Session, campaign_id: str, now: datetime) -> int:
+    """Cancel every unsent message of a campaign; returns how many."""
+    result = session.execute(
+        update(_messages)
+        .where(_messages.c.campaign_id == campaign_id, _messages.c.status.in_(PENDING))
+        .values(status=MessageStatus.CANCELLED, reason="campaign cancelled", updated_at=now)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
 def last_review_pair_at(session: Session, customer_id: str) -> datetime | None:
     """When the customer's latest review pair was (or is) due, ignoring cancelled pairs."""
     query = select(func.max(Message.send_after)).where(
@@ -221,6 +271,7 @@ def claim_due(
         select(
             _messages.c.id,
             _messages.c.customer_id,
+            _messages.c.campaign_id,
             _messages.c.kind,
             _messages.c.category,
             _messages.c.context,
@@ -234,6 +285,7 @@ def claim_due(
         Claimed(
             id=row.id,
             customer_id=row.customer_id,
+            campaign_id=row.campaign_id,
             kind=row.kind,
             category=row.category,
             context=sealer.open_json(row.context) if row.context else {},

@@ -7,7 +7,16 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse
 
-from notifier.schemas import EventIn, EventOut, MessageIn, MessageOut
+from notifier.schemas import (
+    CampaignIn,
+    CampaignOut,
+    EventIn,
+    EventOut,
+    MessageIn,
+    MessageOut,
+    PreferencesIn,
+    SuppressionIn,
+)
 from notifier.service import Accepted, Notifier
 
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -63,6 +72,51 @@ def router(auth: Any) -> APIRouter:
     def customer_messages(customer_id: ResourceId, engine: Engine) -> list[MessageOut]:
         """The customer's messages, newest first."""
         return engine.customer_messages(customer_id)
+
+    @api.get("/customers/{customer_id}/preferences", response_model=dict[str, bool])
+    def get_preferences(customer_id: ResourceId, engine: Engine) -> dict[str, bool]:
+        """Each category on or off; essential ``service`` mail is always on."""
+        return engine.choices.states(customer_id)
+
+    @api.put("/customers/{customer_id}/preferences", response_model=dict[str, bool])
+    def put_preferences(
+        customer_id: ResourceId, choices: PreferencesIn, engine: Engine
+    ) -> dict[str, bool]:
+        """Set choices from the account page; turning the newsletter on here is confirmed consent."""
+        return engine.choices.update(
+            customer_id,
+            choices.changes(),
+            source="account",
+            ip=choices.ip,
+            text_version=choices.consent_text_version,
+        )
+
+    @api.post("/suppressions", status_code=200)
+    def post_suppression(suppression: SuppressionIn, engine: Engine) -> dict[str, str]:
+        """Bounce and complaint feed: the address gets no more (non-essential) mail."""
+        engine.choices.suppress(str(suppression.email), suppression.reason.value, suppression.detail)
+        return {"status": "suppressed", "reason": suppression.reason.value}
+
+    @api.post(
+        "/campaigns",
+        status_code=202,
+        response_model=CampaignOut,
+        responses={200: {"model": CampaignOut, "description": "Seen before: the campaign as it is"}},
+    )
+    def post_campaign(campaign: CampaignIn, engine: Engine) -> JSONResponse:
+        """Schedule a newsletter to confirmed subscribers at ``send_at`` or by ``cron``."""
+        out, created = engine.newsletters.create(campaign)
+        return JSONResponse(out.model_dump(mode="json"), status_code=202 if created else 200)
+
+    @api.get("/campaigns/{campaign_id}", response_model=CampaignOut)
+    def get_campaign(campaign_id: ResourceId, engine: Engine) -> CampaignOut:
+        """The campaign with its progress: targeted, sent, suppressed, failed."""
+        return engine.newsletters.get(campaign_id)
+
+    @api.delete("/campaigns/{campaign_id}", response_model=CampaignOut)
+    def cancel_campaign(campaign_id: ResourceId, engine: Engine) -> CampaignOut:
+        """Stop the campaign: no further runs, unsent messages cancelled."""
+        return engine.newsletters.cancel(campaign_id)
 
     return api
 

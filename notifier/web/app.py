@@ -4,13 +4,18 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
 from notifier import scheduler
 from notifier.service import Notifier
-from notifier.web import api, auth, errors, inbox
+from notifier.web import api, auth, errors, inbox, pages, security
 from notifier.web.limits import BodyLimit
+
+
+STATIC_DIR = Path(__file__).parent / "static"
 
 
 def create_app(engine: Notifier, api_tokens: Sequence[str], *, run_worker: bool = True) -> FastAPI:
@@ -38,6 +43,8 @@ def create_app(engine: Notifier, api_tokens: Sequence[str], *, run_worker: bool 
     app.state.notifier = engine
     errors.install(app)
     app.include_router(api.router(auth.require_token(list(api_tokens))))
+    app.include_router(pages.router(engine, engine.secret_key))
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     if engine.capture is not None:
         app.include_router(inbox.router(engine.capture.inbox))
 
@@ -45,5 +52,6 @@ def create_app(engine: Notifier, api_tokens: Sequence[str], *, run_worker: bool 
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
+    app.add_middleware(security.SecurityHeaders)
     app.add_middleware(BodyLimit)
     return app

@@ -11,6 +11,7 @@ from fastapi.templating import Jinja2Templates
 from notifier.delivery.capture import Inbox
 
 pages = Jinja2Templates(directory=Path(__file__).parent / "pages")
+CHROME = {"lang": "en", "shop_name": "notifier"}
 
 
 def router(inbox: Inbox) -> APIRouter:
@@ -18,14 +19,14 @@ def router(inbox: Inbox) -> APIRouter:
 
     @routes.get("", response_class=HTMLResponse)
     def inbox_list(request: Request) -> Response:
-        return pages.TemplateResponse(request, "inbox.html", {"mails": inbox.list()})
+        return pages.TemplateResponse(request, "inbox.html", {"mails": inbox.list(), **CHROME})
 
     @routes.get("/{mail_id}", response_class=HTMLResponse)
     def inbox_mail(request: Request, mail_id: str) -> Response:
         mail = inbox.get(mail_id)
         if mail is None:
             raise HTTPException(404, "no such mail")
-        return pages.TemplateResponse(request, "inbox_mail.html", {"mail": mail})
+        return pages.TemplateResponse(request, "inbox_mail.html", {"mail": mail, **CHROME})
 
     @routes.get("/{mail_id}/html", response_class=HTMLResponse)
     def inbox_mail_html(mail_id: str) -> Response:

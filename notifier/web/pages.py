@@ -1,0 +1,228 @@
+"""The pages behind the links in every mail: unsubscribe, preferences, newsletter confirmation.
+
+GET never changes anything (mail scanners prefetch links); changes are POST
+forms carrying a signed CSRF field. The one exception is RFC 8058 one-click:
+a POST whose body is exactly ``List-Unsubscribe=One-Click``, as mailbox
+providers send it, unsubscribes at once with no cookie, login or redirect.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+from collections.abc import Callable
+from typing import Any
+
+import jinja2
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, PlainTextResponse, Response
+from itsdangerous import BadData, TimestampSigner
+
+from notifier import errors
+from notifier.flows import kinds
+from notifier.mail import i18n
+from notifier.service import Notifier
+from notifier.settings import Settings
+
+log = logging.getLogger(__name__)
+PAGES_DIR = Path(__file__).parent / "pages"
+ONE_CLICK_BODY = b"List-Unsubscribe=One-Click"
+CSRF_LIFETIME = 24 * 3600
+LINK_ERRORS = (errors.BadToken, errors.Conflict)
+"""What a link's holder can cause; answered with a friendly page. Anything else is ours."""
+
+
+class PageRenderer:
+    """Server-rendered pages in the customer's language, translated through the shop's catalogs."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._catalogs = i18n.Catalogs(settings.locales_dir)
+        self._environments: dict[str, jinja2.Environment] = {}
+
+    def locale_for(self, requested: str | None) -> str:
+        return i18n.negotiate(requested, self._catalogs.available(), self._settings.default_locale)
+
+    def render(self, name: str, locale: str, status: int = 200, **context: Any) -> HTMLResponse:
+        template = self._environment(locale).get_template(name)
+        html = template.render(
+            lang=locale.split("_")[0],
+            shop_name=self._settings.shop_name,
+            company=f"{self._settings.company_name} · {self._settings.company_address} · "
+            f"KvK {self._settings.company_kvk}",
+            unsubscribable=kinds.UNSUBSCRIBABLE,
+            **context,
+        )
+        return HTMLResponse(html, status_code=status)
+
+    def gettext(self, locale: str) -> Callable[[str], str]:
+        """The page catalog's translation function for ``locale``."""
+        function: Callable[[str], str] = self._environment(locale).globals["gettext"]
+        return function
+
+    def _environment(self, locale: str) -> jinja2.Environment:
+        environment = self._environments.get(locale)
+        if environment is None:
+            environment = jinja2.Environment(
+                loader=jinja2.FileSystemLoader(PAGES_DIR),
+                autoescape=True,
+                extensions=["jinja2.ext.i18n"],
+            )
+            environment.install_gettext_translations(  # type: ignore[attr-defined]
+                self._catalogs.translations(locale), newstyle=True
+            )
+            self._environments[locale] = environment
+        return environment
+
+
+class Csrf:
+    """A stateless CSRF field: a signature over the link token, valid for a day."""
+
+    def __init__(self, secret: str) -> None:
+        self._signer = TimestampSigner(secret, salt="notifier.csrf")
+
+    def issue(self, token: str) -> str:
+        return self._signer.sign(_digest(token)).decode()
+
+    def valid(self, token: str, field: object) -> bool:
+        if not isinstance(field, str):
+            return False
+        try:
+            value = self._signer.unsign(field, max_age=CSRF_LIFETIME)
+        except BadData:
+            return False
+        return value.decode() == _digest(token)
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()[:32]
+
+
+def router(engine: Notifier, secret: str) -> APIRouter:
+    routes = APIRouter(include_in_schema=False)
+    pages = PageRenderer(engine.settings)
+    csrf = Csrf(secret)
+    choices = engine.choices
+
+    def problem(request: Request, exc: errors.BadToken | errors.Conflict | None) -> HTMLResponse:
+        """A friendly page for a bad link, an essential category, or (None) an expired form."""
+        locale = pages.locale_for(_accept_language(request))
+        gettext = pages.gettext(locale)
+        if isinstance(exc, errors.BadToken):
+            return pages.render(
+                "problem.html", locale, 400,
+                headline=gettext("This link does not work (any more)"),
+                explanation=gettext("The link may be incomplete or too old. Nothing has been changed."),
+            )
+        if isinstance(exc, errors.Conflict):
+            return pages.render(
+                "problem.html", locale, 409,
+                headline=gettext("These emails cannot be turned off"),
+                explanation=gettext("We need them to process your order."),
+            )
+        return pages.render(
+            "problem.html", locale, 403,
+            headline=gettext("This form has expired"),
+            explanation=gettext("Please open the link from the email again. Nothing has been changed."),
+        )
+
+    @routes.get("/preferences/{token}", response_class=HTMLResponse)
+    def preferences_page(request: Request, token: str) -> Response:
+        try:
+            state = choices.read_link(token)
+        except LINK_ERRORS as exc:
+            return problem(request, exc)
+        return pages.render(
+            "preferences.html", state.claims.locale, token=token, csrf=csrf.issue(token), states=state.states
+        )
+
+    @routes.post("/preferences/{token}", response_class=HTMLResponse)
+    async def preferences_save(request: Request, token: str) -> Response:
+        form = await request.form()
+        if not csrf.valid(token, form.get("csrf")):
+            return problem(request, None)
+        action = form.get("action", "save")
+        wanted = {category: form.get(category) == "on" and action != "all_off" for category in kinds.UNSUBSCRIBABLE}
+        try:
+            state, before = choices.update_from_link(token, wanted, _client_ip(request))
+        except LINK_ERRORS as exc:
+            return problem(request, exc)
+        gettext = pages.gettext(state.claims.locale)
+        headline = gettext("Your choices are saved")
+        if action == "all_off":
+            headline = gettext("You are unsubscribed from everything that can be turned off")
+        elif action == "undo":
+            headline = gettext("Undone: your previous choices are back")
+        return pages.render(
+            "saved.html", state.claims.locale, token=token, csrf=csrf.issue(token), states=state.states,
+            headline=headline, undo=None if action == "undo" else before,
+        )
+
+    @routes.get("/unsubscribe/{token}", response_class=HTMLResponse)
+    def unsubscribe_page(request: Request, token: str) -> Response:
+        try:
+            state = choices.read_link(token)
+        except LINK_ERRORS as exc:
+            return problem(request, exc)
+        category = state.claims.category
+        if category not in kinds.UNSUBSCRIBABLE:
+            return preferences_page(request, token)
+        return pages.render(
+            "unsubscribe.html", state.claims.locale, token=token, csrf=csrf.issue(token),
+            states=state.states, category=category,
+        )
+
+    @routes.post("/unsubscribe/{token}")
+    async def unsubscribe(request: Request, token: str) -> Response:
+        body = await request.body()
+        if body.strip() == ONE_CLICK_BODY:
+            try:
+                choices.unsubscribe(token)
+            except LINK_ERRORS as exc:
+                return problem(request, exc)
+            return PlainTextResponse("Unsubscribed.\n")
+        form = await request.form()
+        if not csrf.valid(token, form.get("csrf")):
+            return problem(request, None)
+        try:
+            before = choices.read_link(token).states
+            state = choices.unsubscribe(token, source="unsubscribe_page")
+        except LINK_ERRORS as exc:
+            return problem(request, exc)
+        gettext = pages.gettext(state.claims.locale)
+        return pages.render(
+            "saved.html", state.claims.locale, token=token, csrf=csrf.issue(token), states=state.states,
+            headline=gettext("You are unsubscribed"), undo=before,
+        )
+
+    @routes.get("/confirm/{token}", response_class=HTMLResponse)
+    def confirm_page(request: Request, token: str) -> Response:
+        try:
+            claims = choices.confirm_link(token)
+        except LINK_ERRORS as exc:
+            return problem(request, exc)
+        return pages.render("confirm.html", claims.locale, token=token, csrf=csrf.issue(token), confirmed=False)
+
+    @routes.post("/confirm/{token}", response_class=HTMLResponse)
+    async def confirm(request: Request, token: str) -> Response:
+        form = await request.form()
+        if not csrf.valid(token, form.get("csrf")):
+            return problem(request, None)
+        try:
+            claims = choices.confirm_newsletter(token, _client_ip(request))
+        except LINK_ERRORS as exc:
+            return problem(request, exc)
+        return pages.render("confirm.html", claims.locale, token=token, confirmed=True)
+
+    return routes
+
+
+def _accept_language(request: Request) -> str | None:
+    header = request.headers.get("accept-language", "")
+    first = header.split(",")[0].split(";")[0].strip()
+    return first or None
+
+
+def _client_ip(request: Request) -> str | None:
+    return request.client.host if request.client else None

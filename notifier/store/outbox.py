@@ -170,9 +170,14 @@ def add_for_audience(
     columns = ["id", "customer_id", "campaign_id", "kind", "category", "status", "send_after",
                "attempts", "created_at", "updated_at"]
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(_messages).from_select(columns, rows).on_conflict_do_nothing()
-    result = session.execute(statement)
-    return int(getattr(result, "rowcount", 0) or 0)
+    statement = (
+        dialect.insert(_messages)
+        .from_select(columns, rows)
+        .on_conflict_do_nothing()
+        .returning(_messages.c.attempts)
+    )
+    # Counted from RETURNING: psycopg reports no rowcount for INSERT ... SELECT.
+    return len(session.execute(statement).all())
 
 
 def cancel_for_campaign(session: Session, campaign_id: str, now: datetime) -> int:

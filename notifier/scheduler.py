@@ -38,5 +38,15 @@ def start(engine: Notifier) -> AsyncIOScheduler:
         coalesce=True,
         misfire_grace_time=None,
     )
+    clock.add_job(
+        engine.purge_expired,
+        "interval",
+        hours=1,
+        id="retention",
+        next_run_time=SystemClock().now(),
+        max_instances=1,
+        coalesce=True,
+        misfire_grace_time=None,
+    )
     clock.start()
     return clock

@@ -30,6 +30,7 @@ from notifier.mail.assembly import Assembler
 from notifier.mail.compose import Composer, Identity
 from notifier.mail.render import Renderer
 from notifier.newsletters import Newsletters
+from notifier.privacy import Privacy
 from notifier.schemas import CustomerIn, EventIn, EventOut, MessageIn, MessageOut
 from notifier.settings import Settings
 from notifier.store import customers, events, outbox
@@ -126,6 +127,9 @@ class Notifier:
             self.clock,
             settings.consent_text_version,
         )
+        self.privacy = Privacy(
+            self.database, self.sealer, self.clock, timedelta(days=settings.retention_days)
+        )
         self.newsletters = Newsletters(
             self.database, self.assembler, self.clock, settings, self.dispatcher.wake
         )
@@ -154,6 +158,10 @@ class Notifier:
     async def dispatch_due(self) -> int:
         """Deliver every message due now; returns how many were handled."""
         return await self.dispatcher.run_once()
+
+    async def purge_expired(self) -> int:
+        """Retention: drop old finished messages' context (run by the scheduler)."""
+        return await asyncio.to_thread(self.privacy.purge_expired)
 
     async def advance_campaigns(self) -> int:
         """Open due campaign runs and fan them out; returns how many messages were queued."""
@@ -383,5 +391,6 @@ def _smtp_config(settings: Settings) -> SmtpConfig:
         timeout=settings.smtp_timeout,
         connections=settings.smtp_connections,
         allow_plaintext=settings.smtp_allow_plaintext,
+        ca_file=settings.smtp_ca_file,
     )
 

@@ -91,6 +91,10 @@ class Settings(BaseSettings):
     smtp_username: str | None = None
     smtp_password: str | None = None
     smtp_timeout: float = 30.0
+    smtp_ca_file: Path | None = None
+    dkim_selector: str | None = None
+    dkim_domain: str | None = None
+    dkim_key_file: Path | None = None
     smtp_connections: int = Field(default=8, ge=1, le=256)
     from_: str = Field(default="Winparts <service@winparts.example>", alias="NOTIFIER_FROM")
     from_newsletter: str | None = None
@@ -119,6 +123,8 @@ class Settings(BaseSettings):
     shop_url: str = "https://www.winparts.example"
     review_products_url: str = "https://www.winparts.example/review/products?order={order_number}"
     review_service_url: str = "https://www.winparts.example/review/service?order={order_number}"
+    retention_days: int = Field(default=90, ge=1)
+    page_rate_limit: str = "120/minute"
     consent_text_version: str = "newsletter-2026-11"
     campaign_interval: float = Field(default=10.0, gt=0)
     batch_size: int = Field(default=200, ge=1, le=10_000)

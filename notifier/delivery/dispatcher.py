@@ -22,7 +22,7 @@ from notifier import errors
 from notifier.clock import Clock
 from notifier.crypto import Sealer
 from notifier.delivery import retry
-from notifier.flows import consent
+from notifier.flows import consent, privacy
 from notifier.mail.assembly import Assembler, Letter
 from notifier.store import campaigns, customers, outbox, preferences, suppressions
 from notifier.store.db import Database
@@ -245,7 +245,11 @@ class Dispatcher:
             jitter=self._random.random(),
         )
         outcome = outbox.Outcome(
-            message.id, message.attempt, detail=str(exc)[:2000], smtp_code=exc.smtp_code, retry_at=retry_at
+            message.id,
+            message.attempt,
+            detail=privacy.redact_addresses(str(exc))[:2000],
+            smtp_code=exc.smtp_code,
+            retry_at=retry_at,
         )
         if retry_at is None:
             log.warning("dispatch.failed message=%s code=%s", message.id, exc.smtp_code)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from notifier.store.models import Event
@@ -49,3 +50,8 @@ def set_answer(session: Session, event_id: str, response: dict[str, Any]) -> Non
     row = session.get(Event, event_id)
     assert row is not None, "set_answer follows record in the same transaction"
     row.response = response
+
+
+def forget_customer(session: Session, customer_id: str) -> None:
+    """Drop the customer's event records; a later event with an old id is simply new."""
+    session.execute(delete(Event).where(Event.customer_id == customer_id))

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from notifier import errors
 from notifier.crypto import Sealer
-from notifier.store.models import PENDING, DeliveryAttempt, Message, MessageStatus
+from notifier.store.models import FINAL, PENDING, DeliveryAttempt, Message, MessageStatus
 
 _messages = Message.__table__
 _attempts = DeliveryAttempt.__table__
@@ -188,6 +188,71 @@ def cancel_for_campaign(session: Session, campaign_id: str, now: datetime) -> in
         .values(status=MessageStatus.CANCELLED, reason="campaign cancelled", updated_at=now)
     )
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+ERASED = "erased"
+"""The customer id left on an erased customer's messages: they stay only as anonymous counts."""
+
+
+def erase_customer(session: Session, customer_id: str, now: datetime) -> int:
+    """Cancel the customer's unsent mail and strip every message of what linked it to them.
+
+    Status, kind, category and times stay, so counts and metrics remain true;
+    context, ids and the attempt log's texts go. Returns the messages touched.
+    """
+    mine = _messages.c.customer_id == customer_id
+    session.execute(
+        update(_messages)
+        .where(mine, _messages.c.status.in_(PENDING))
+        .values(status=MessageStatus.CANCELLED, reason="customer erased", updated_at=now)
+    )
+    ids = select(_messages.c.id).where(mine).scalar_subquery()
+    session.execute(
+        update(_attempts).where(_attempts.c.message_id.in_(ids)).values(detail=None, worker=None)
+    )
+    touched = session.execute(
+        update(_messages)
+        .where(mine)
+        .values(
+            customer_id=ERASED,
+            context=None,
+            order_id=None,
+            event_id=None,
+            last_error=None,
+            message_id=None,
+            updated_at=now,
+        )
+        .returning(_messages.c.id)
+    ).all()
+    return len(touched)
+
+
+def purge_context(session: Session, older_than: datetime, limit: int = 5000) -> int:
+    """Drop the order context of finished messages last touched before ``older_than``.
+
+    The delivery status stays; what the mail said does not. Works in pages of
+    ``limit`` so a large backlog never holds one huge transaction.
+    """
+    page = (
+        select(_messages.c.id)
+        .where(
+            _messages.c.status.in_(FINAL),
+            _messages.c.updated_at < older_than,
+            _messages.c.context.is_not(None),
+        )
+        .limit(limit)
+        .scalar_subquery()
+    )
+    purged = session.execute(
+        update(_messages).where(_messages.c.id.in_(page)).values(context=None).returning(_messages.c.id)
+    ).all()
+    return len(purged)
+
+
+def export_rows(session: Session, customer_id: str) -> list[Message]:
+    """Every message of the customer, oldest first, for a data export."""
+    query = select(Message).where(Message.customer_id == customer_id).order_by(Message.created_at)
+    return list(session.scalars(query))
 
 
 def last_review_pair_at(session: Session, customer_id: str) -> datetime | None:

@@ -73,6 +73,16 @@ def router(auth: Any) -> APIRouter:
         """The customer's messages, newest first."""
         return engine.customer_messages(customer_id)
 
+    @api.delete("/customers/{customer_id}")
+    def erase_customer(customer_id: ResourceId, engine: Engine) -> dict[str, Any]:
+        """Right to erasure: pending mail cancelled, every personal datum removed."""
+        return {"erased": customer_id, "messages_anonymised": engine.privacy.erase(customer_id)}
+
+    @api.get("/customers/{customer_id}/export")
+    def export_customer(customer_id: ResourceId, engine: Engine) -> dict[str, Any]:
+        """Everything held on the customer, decrypted, as JSON."""
+        return engine.privacy.export(customer_id)
+
     @api.get("/customers/{customer_id}/preferences", response_model=dict[str, bool])
     def get_preferences(customer_id: ResourceId, engine: Engine) -> dict[str, bool]:
         """Each category on or off; essential ``service`` mail is always on."""

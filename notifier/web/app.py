@@ -11,8 +11,9 @@ from fastapi.staticfiles import StaticFiles
 
 from notifier import scheduler
 from notifier.service import Notifier
-from notifier.web import api, auth, errors, inbox, pages, security
+from notifier.web import api, auth, errors, inbox, logs, pages, security
 from notifier.web.limits import BodyLimit
+from notifier.web.ratelimit import PublicRateLimit
 
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -41,6 +42,7 @@ def create_app(engine: Notifier, api_tokens: Sequence[str], *, run_worker: bool 
         lifespan=lifespan,
     )
     app.state.notifier = engine
+    logs.install()
     errors.install(app)
     app.include_router(api.router(auth.require_token(list(api_tokens))))
     app.include_router(pages.router(engine, engine.secret_key))
@@ -52,6 +54,7 @@ def create_app(engine: Notifier, api_tokens: Sequence[str], *, run_worker: bool 
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
+    app.add_middleware(PublicRateLimit, limit=engine.settings.page_rate_limit)
     app.add_middleware(security.SecurityHeaders)
     app.add_middleware(BodyLimit)
     return app

@@ -58,8 +58,7 @@ class PageRenderer:
 
     def gettext(self, locale: str) -> Callable[[str], str]:
         """The page catalog's translation function for ``locale``."""
-        function: Callable[[str], str] = self._environment(locale).globals["gettext"]
-        return function
+        return self._catalogs.translations(locale).gettext
 
     def _environment(self, locale: str) -> jinja2.Environment:
         environment = self._environments.get(locale)

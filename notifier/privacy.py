@@ -1,0 +1,133 @@
+"""The privacy promises as operations: erasure, export, retention, key rotation.
+
+Each is logged by action and customer id only, never by address or name.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from notifier import errors
+from notifier.clock import Clock
+from notifier.crypto import Sealer
+from notifier.flows import consent, kinds
+from notifier.store import customers, events, outbox, preferences, resealing, suppressions
+from notifier.store.db import Database
+
+log = logging.getLogger(__name__)
+
+
+class Privacy:
+    def __init__(self, database: Database, sealer: Sealer, clock: Clock, retention: timedelta) -> None:
+        self._db = database
+        self._sealer = sealer
+        self._clock = clock
+        self._retention = retention
+
+    def erase(self, customer_id: str) -> int:
+        """Right to erasure: cancel pending mail and remove every personal datum of the customer.
+
+        Messages stay only as anonymous counts (status, kind, times). An
+        address suppressed for a bounce or complaint stays suppressed: the
+        suppression holds a keyed hash, not the address, and exists so the
+        shop never mails someone who asked it to stop.
+        """
+        now = self._clock.now()
+        with self._db.transaction() as session:
+            if not customers.exists(session, customer_id):
+                raise errors.NotFound(f"no customer {customer_id!r}")
+            touched = outbox.erase_customer(session, customer_id, now)
+            events.forget_customer(session, customer_id)
+            preferences.forget(session, customer_id)
+            customers.forget(session, customer_id)
+        log.info("privacy.erased customer=%s messages=%d", customer_id, touched)
+        return touched
+
+    def export(self, customer_id: str) -> dict[str, Any]:
+        """All that is held on the customer, decrypted, as JSON-ready data (GDPR Art. 15 and 20)."""
+        with self._db.transaction() as session:
+            recipient = customers.get(session, self._sealer, customer_id)
+            if recipient is None:
+                raise errors.NotFound(f"no customer {customer_id!r}")
+            chosen = preferences.choices(session, customer_id)
+            changes = preferences.changes(session, customer_id)
+            consents = preferences.consents(session, customer_id)
+            suppression = suppressions.reasons_for(session, [recipient.email_index])
+            messages = outbox.export_rows(session, customer_id)
+            exported = {
+                "customer": {
+                    "id": recipient.id,
+                    "email": recipient.email,
+                    "name": recipient.name,
+                    "locale": recipient.locale,
+                },
+                "preferences": {
+                    category: consent.is_enabled(category, chosen.get(category))
+                    for category in (*kinds.UNSUBSCRIBABLE, kinds.SERVICE)
+                },
+                "preference_changes": [
+                    {"category": c.category, "enabled": c.enabled, "source": c.source, "at": c.at.isoformat()}
+                    for c in changes
+                ],
+                "consents": [
+                    {
+                        "category": c.category,
+                        "source": c.source,
+                        "ip": self._sealer.open_text(c.ip) if c.ip else None,
+                        "text_version": c.text_version,
+                        "given_at": c.given_at.isoformat(),
+                    }
+                    for c in consents
+                ],
+                "suppression": suppression.get(recipient.email_index),
+                "messages": [
+                    {
+                        "id": m.id,
+                        "kind": m.kind,
+                        "category": m.category,
+                        "status": m.status.value,
+                        "send_after": m.send_after.isoformat(),
+                        "sent_at": m.sent_at.isoformat() if m.sent_at else None,
+                        "attempts": m.attempts,
+                        "context": self._sealer.open_json(m.context) if m.context else None,
+                    }
+                    for m in messages
+                ],
+            }
+        log.info("privacy.exported customer=%s", customer_id)
+        return exported
+
+    def purge_expired(self) -> int:
+        """Retention: drop the context of finished messages older than the retention period."""
+        cutoff = self._clock.now() - self._retention
+        purged = 0
+        while True:
+            with self._db.transaction() as session:
+                page = outbox.purge_context(session, cutoff)
+            purged += page
+            if page == 0:
+                break
+        if purged:
+            log.info("privacy.purged messages=%d", purged)
+        return purged
+
+    def rotate_keys(self, page_size: int = 500) -> dict[str, int]:
+        """Re-encrypt everything sealed with an older key under the current (first) key.
+
+        Pages are short transactions, so the engine keeps running meanwhile.
+        """
+        rotated: dict[str, int] = {}
+        for sealed in resealing.SEALED_COLUMNS:
+            after: Any = None
+            total = 0
+            while True:
+                with self._db.transaction() as session:
+                    after, changed = resealing.reseal_page(session, self._sealer, sealed, after, page_size)
+                total += changed
+                if after is None:
+                    break
+            rotated[sealed.name] = total
+        log.info("privacy.keys_rotated %s", " ".join(f"{k}={v}" for k, v in rotated.items()))
+        return rotated

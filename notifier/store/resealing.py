@@ -1,0 +1,57 @@
+"""Re-encrypting stored personal data with the current key, page by page, while the engine runs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import InstrumentedAttribute, Session
+
+from notifier.crypto import Sealer
+from notifier.store.models import Consent, Customer, Message
+
+
+@dataclass(frozen=True)
+class SealedColumn:
+    """A column holding sealed data, and the primary key to page through it by."""
+
+    name: str
+    key: InstrumentedAttribute[Any]
+    column: InstrumentedAttribute[Any]
+
+
+SEALED_COLUMNS = (
+    SealedColumn("customers.email", Customer.id, Customer.email),
+    SealedColumn("customers.name", Customer.id, Customer.name),
+    SealedColumn("messages.context", Message.id, Message.context),
+    SealedColumn("consents.ip", Consent.id, Consent.ip),
+)
+
+
+def reseal_page(
+    session: Session, sealer: Sealer, sealed: SealedColumn, after: Any, limit: int
+) -> tuple[Any, int]:
+    """Re-encrypt one page of ``sealed`` after key ``after``; returns (last key, rows changed).
+
+    The last key is None when the column has been read to its end. Each row is
+    written only if its value did not change meanwhile, so a concurrent
+    writer's newer value is never overwritten.
+    """
+    query = select(sealed.key, sealed.column).where(sealed.column.is_not(None))
+    if after is not None:
+        query = query.where(sealed.key > after)
+    rows = session.execute(query.order_by(sealed.key).limit(limit)).all()
+    if not rows:
+        return None, 0
+    changed = 0
+    table = sealed.key.class_
+    for key, value in rows:
+        if sealer.needs_rotation(value):
+            result: Any = session.execute(
+                update(table)
+                .where(sealed.key == key, sealed.column == value)
+                .values({sealed.column.key: sealer.rotate(value)})
+            )
+            changed += result.rowcount
+    return rows[-1][0], changed

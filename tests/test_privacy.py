@@ -1,0 +1,223 @@
+"""Privacy as promised: nothing personal in the clear at rest, erasure, export, retention, rotation."""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from notifier import errors
+from notifier.clock import FrozenClock
+from notifier.crypto import new_key
+from notifier.service import Notifier
+from notifier.store.models import Message
+from notifier.web import logs
+from notifier.web.app import create_app
+from tests.conftest import POSTGRES_URL, START, TEST_ENCRYPTION_KEY, customer, event, order
+from tests.smtpd import SmtpServer
+
+EMAIL = "zoe.celik@voorbeeld.nl"
+NAME = "Zoë Çelik-Verhoeven"
+STREET = "Kerkstraat 117"
+LINE = "Accu Varta Silver Dynamic"
+SECRETS = (EMAIL, NAME, STREET, LINE)
+
+
+def zoe(**changes: str) -> dict[str, str]:
+    return customer("nl", id="C-ZOE", email=EMAIL, name=NAME) | changes
+
+
+def zoe_order() -> dict[str, object]:
+    base = order(id="O-ZOE", number="WP-7")
+    base["lines"] = [{"sku": "BAT-77", "name": LINE, "quantity": 1, "unit_price": "149.00"}]
+    base["shipping_address"] = {"name": NAME, "street": STREET, "postcode": "3511 AB", "city": "Utrecht", "country": "NL"}
+    return base
+
+
+async def run_every_kind(engine: Notifier, clock: FrozenClock) -> None:
+    """Every message kind for one customer, all delivered."""
+    for kind in ("order.placed", "order.shipped", "order.verification_requested", "order.delivered"):
+        engine.handle_event(event(kind, customer=zoe(), order=zoe_order()))
+    engine.handle_event(event("newsletter.subscribed", customer=zoe()))
+    engine.choices.update("C-ZOE", {"newsletter": True}, source="account", ip="203.0.113.9")
+    sample = json.loads((Path(__file__).parents[1] / "templates/samples/newsletter.json").read_text())
+    engine.newsletters.create(
+        {"id": "nl-1", "subjects": {"nl": "Nieuws", "en": "News"}, "content": sample["newsletter"]}
+    )
+    engine.newsletters.advance()
+    await engine.dispatch_due()
+    clock.advance(timedelta(days=11))
+    await engine.dispatch_due()
+
+
+def leaks(data: bytes) -> list[str]:
+    """The secrets found in ``data``, as text or hex (bytea columns dump as hex)."""
+    found = []
+    for secret in SECRETS:
+        raw = secret.encode()
+        if raw in data or raw.hex().encode() in data.lower():
+            found.append(secret)
+    return found
+
+
+def sqlite_bytes(engine: Notifier) -> bytes:
+    path = Path(engine.settings.database_url.removeprefix("sqlite:///"))
+    return b"".join(p.read_bytes() for p in path.parent.glob(path.name + "*"))
+
+
+def postgres_dump(url: str) -> bytes:
+    assert POSTGRES_URL
+    schema = url.split("search_path%3D", 1)[1]
+    return subprocess.run(
+        ["pg_dump", "-h", "127.0.0.1", "-U", "postgres", "--schema", schema, "test"],
+        check=True,
+        capture_output=True,
+    ).stdout
+
+
+def stored_bytes(engine: Notifier) -> bytes:
+    url = engine.settings.database_url
+    return sqlite_bytes(engine) if url.startswith("sqlite") else postgres_dump(url)
+
+
+async def test_nothing_personal_is_stored_in_the_clear(
+    engine: Notifier, smtp_server: SmtpServer, clock: FrozenClock
+) -> None:
+    await run_every_kind(engine, clock)
+    kinds = {m.kind for m in engine.customer_messages("C-ZOE") if m.status == "sent"}
+    assert kinds == {
+        "order_confirmation", "shipping_notice", "verification_question",
+        "review_products", "review_service", "newsletter_confirm", "newsletter",
+    }
+    delivered = b"".join(r.data for r in smtp_server.received)
+    assert EMAIL.encode() in delivered  # the secrets are real and did travel...
+    assert leaks(stored_bytes(engine)) == []  # ...but are never at rest in the clear
+
+
+async def test_erasure_removes_the_customer_everywhere_and_spares_others(
+    engine: Notifier, smtp_server: SmtpServer, clock: FrozenClock
+) -> None:
+    await run_every_kind(engine, clock)
+    engine.handle_event(event("order.placed", customer=customer("en", id="C-OTHER")))
+    engine.handle_event(event("order.placed", customer=zoe(), order=order(id="O-ZOE-2")))
+    before = len(engine.customer_messages("C-ZOE"))
+
+    assert engine.privacy.erase("C-ZOE") == before
+
+    assert engine.customer_messages("C-ZOE") == []
+    with pytest.raises(errors.NotFound):
+        engine.privacy.export("C-ZOE")
+    with pytest.raises(errors.NotFound):
+        engine.choices.states("C-ZOE")
+    assert leaks(stored_bytes(engine)) == []
+    with engine.database.transaction() as session:
+        statuses = list(session.scalars(select(Message.status).where(Message.customer_id == "erased")))
+    assert len(statuses) == before  # kept as anonymous counts
+    assert "cancelled" in {s.value for s in statuses}  # the unsent confirmation of O-ZOE-2
+    assert [m.kind for m in engine.customer_messages("C-OTHER")] == ["order_confirmation"]
+
+    # A later event for the same customer id starts clean.
+    engine.handle_event(event("order.placed", customer=zoe(), order=order(id="O-ZOE-3")))
+    assert [m.kind for m in engine.customer_messages("C-ZOE")] == ["order_confirmation"]
+    assert engine.choices.states("C-ZOE")["newsletter"] is False
+
+
+async def test_export_holds_everything_decrypted(
+    engine: Notifier, smtp_server: SmtpServer, clock: FrozenClock
+) -> None:
+    await run_every_kind(engine, clock)
+    exported = engine.privacy.export("C-ZOE")
+    assert exported["customer"] == {"id": "C-ZOE", "email": EMAIL, "name": NAME, "locale": "nl"}
+    assert exported["preferences"]["newsletter"] is True
+    assert exported["consents"][0]["ip"] == "203.0.113.9"
+    contexts = [m["context"] for m in exported["messages"] if m["kind"] == "order_confirmation"]
+    assert contexts[0]["order"]["lines"][0]["name"] == LINE
+    json.dumps(exported)
+
+
+async def test_retention_purges_old_context_and_keeps_status(
+    engine: Notifier, smtp_server: SmtpServer, clock: FrozenClock
+) -> None:
+    engine.handle_event(event("order.placed", customer=zoe(), order=zoe_order()))
+    engine.handle_event(event("order.delivered", customer=zoe(), order=zoe_order()))
+    await engine.dispatch_due()
+    clock.advance(timedelta(days=89))
+    assert engine.privacy.purge_expired() == 0
+    clock.advance(timedelta(days=2))
+    assert engine.privacy.purge_expired() == 1  # the sent confirmation; reviews are still pending
+    exported = engine.privacy.export("C-ZOE")
+    confirmation = next(m for m in exported["messages"] if m["kind"] == "order_confirmation")
+    assert confirmation["context"] is None and confirmation["status"] == "sent"
+    assert all(m["context"] for m in exported["messages"] if m["kind"] != "order_confirmation")
+
+
+async def test_key_rotation_keeps_every_message_readable_and_sendable(
+    make_engine: Callable[..., Notifier], smtp_server: SmtpServer, clock: FrozenClock
+) -> None:
+    old = make_engine()
+    old.handle_event(event("order.delivered", customer=zoe(), order=zoe_order()))
+    old.choices.update("C-ZOE", {"newsletter": True}, source="account", ip="198.51.100.1")
+
+    rotated = make_engine(encryption_key=f"{new_key()},{TEST_ENCRYPTION_KEY}")
+    counts = rotated.privacy.rotate_keys(page_size=1)
+    assert counts == {"customers.email": 1, "customers.name": 1, "messages.context": 2, "consents.ip": 1}
+    assert set(rotated.privacy.rotate_keys().values()) == {0}
+
+    clock.advance(timedelta(days=11))
+    assert await rotated.dispatch_due() == 2
+    assert [r.recipients for r in smtp_server.received] == [[EMAIL], [EMAIL]]
+    with pytest.raises(errors.ConfigurationError):
+        old.privacy.export("C-ZOE")  # the old key alone no longer opens the data
+
+
+async def test_smtp_replies_are_stored_without_addresses(
+    engine: Notifier, smtp_server: SmtpServer
+) -> None:
+    smtp_server.fail_next(f"451 4.2.2 <{EMAIL}>: mailbox full")
+    engine.handle_event(event("order.placed", customer=zoe(), order=zoe_order()))
+    await engine.dispatch_due()
+    [message] = engine.customer_messages("C-ZOE")
+    assert message.last_error == "451 4.2.2 <<address>>: mailbox full"
+    assert leaks(stored_bytes(engine)) == []
+
+
+async def test_public_pages_are_rate_limited(
+    make_engine: Callable[..., Notifier],
+) -> None:
+    engine = make_engine(page_rate_limit="5/minute")
+    app = create_app(engine, ["test-token"], run_worker=False)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+        codes = [(await client.get("/preferences/not-a-token")).status_code for _ in range(7)]
+        api = await client.get("/healthz")
+    assert codes[:5] == [400] * 5
+    assert codes[5:] == [429, 429]
+    assert api.status_code == 200
+
+
+def test_access_logs_never_show_link_tokens(caplog: pytest.LogCaptureFixture) -> None:
+    logs.install()
+    access = logging.getLogger("uvicorn.access")
+    with caplog.at_level(logging.INFO, logger="uvicorn.access"):
+        access.info('%s - "%s %s HTTP/%s" %d', "127.0.0.1:5", "GET", "/unsubscribe/eyJhbGc.abc.def", "1.1", 200)
+    assert "eyJhbGc" not in caplog.text
+    assert "/unsubscribe/<token>" in caplog.text
+
+
+async def test_erasure_over_http(engine: Notifier) -> None:
+    engine.handle_event(event("order.placed", customer=zoe(), order=zoe_order()))
+    app = create_app(engine, ["test-token"], run_worker=False)
+    auth = {"Authorization": "Bearer test-token"}
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+        exported = await client.get("/v1/customers/C-ZOE/export", headers=auth)
+        assert exported.status_code == 200 and exported.json()["customer"]["email"] == EMAIL
+        erased = await client.delete("/v1/customers/C-ZOE", headers=auth)
+        assert erased.status_code == 200
+        assert (await client.get("/v1/customers/C-ZOE/export", headers=auth)).status_code == 404
+        assert (await client.delete("/v1/customers/C-ZOE", headers=auth)).status_code == 404

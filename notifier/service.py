@@ -29,6 +29,7 @@ from notifier.mail import tokens
 from notifier.mail.assembly import Assembler
 from notifier.mail.compose import Composer, Identity
 from notifier.mail.render import Renderer
+from notifier.metrics import Metrics
 from notifier.newsletters import Newsletters
 from notifier.privacy import Privacy
 from notifier.schemas import CustomerIn, EventIn, EventOut, MessageIn, MessageOut
@@ -91,6 +92,9 @@ class Notifier:
             list_id_domain=settings.list_id_domain,
             list_name=settings.shop_name,
             secret=keys.secret_keys[0],
+            dkim_selector=settings.dkim_selector,
+            dkim_domain=settings.dkim_domain,
+            dkim_key_file=settings.dkim_key_file,
         )
         self.assembler = Assembler(
             settings,
@@ -104,6 +108,7 @@ class Notifier:
             self.capture = CaptureServer(Inbox(settings.data_dir / INBOX_FOLDER))
             transport = SmtpTransport(SmtpConfig("127.0.0.1", self.capture.port, tls="none"))
         self.transport: Transport = transport or SmtpTransport(_smtp_config(settings))
+        self.metrics = Metrics(self._queue_depth)
         owner = worker_name or f"{socket.gethostname()}:{secrets.token_hex(4)}"
         self.dispatcher = Dispatcher(
             self.database,
@@ -117,6 +122,7 @@ class Notifier:
                 lease=timedelta(seconds=settings.lease_seconds),
                 retry_max_age=settings.retry_max_age,
             ),
+            on_outcome=self.metrics.observe,
         )
 
         self.choices = Choices(
@@ -278,6 +284,10 @@ class Notifier:
         """The customer's message history, newest first, for customer service."""
         with self.database.transaction() as session:
             return [_message_out(row) for row in outbox.history(session, customer_id)]
+
+    def _queue_depth(self) -> list[tuple[str, str, int]]:
+        with self.database.transaction() as session:
+            return outbox.depth(session)
 
     def status(self) -> StatusReport:
         with self.database.transaction() as session:

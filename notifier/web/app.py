@@ -7,9 +7,11 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.responses import PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from notifier import scheduler
+from notifier.metrics import CONTENT_TYPE
 from notifier.service import Notifier
 from notifier.web import api, auth, errors, inbox, logs, pages, security
 from notifier.web.limits import BodyLimit
@@ -52,7 +54,13 @@ def create_app(engine: Notifier, api_tokens: Sequence[str], *, run_worker: bool 
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:
+        """Liveness: the process answers."""
         return {"status": "ok"}
+
+    @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse)
+    def metrics() -> Response:
+        """Prometheus metrics: queue depth by status and category, deliveries, send latency."""
+        return Response(engine.metrics.render(), media_type=CONTENT_TYPE)
 
     app.add_middleware(PublicRateLimit, limit=engine.settings.page_rate_limit)
     app.add_middleware(security.SecurityHeaders)

@@ -77,8 +77,9 @@ class Choices:
         now = self._clock.now()
         with self._db.transaction() as session:
             _require_customer(session, customer_id)
+            chosen = preferences.choices(session, customer_id)
             for category, enabled in changes.items():
-                if category == kinds.SERVICE:
+                if category == kinds.SERVICE or consent.is_enabled(category, chosen.get(category)) == enabled:
                     continue
                 changed = preferences.set_choice(session, customer_id, category, enabled, source, now)
                 if changed and enabled and category == kinds.NEWSLETTER:

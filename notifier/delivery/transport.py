@@ -1,8 +1,13 @@
 """SMTP delivery over a small pool of persistent aiosmtplib connections.
 
 This is aiosmtplib's only home. Every failure leaves here classified:
-``TransientDeliveryError`` (4xx replies, dropped connections, timeouts) or
-``PermanentDeliveryError`` (5xx replies), keeping the SMTP code and text.
+``TransientDeliveryError`` (4xx replies, dropped connections, timeouts, TLS
+failures) or ``PermanentDeliveryError`` (5xx replies), keeping the SMTP code
+and text.
+
+TLS fails closed: certificates and host names are always verified, a server
+that does not offer STARTTLS when it is required gets nothing, and no
+credentials or message bytes cross a connection before TLS is up.
 """
 
 from __future__ import annotations
@@ -15,18 +20,30 @@ import ssl
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import aiosmtplib
 
 from notifier import errors
 
 log = logging.getLogger(__name__)
+TLS_MODES = ("tls", "starttls", "none")
 IDLE_LIMIT = 30.0
 """Seconds a pooled connection may sit unused before it is replaced (servers drop idle ones)."""
 
 
 @dataclass(frozen=True)
 class SmtpConfig:
+    """Where and how to deliver.
+
+    Server certificates are checked against the system trust store, or only
+    against ``ca_file`` (PEM, ``NOTIFIER_SMTP_CA_FILE``) for a relay with a
+    private CA, or with ``tls_context`` for callers that build their own. A
+    given ``tls_context`` must verify certificates and host names: the
+    transport refuses one that does not, so a test shortcut cannot reach
+    production.
+    """
+
     host: str
     port: int
     tls: str = "starttls"  # "tls", "starttls" or "none"
@@ -36,6 +53,7 @@ class SmtpConfig:
     connections: int = 8
     allow_plaintext: bool = False
     tls_context: ssl.SSLContext | None = None
+    ca_file: Path | None = None
 
 
 @dataclass
@@ -54,7 +72,13 @@ class SmtpTransport:
                 "use starttls/tls or set NOTIFIER_SMTP_ALLOW_PLAINTEXT=1",
                 variable="NOTIFIER_SMTP_TLS",
             )
+        if config.tls not in TLS_MODES:
+            raise errors.ConfigurationError(
+                f"unknown SMTP TLS mode {config.tls!r}; expected one of {', '.join(TLS_MODES)}",
+                variable="NOTIFIER_SMTP_TLS",
+            )
         self._config = config
+        self._tls_context = None if config.tls == "none" else _context_for(config)
         self._slots = asyncio.Semaphore(config.connections)
         self._idle: list[_Connection] = []
 
@@ -100,25 +124,129 @@ class SmtpTransport:
         self._idle.append(connection)
 
     async def _connect(self) -> aiosmtplib.SMTP:
+        """A ready session: connected, upgraded to TLS as configured, logged in.
+
+        STARTTLS and login are done here step by step rather than by
+        aiosmtplib's ``connect()``, so each failure can be named: a server
+        without STARTTLS or a certificate that does not verify ends the
+        session before anything else is said on it.
+        """
         config = self._config
         client = aiosmtplib.SMTP(
             hostname=config.host,
             port=config.port,
             use_tls=config.tls == "tls",
-            start_tls=config.tls == "starttls",
+            start_tls=False,
             validate_certs=True,
-            tls_context=config.tls_context,
+            tls_context=self._tls_context,
             timeout=config.timeout,
-            username=config.username,
-            password=config.password,
         )
         try:
             await client.connect()
+            if config.tls == "starttls":
+                await self._start_tls(client)
+            if config.username is not None:
+                await client.login(config.username, config.password or "")
+        except errors.DeliveryError:
+            client.close()
+            raise
         except aiosmtplib.SMTPResponseException as exc:
+            client.close()
             raise _classify(exc.code, exc.message) from exc
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-            raise errors.TransientDeliveryError(f"cannot connect to the mail server: {exc}") from exc
+            client.close()
+            raise self._connect_failure(exc) from exc
+        except BaseException:
+            client.close()
+            raise
         return client
+
+    async def _start_tls(self, client: aiosmtplib.SMTP) -> None:
+        """Upgrade the session or fail; never go on in plaintext.
+
+        aiosmtplib's ``start_tls=True`` also refuses a server without
+        STARTTLS, but only with a generic ``SMTPException``; checking here
+        gives the operator an error that says what is wrong. Every failure is
+        transient: it is the server's (or the operator's) to fix, not the
+        message's.
+        """
+        where = f"{self._config.host}:{self._config.port}"
+        try:
+            await client.ehlo()
+        except aiosmtplib.SMTPResponseException as exc:
+            raise errors.TransientDeliveryError(
+                f"STARTTLS required but {where} refused EHLO: {exc.message}; nothing was sent",
+                smtp_code=exc.code,
+            ) from exc
+        if not client.supports_extension("starttls"):
+            raise errors.TransientDeliveryError(
+                f"STARTTLS required but {where} does not offer it; "
+                "refusing to send in plaintext, nothing was sent"
+            )
+        try:
+            await client.starttls()
+        except aiosmtplib.SMTPResponseException as exc:
+            raise errors.TransientDeliveryError(
+                f"STARTTLS refused by {where}: {exc.message}; nothing was sent",
+                smtp_code=exc.code,
+            ) from exc
+
+    def _connect_failure(self, exc: BaseException) -> errors.TransientDeliveryError:
+        """A failed connect, saying so when TLS was the cause: that is the operator's to fix."""
+        where = f"{self._config.host}:{self._config.port}"
+        tls = _tls_error(exc)
+        if isinstance(tls, ssl.SSLCertVerificationError):
+            reason = (tls.verify_message or tls.reason or str(tls)).rstrip(".")
+            return errors.TransientDeliveryError(
+                f"TLS verification failed for {where}: {reason}; nothing was sent"
+            )
+        if tls is not None:
+            return errors.TransientDeliveryError(
+                f"TLS handshake failed with {where}: {tls.reason or tls}; nothing was sent"
+            )
+        return errors.TransientDeliveryError(f"cannot connect to the mail server: {exc}")
+
+
+def _context_for(config: SmtpConfig) -> ssl.SSLContext:
+    """The client TLS context, built once per transport (loading a trust store takes a while)."""
+    if config.ca_file is None:
+        return verifying_context(config.tls_context)
+    if config.tls_context is not None:
+        raise errors.ConfigurationError(
+            "give either a CA file or a TLS context, not both", variable="NOTIFIER_SMTP_CA_FILE"
+        )
+    try:
+        return ssl.create_default_context(cafile=str(config.ca_file))
+    except OSError as exc:  # ssl.SSLError is an OSError too
+        raise errors.ConfigurationError(
+            f"cannot load the SMTP CA file {str(config.ca_file)!r}: {exc}",
+            variable="NOTIFIER_SMTP_CA_FILE",
+        ) from exc
+
+
+def verifying_context(context: ssl.SSLContext | None) -> ssl.SSLContext:
+    """``context``, checked to verify certificates and host names; the system default if None."""
+    if context is None:
+        return ssl.create_default_context()
+    if context.verify_mode != ssl.CERT_REQUIRED or not context.check_hostname:
+        raise errors.ConfigurationError(
+            "the SMTP TLS context must verify certificates and host names "
+            "(verify_mode=CERT_REQUIRED, check_hostname=True)",
+            variable="NOTIFIER_SMTP_CA_FILE",
+        )
+    return context
+
+
+def _tls_error(exc: BaseException) -> ssl.SSLError | None:
+    """The ``ssl.SSLError`` behind ``exc`` (aiosmtplib wraps some in its own errors), if any."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, ssl.SSLError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
 
 
 def _classify(code: int, text: str) -> errors.DeliveryError:

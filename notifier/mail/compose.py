@@ -13,10 +13,12 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, parseaddr
+from pathlib import Path
 
 from notifier import errors
 from notifier.clock import Clock
 from notifier.flows.kinds import Kind
+from notifier.mail import dkim
 from notifier.mail.render import RenderedMail
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
@@ -53,6 +55,8 @@ class Identity:
     list_id_domain: str
     list_name: str
     message_id_secret: bytes
+    dkim_signer: dkim.DkimSigner | None = None
+    """Signs as the sending domain (DKIM ``d=``); None sends unsigned."""
 
     @classmethod
     def parse(
@@ -64,8 +68,17 @@ class Identity:
         list_id_domain: str,
         list_name: str,
         secret: str,
+        dkim_selector: str | None = None,
+        dkim_domain: str | None = None,
+        dkim_key_file: Path | None = None,
     ) -> Identity:
+        """The identity from settings; raises ConfigurationError naming a bad variable.
+
+        The DKIM key is read and checked here, once, so a bad key stops the
+        process at startup rather than failing every send.
+        """
         main = _address(sender, "NOTIFIER_FROM")
+        signer = dkim.configure(selector=dkim_selector, domain=dkim_domain, key_file=dkim_key_file)
         return cls(
             sender=main,
             newsletter_sender=_address(newsletter_sender, "NOTIFIER_FROM_NEWSLETTER")
@@ -75,17 +88,27 @@ class Identity:
             list_id_domain=list_id_domain,
             list_name=list_name,
             message_id_secret=secret.encode(),
+            dkim_signer=signer,
         )
 
 
 class Composer:
-    """Builds ``multipart/alternative`` messages (plain text first, HTML preferred)."""
+    """Builds ``multipart/alternative`` messages (plain text first, HTML preferred).
 
-    def __init__(self, identity: Identity, clock: Clock) -> None:
+    With a ``signer`` (by default the identity's) every message leaves
+    DKIM-signed; signing is the last step, over the exact bytes handed to SMTP.
+    """
+
+    def __init__(
+        self, identity: Identity, clock: Clock, signer: dkim.DkimSigner | None = None
+    ) -> None:
         self._identity = identity
         self._clock = clock
+        self._signer = signer if signer is not None else identity.dkim_signer
 
-    def compose(self, message_key: str, kind: Kind, mail: RenderedMail, headers: Headers) -> Envelope:
+    def compose(
+        self, message_key: str, kind: Kind, mail: RenderedMail, headers: Headers
+    ) -> Envelope:
         """The envelope for one outbox message.
 
         The Message-ID is derived from the outbox id, so a message sent twice
@@ -105,7 +128,9 @@ class Composer:
             display_name=clean_header_text(headers.to_name or ""), addr_spec=headers.to_email
         )
         message["Subject"] = subject
-        reply_to = identity.reply_to or (identity.sender if kind.name == "verification_question" else None)
+        reply_to = identity.reply_to or (
+            identity.sender if kind.name == "verification_question" else None
+        )
         if reply_to is not None:
             message["Reply-To"] = reply_to
         if kind.unsubscribable:
@@ -121,10 +146,13 @@ class Composer:
         message.add_alternative(mail.html, subtype="html", cte="quoted-printable")
         # After the parts: set_content() clears every Content-* header of the message.
         message["Content-Language"] = mail.locale.replace("_", "-")
+        data = message.as_bytes()
+        if self._signer is not None:
+            data = self._signer.sign(data)
         return Envelope(
             sender=sender.addr_spec,
             recipients=(headers.to_email,),
-            data=message.as_bytes(),
+            data=data,
             message_id=message_id,
         )
 

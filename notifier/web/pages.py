@@ -175,13 +175,14 @@ def router(engine: Notifier, secret: str) -> APIRouter:
     @routes.post("/unsubscribe/{token}")
     async def unsubscribe(request: Request, token: str) -> Response:
         body = await request.body()
-        if body.strip() == ONE_CLICK_BODY:
+        form = await request.form()
+        if body.strip() == ONE_CLICK_BODY or form.get("List-Unsubscribe") == "One-Click":
+            # RFC 8058: form-encoded or multipart, as the mailbox provider prefers.
             try:
                 choices.unsubscribe(token)
             except LINK_ERRORS as exc:
                 return problem(request, exc)
             return PlainTextResponse("Unsubscribed.\n")
-        form = await request.form()
         if not csrf.valid(token, form.get("csrf")):
             return problem(request, None)
         try:

@@ -18,6 +18,19 @@ from notifier.clock import SystemClock
 PUBLIC_PREFIXES = ("/unsubscribe/", "/preferences/", "/confirm/")
 
 
+def _limited(scope: Scope) -> bool:
+    """Token pages are limited, except unsubscribe POSTs.
+
+    Mailbox providers send one-click unsubscribes from a few shared servers;
+    limiting those by address would drop real unsubscribes, and a forged
+    token costs one HMAC check to refuse.
+    """
+    path: str = scope["path"]
+    if not path.startswith(PUBLIC_PREFIXES):
+        return False
+    return not (scope["method"] == "POST" and path.startswith("/unsubscribe/"))
+
+
 class PublicRateLimit:
     """Answers 429 with Retry-After once a client address exceeds ``limit`` (e.g. ``120/minute``)."""
 
@@ -27,7 +40,7 @@ class PublicRateLimit:
         self._limiter = MovingWindowRateLimiter(MemoryStorage())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith(PUBLIC_PREFIXES):
+        if scope["type"] != "http" or not _limited(scope):
             await self.app(scope, receive, send)
             return
         client = scope.get("client")

@@ -1,0 +1,289 @@
+"""The pages behind mail links in a real browser: Debian's chromium driven by Playwright.
+
+The app runs under uvicorn in a background thread and only serves pages; the
+engine's dispatcher is driven from the test's event loop, and time moves by
+advancing the frozen clock.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from email.message import EmailMessage
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+import uvicorn
+from playwright.async_api import (
+    Browser,
+    ConsoleMessage,
+    Page,
+    Response,
+    async_playwright,
+    expect,
+)
+
+from notifier.clock import FrozenClock
+from notifier.service import Notifier
+from notifier.web.app import create_app
+from tests.conftest import event
+from tests.smtpd import SmtpServer, free_port
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+BRAND_BLUE = "rgb(11, 61, 145)"
+"""The buttons' colour in pages.css: proof that the stylesheet loaded under the CSP."""
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not CHROMIUM.exists(), reason=f"no chromium at {CHROMIUM} (apt install chromium)"
+    ),
+]
+
+
+@dataclass(frozen=True)
+class Language:
+    """What a customer of one language reads on the pages."""
+
+    locale: str
+    lang: str
+    preferences_heading: str
+    unsubscribe_heading: str
+    unsubscribe_button: str
+    unsubscribed: str
+    undo_button: str
+    undone: str
+
+
+DUTCH = Language(
+    locale="nl",
+    lang="nl",
+    preferences_heading="Je e-mailvoorkeuren",
+    unsubscribe_heading="Afmelden voor Verzoeken om een review?",
+    unsubscribe_button="Afmelden",
+    unsubscribed="Je bent afgemeld",
+    undo_button="Ongedaan maken",
+    undone="Ongedaan gemaakt: je vorige keuzes staan weer aan",
+)
+ENGLISH = Language(
+    locale="en",
+    lang="en",
+    preferences_heading="Your email preferences",
+    unsubscribe_heading="Unsubscribe from Review requests?",
+    unsubscribe_button="Unsubscribe",
+    unsubscribed="You are unsubscribed",
+    undo_button="Undo",
+    undone="Undone: your previous choices are back",
+)
+LANGUAGES = [pytest.param(DUTCH, id="nl"), pytest.param(ENGLISH, id="en")]
+
+
+# -- fixtures ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Site:
+    engine: Notifier
+    url: str
+
+
+@pytest.fixture
+def site(make_engine: Callable[..., Notifier]) -> Iterator[Site]:
+    """The real app under uvicorn on a free local port, with the engine's links pointing at it."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    engine = make_engine(base_url=url)
+    app = create_app(engine, ["test-token"], run_worker=False)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, name="pages-server", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:  # waiting for a thread to bind, not for a schedule
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.01)
+    try:
+        yield Site(engine, url)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        assert not thread.is_alive(), "uvicorn did not stop"
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        chromium = await playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            yield chromium
+        finally:
+            await chromium.close()
+
+
+@dataclass
+class Tab:
+    """A browser page that records console errors and every URL it requests."""
+
+    page: Page
+    errors: list[str]
+    requests: list[str]
+
+
+async def open_tab(browser: Browser, width: int = 1280, height: int = 900) -> Tab:
+    context = await browser.new_context(viewport={"width": width, "height": height})
+    page = await context.new_page()
+    tab = Tab(page, [], [])
+
+    def on_console(message: ConsoleMessage) -> None:
+        # Chromium asks every site for /favicon.ico on its own; the pages link no icon.
+        if message.type == "error" and not message.location.get("url", "").endswith("/favicon.ico"):
+            tab.errors.append(f"{message.text} @ {message.location.get('url')}")
+
+    def on_response(response: Response) -> None:
+        if response.status >= 400:
+            tab.errors.append(f"{response.status} {response.url}")
+
+    page.on("console", on_console)
+    page.on("pageerror", lambda error: tab.errors.append(str(error)))
+    page.on("request", lambda request: tab.requests.append(request.url))
+    page.on("response", on_response)
+    return tab
+
+
+# -- helpers -----------------------------------------------------------------------------
+
+
+class _Links(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.hrefs: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        href = dict(attrs).get("href")
+        if tag == "a" and href:
+            self.hrefs.append(href)
+
+
+def footer_links(message: EmailMessage) -> dict[str, str]:
+    """The preferences and unsubscribe links of a mail's HTML part, by page name."""
+    part = message.get_body(("html",))
+    assert isinstance(part, EmailMessage)
+    parser = _Links()
+    parser.feed(str(part.get_content()))
+    found: dict[str, str] = {}
+    for href in parser.hrefs:
+        for page in ("preferences", "unsubscribe"):
+            if f"/{page}/" in href:
+                assert found.setdefault(page, href) == href, f"two different {page} links"
+    assert set(found) == {"preferences", "unsubscribe"}, parser.hrefs
+    return found
+
+
+async def review_mail(
+    engine: Notifier, smtp_server: SmtpServer, clock: FrozenClock, locale: str
+) -> EmailMessage:
+    """order.delivered, three days on, dispatch: the review_products mail as it arrived."""
+    engine.handle_event(event("order.delivered", locale=locale))
+    clock.advance(timedelta(days=3))
+    await engine.dispatch_due()
+    [received] = smtp_server.received
+    return received.message
+
+
+def status_of(engine: Notifier, kind: str) -> tuple[str, str | None]:
+    [message] = [m for m in engine.customer_messages("C42") if m.kind == kind]
+    return message.status, message.reason
+
+
+async def assert_fits_a_phone(page: Page) -> None:
+    overflow = await page.evaluate(
+        "() => [document.documentElement.scrollWidth, window.innerWidth]"
+    )
+    assert overflow[0] <= overflow[1], f"horizontal overflow: scrollWidth, innerWidth = {overflow}"
+
+
+# -- tests -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+async def test_customer_unsubscribes_from_reviews_in_the_browser_and_undoes_it(
+    site: Site,
+    smtp_server: SmtpServer,
+    clock: FrozenClock,
+    browser: Browser,
+    language: Language,
+) -> None:
+    engine = site.engine
+    links = footer_links(await review_mail(engine, smtp_server, clock, language.locale))
+    assert all(link.startswith(f"{site.url}/") for link in links.values())
+    tab = await open_tab(browser)
+    page = tab.page
+
+    response = await page.goto(links["unsubscribe"])
+    assert response is not None and response.status == 200
+    assert await page.get_attribute("html", "lang") == language.lang
+    await expect(page.get_by_role("heading", level=1)).to_have_text(language.unsubscribe_heading)
+    assert engine.choices.states("C42")["reviews"] is True, "opening the link changed something"
+
+    await page.get_by_role("button", name=language.unsubscribe_button, exact=True).click()
+
+    await expect(page.get_by_role("status")).to_have_text(language.unsubscribed)
+    assert engine.choices.states("C42")["reviews"] is False
+    clock.advance(timedelta(days=7))
+    await engine.dispatch_due()
+    assert status_of(engine, "review_service") == ("suppressed", "unsubscribed from reviews")
+    assert len(smtp_server.received) == 1, "the second review mail reached the server"
+
+    await page.get_by_role("button", name=language.undo_button, exact=True).click()
+
+    await expect(page.get_by_role("status")).to_have_text(language.undone)
+    assert engine.choices.states("C42")["reviews"] is True
+    assert tab.errors == []
+    assert all(url.startswith(f"{site.url}/") for url in tab.requests), tab.requests
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+async def test_preferences_page_fits_a_375px_phone_screen(
+    site: Site,
+    smtp_server: SmtpServer,
+    clock: FrozenClock,
+    browser: Browser,
+    language: Language,
+    tmp_path: Path,
+) -> None:
+    links = footer_links(await review_mail(site.engine, smtp_server, clock, language.locale))
+    tab = await open_tab(browser, width=375, height=812)
+    page = tab.page
+
+    response = await page.goto(links["preferences"])
+
+    assert response is not None and response.status == 200
+    assert await page.get_attribute("html", "lang") == language.lang
+    await expect(page.get_by_role("heading", level=1)).to_have_text(language.preferences_heading)
+    save = page.locator("button[value=save]")
+    assert await save.evaluate("button => getComputedStyle(button).backgroundColor") == BRAND_BLUE
+    await assert_fits_a_phone(page)
+    screenshot = tmp_path / f"preferences-{language.lang}-375.png"
+    await page.screenshot(path=str(screenshot), full_page=True)
+    assert screenshot.stat().st_size > 5_000
+
+    await page.locator("#c-reviews").uncheck()
+    await save.click()
+    await expect(page.get_by_role("status")).to_be_visible()
+    await assert_fits_a_phone(page)
+    assert site.engine.choices.states("C42")["reviews"] is False
+    assert tab.errors == []
+    assert all(url.startswith(f"{site.url}/") for url in tab.requests), tab.requests

@@ -10,8 +10,8 @@ Embed it in-process::
 from notifier.clock import Clock, FrozenClock, SystemClock
 from notifier.errors import (
     BadToken,
-    Conflict,
     ConfigurationError,
+    Conflict,
     InvalidInput,
     NotFound,
     NotifierError,

@@ -1,4 +1,4 @@
-"""The customer's say: preferences per category, unsubscribe links, newsletter consent, suppressions.
+"""The customer's say: preferences, unsubscribe links, newsletter consent, suppressions.
 
 Used by the account-page API, the pages behind the links in every mail, and
 the bounce/complaint feed. Every change is logged with its source; newsletter
@@ -61,7 +61,9 @@ class Choices:
         with self._db.transaction() as session:
             _require_customer(session, customer_id)
             chosen = preferences.choices(session, customer_id)
-        return {category: consent.is_enabled(category, chosen.get(category)) for category in CATEGORIES}
+        return {
+            category: consent.is_enabled(category, chosen.get(category)) for category in CATEGORIES
+        }
 
     def update(
         self,
@@ -79,9 +81,14 @@ class Choices:
             _require_customer(session, customer_id)
             chosen = preferences.choices(session, customer_id)
             for category, enabled in changes.items():
-                if category == kinds.SERVICE or consent.is_enabled(category, chosen.get(category)) == enabled:
+                if (
+                    category == kinds.SERVICE
+                    or consent.is_enabled(category, chosen.get(category)) == enabled
+                ):
                     continue
-                changed = preferences.set_choice(session, customer_id, category, enabled, source, now)
+                changed = preferences.set_choice(
+                    session, customer_id, category, enabled, source, now
+                )
                 if changed and enabled and category == kinds.NEWSLETTER:
                     preferences.record_consent(
                         session,
@@ -94,7 +101,12 @@ class Choices:
                         now=now,
                     )
                 if changed:
-                    log.info("preferences.changed category=%s enabled=%s source=%s", category, enabled, source)
+                    log.info(
+                        "preferences.changed category=%s enabled=%s source=%s",
+                        category,
+                        enabled,
+                        source,
+                    )
         return self.states(customer_id)
 
     def read_link(self, token: str) -> LinkState:
@@ -116,7 +128,7 @@ class Choices:
     def update_from_link(
         self, token: str, changes: Mapping[str, bool], ip: str | None
     ) -> tuple[LinkState, dict[str, bool]]:
-        """Apply choices made on the preferences page; returns the new state and the old one (for undo)."""
+        """Apply choices made on the preferences page; returns the new and the old (undo) state."""
         claims = self._link_tokens.read(token)
         before = self.read_link(token).states
         self._update_from_link(claims, changes, PREFERENCES_PAGE, ip)
@@ -147,7 +159,9 @@ class Choices:
             if reason == consent.COMPLAINT:
                 for customer_id in suppressions.customers_with(session, index):
                     for category in kinds.UNSUBSCRIBABLE:
-                        preferences.set_choice(session, customer_id, category, False, "complaint", now)
+                        preferences.set_choice(
+                            session, customer_id, category, False, "complaint", now
+                        )
         log.info("suppression.added reason=%s", reason)
 
     def _update_from_link(
@@ -159,7 +173,6 @@ class Choices:
             raise errors.BadToken("this link belongs to no one (any more)") from exc
 
 
-
 def _require_customer(session: Session, customer_id: str) -> None:
     if not customers.exists(session, customer_id):
         raise errors.NotFound(f"no customer {customer_id!r}")
@@ -168,6 +181,8 @@ def _require_customer(session: Session, customer_id: str) -> None:
 def _check_categories(changes: Mapping[str, bool]) -> None:
     for category, enabled in changes.items():
         if category not in CATEGORIES:
-            raise errors.InvalidInput(f"unknown category; expected one of {', '.join(CATEGORIES)}", category)
+            raise errors.InvalidInput(
+                f"unknown category; expected one of {', '.join(CATEGORIES)}", category
+            )
         if category == kinds.SERVICE and not enabled:
             raise errors.InvalidInput("service mail is essential and always on", category)

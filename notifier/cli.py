@@ -6,14 +6,19 @@ import asyncio
 import logging
 import secrets
 import signal
-from typing import Any
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
 from notifier import errors, settings
+from notifier.authoring import check, samples, translations
+from notifier.flows import kinds
 from notifier.service import Notifier
 
 log = logging.getLogger("notifier")
+_T = TypeVar("_T")
 
 
 def _load() -> settings.Settings:
@@ -35,7 +40,9 @@ def _ensure_schema(engine: Notifier) -> None:
     if engine.settings.is_sqlite:
         engine.upgrade_database()
     elif not engine.database.is_current():
-        raise click.ClickException("the database has no schema yet: run `notifier db upgrade` first")
+        raise click.ClickException(
+            "the database has no schema yet: run `notifier db upgrade` first"
+        )
 
 
 @click.group()
@@ -134,3 +141,167 @@ def status() -> None:
         click.echo("\nlast errors:")
         for message in report.recent_errors:
             click.echo(f"  {message.id} {message.kind} {message.status}: {message.last_error}")
+
+
+# -- the marketer's workshop (templates, test mail, translations) --------------------
+
+_TEMPLATES_DIR = click.option(
+    "--templates-dir",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="The templates to use [default: NOTIFIER_TEMPLATES_DIR or the project's templates/].",
+)
+_LOCALES_DIR = click.option(
+    "--locales-dir",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="The catalogs to use [default: NOTIFIER_LOCALES_DIR or the project's locales/].",
+)
+
+
+def _folders(
+    templates_dir: Path | None, locales_dir: Path | None
+) -> tuple[settings.Settings, Path, Path]:
+    """The settings, and the templates and locales folders: the options', else the settings'."""
+    config = _load()
+    return config, templates_dir or config.templates_dir, locales_dir or config.locales_dir
+
+
+@main.group()
+def templates() -> None:
+    """Preview and check the mail templates."""
+
+
+@templates.command("check")
+@_TEMPLATES_DIR
+@_LOCALES_DIR
+def templates_check(templates_dir: Path | None, locales_dir: Path | None) -> None:
+    """Render every template in every locale and name each problem as path:line: message.
+
+    Exits with status 1 when there is a problem, so a CI job fails on it.
+    """
+    config, templates_dir, locales_dir = _folders(templates_dir, locales_dir)
+    report = check.run(templates_dir, locales_dir, config.default_locale, config.timezone)
+    for problem in report.problems:
+        click.echo(problem.format(Path.cwd()))
+    click.echo(report.summary())
+    if not report.ok:
+        raise SystemExit(1)
+
+
+@templates.command("preview")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8026, show_default=True, type=int)
+@_TEMPLATES_DIR
+@_LOCALES_DIR
+def templates_preview(
+    host: str, port: int, templates_dir: Path | None, locales_dir: Path | None
+) -> None:
+    """Serve a page with every template in every locale, updated as you save a file."""
+    import uvicorn
+
+    from notifier.authoring import preview
+
+    config, templates_dir, locales_dir = _folders(templates_dir, locales_dir)
+    app = preview.create_app(templates_dir, locales_dir, config.default_locale, config.timezone)
+    click.echo(f"Template preview on http://{host}:{port}/ (Ctrl+C stops it)", err=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+
+
+@main.command("send-test")
+@click.argument("kind")
+@click.option("--to", "to_email", required=True, help="Where the test mail goes.")
+@click.option("--locale", help="The language to send in [default: NOTIFIER_DEFAULT_LOCALE].")
+@click.option(
+    "--sample",
+    "sample_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The sample data to use [default: templates/samples/KIND.json].",
+)
+def send_test(kind: str, to_email: str, locale: str | None, sample_file: Path | None) -> None:
+    """Send one real mail of KIND, with sample data, through the configured SMTP server.
+
+    The subject starts with [TEST] and the mail carries an X-Notifier-Test
+    header; nothing is queued or recorded.
+    """
+    config = _load()
+    try:
+        kinds.get(kind)
+        sample = samples.load(sample_file or samples.path(config.templates_dir, kind))
+    except errors.NotifierError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if config.capture_mode:
+        raise click.ClickException(
+            "NOTIFIER_SMTP_HOST is not set: send-test sends a real mail, so it needs an SMTP "
+            "server (NOTIFIER_SMTP_HOST, NOTIFIER_SMTP_PORT, NOTIFIER_SMTP_TLS)"
+        )
+    engine = _engine(config)
+    language = locale or config.default_locale
+    try:
+        message_id = asyncio.run(
+            engine.send_test(kind, to_email, language, samples.send_context(sample))
+        )
+    except errors.DeliveryError as exc:
+        raise click.ClickException(f"the SMTP server did not take the mail: {exc}") from exc
+    except errors.NotifierError as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        engine.close()
+    click.echo(f"sent a test {kind} mail ({language}) to {to_email}, Message-ID {message_id}")
+
+
+@main.group("i18n")
+def i18n_group() -> None:
+    """Translations: Babel's extract, update and compile, and init for a new language."""
+
+
+def _i18n_step(step: Callable[[], _T]) -> _T:
+    try:
+        return step()
+    except errors.NotifierError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@i18n_group.command("extract")
+@click.option(
+    "--mapping",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=settings.PROJECT_DIR / "babel.cfg",
+    show_default="the project's babel.cfg",
+    help="Babel's mapping file; its paths are relative to its folder.",
+)
+@_LOCALES_DIR
+def i18n_extract(mapping: Path, locales_dir: Path | None) -> None:
+    """Collect every translatable string into LOCALES_DIR/messages.pot."""
+    _, _, locales_dir = _folders(None, locales_dir)
+    pot, count = _i18n_step(lambda: translations.extract_messages(mapping, locales_dir))
+    click.echo(f"{count} strings in {pot}; next: notifier i18n update")
+
+
+@i18n_group.command("update")
+@_LOCALES_DIR
+def i18n_update(locales_dir: Path | None) -> None:
+    """Bring every language's catalog up to date with messages.pot, keeping translations."""
+    _, _, locales_dir = _folders(None, locales_dir)
+    updated = _i18n_step(lambda: translations.update_catalogs(locales_dir))
+    left = _i18n_step(lambda: translations.unfinished(locales_dir))
+    for path in updated:
+        todo = sum(1 for entry in left if entry.file == path)
+        click.echo(f"updated {path}: {todo} to translate or check")
+
+
+@i18n_group.command("init")
+@click.argument("locale")
+@_LOCALES_DIR
+def i18n_init(locale: str, locales_dir: Path | None) -> None:
+    """Start a catalog for a new language, e.g. `notifier i18n init de`."""
+    _, _, locales_dir = _folders(None, locales_dir)
+    path = _i18n_step(lambda: translations.init_catalog(locales_dir, locale))
+    click.echo(f"created {path}; translate its entries, then run: notifier templates check")
+
+
+@i18n_group.command("compile")
+@_LOCALES_DIR
+def i18n_compile(locales_dir: Path | None) -> None:
+    """Write .mo files beside the .po files (optional: notifier reads the .po files itself)."""
+    _, _, locales_dir = _folders(None, locales_dir)
+    for path in _i18n_step(lambda: translations.compile_catalogs(locales_dir)):
+        click.echo(f"compiled {path}")

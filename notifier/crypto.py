@@ -74,10 +74,17 @@ class Sealer:
         return False
 
     def rotate(self, sealed: bytes) -> bytes:
-        return self._multi.rotate(sealed)
+        """``sealed`` re-encrypted with the first key."""
+        try:
+            return self._multi.rotate(sealed)
+        except InvalidToken as exc:
+            raise errors.ConfigurationError(
+                "stored data cannot be decrypted with the configured keys",
+                variable="NOTIFIER_ENCRYPTION_KEY",
+            ) from exc
 
     def blind_index(self, email: str) -> str:
-        """A keyed hash of a normalised address: equal addresses match, the address stays unknown."""
+        """A keyed hash of a normalised address: equal addresses match, the address stays hidden."""
         normalised = email.strip().lower().encode("utf-8")
         digest = hmac.new(self._index_key, normalised, hashlib.sha256).digest()
         return base64.urlsafe_b64encode(digest).decode("ascii").rstrip("=")

@@ -52,6 +52,9 @@ def _load_or_create(path: Path) -> dict[str, str]:
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(descriptor, "w") as handle:
         json.dump(keys, handle)
-    log.warning("keys.generated path=%s: development keys; set NOTIFIER_SECRET_KEY and "
-                "NOTIFIER_ENCRYPTION_KEY in production", path)
+    log.warning(
+        "keys.generated path=%s: development keys; set NOTIFIER_SECRET_KEY and "
+        "NOTIFIER_ENCRYPTION_KEY in production",
+        path,
+    )
     return keys

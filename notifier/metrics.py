@@ -49,7 +49,9 @@ class _QueueDepth(Collector):
 
     def collect(self) -> Iterable[GaugeMetricFamily]:
         gauge = GaugeMetricFamily(
-            "notifier_messages", "Messages in the outbox by status and category.", labels=["status", "category"]
+            "notifier_messages",
+            "Messages in the outbox by status and category.",
+            labels=["status", "category"],
         )
         for status, category, count in self._depth():
             gauge.add_metric([status, category], count)

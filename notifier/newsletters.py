@@ -60,7 +60,9 @@ class Newsletters:
             raise errors.InvalidInput("give send_at or cron, not both", "cron")
         now = self._clock.now()
         zone = self._settings.zone
-        first = schedule.next_run(request.cron, now, zone) if request.cron else request.send_at or now
+        first = (
+            schedule.next_run(request.cron, now, zone) if request.cron else request.send_at or now
+        )
         assert first is not None
         self._trial_render(request)
         try:
@@ -111,7 +113,9 @@ class Newsletters:
                 send_after = timing.next_opening(
                     campaign.next_run_at, self._settings.send_window, self._settings.zone
                 )
-                following = schedule.next_run(campaign.cron, campaign.next_run_at, self._settings.zone)
+                following = schedule.next_run(
+                    campaign.cron, campaign.next_run_at, self._settings.zone
+                )
                 campaigns.open_run(session, campaign, send_after, following, now)
             runs = campaigns.unfinished_runs(session)
         queued = sum(self._fan_out(run_id, page_size) for run_id in runs)
@@ -153,7 +157,9 @@ class Newsletters:
             try:
                 self._assembler.assemble(f"campaign-{request.id}", "newsletter", sample, context)
             except errors.TemplateError as exc:
-                raise errors.InvalidInput(f"the newsletter template cannot use it: {exc}", "content") from exc
+                raise errors.InvalidInput(
+                    f"the newsletter template cannot use it: {exc}", "content"
+                ) from exc
 
     def _require(self, session: Session, campaign_id: str, lock: bool = False) -> Campaign:
         row = campaigns.get(session, campaign_id, lock=lock)

@@ -20,7 +20,9 @@ log = logging.getLogger(__name__)
 
 
 class Privacy:
-    def __init__(self, database: Database, sealer: Sealer, clock: Clock, retention: timedelta) -> None:
+    def __init__(
+        self, database: Database, sealer: Sealer, clock: Clock, retention: timedelta
+    ) -> None:
         self._db = database
         self._sealer = sealer
         self._clock = clock
@@ -68,7 +70,12 @@ class Privacy:
                     for category in (*kinds.UNSUBSCRIBABLE, kinds.SERVICE)
                 },
                 "preference_changes": [
-                    {"category": c.category, "enabled": c.enabled, "source": c.source, "at": c.at.isoformat()}
+                    {
+                        "category": c.category,
+                        "enabled": c.enabled,
+                        "source": c.source,
+                        "at": c.at.isoformat(),
+                    }
                     for c in changes
                 ],
                 "consents": [
@@ -124,7 +131,9 @@ class Privacy:
             total = 0
             while True:
                 with self._db.transaction() as session:
-                    after, changed = resealing.reseal_page(session, self._sealer, sealed, after, page_size)
+                    after, changed = resealing.reseal_page(
+                        session, self._sealer, sealed, after, page_size
+                    )
                 total += changed
                 if after is None:
                     break

@@ -12,7 +12,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+import email_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema
 
 Id = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 ShortText = Annotated[str, StringConstraints(max_length=300)]
@@ -27,6 +28,29 @@ def _aware(value: datetime | None) -> datetime | None:
 
 
 AwareDatetime = Annotated[datetime, AfterValidator(_aware)]
+
+
+def _deliverable_address(value: str) -> str:
+    """The address as SMTP will carry it: ASCII local part, IDN domain in punycode.
+
+    Mail servers without SMTPUTF8 cannot take a non-ASCII local part, so it
+    is refused here (422) rather than failing, or worse blocking, at send time.
+    """
+    try:
+        checked = email_validator.validate_email(
+            value, check_deliverability=False, allow_smtputf8=False
+        )
+    except email_validator.EmailNotValidError as exc:
+        raise ValueError(f"not a deliverable email address: {exc}") from exc
+    return checked.ascii_email or checked.normalized
+
+
+Email = Annotated[
+    str,
+    StringConstraints(max_length=320),
+    AfterValidator(_deliverable_address),
+    WithJsonSchema({"type": "string", "format": "email", "maxLength": 320}),
+]
 
 
 class Strict(BaseModel):
@@ -52,7 +76,7 @@ class EventType(enum.StrEnum):
 
 class CustomerIn(Strict):
     id: Id
-    email: EmailStr
+    email: Email
     name: ShortText | None = None
     locale: Locale | None = None
 
@@ -133,7 +157,7 @@ class CampaignOut(BaseModel):
 
 
 class PreferencesIn(Strict):
-    """Choices from the account page; ``ip`` and ``consent_text_version`` prove newsletter consent."""
+    """Choices from the account page; ``ip`` and ``consent_text_version`` prove consent."""
 
     order_updates: bool | None = None
     reviews: bool | None = None
@@ -154,7 +178,7 @@ class SuppressionReason(enum.StrEnum):
 
 
 class SuppressionIn(Strict):
-    email: EmailStr
+    email: Email
     reason: SuppressionReason
     detail: Annotated[str, StringConstraints(max_length=500)] | None = None
 

@@ -233,7 +233,9 @@ class Notifier:
                 events.set_answer(session, event.id, body)
         except errors.Duplicate:
             return Accepted(self._earlier_answer(event.id), created=False)
-        log.info("event.accepted event=%s type=%s messages=%d", event.id, event.type.value, len(queued))
+        log.info(
+            "event.accepted event=%s type=%s messages=%d", event.id, event.type.value, len(queued)
+        )
         self._wake_if_due(queued, now)
         return Accepted(body, created=True)
 
@@ -331,7 +333,9 @@ class Notifier:
         with self.database.transaction() as session:
             earlier = events.answer(session, event_id)
         if earlier is None:
-            raise errors.ServiceUnavailable("a concurrent request with this id is still in progress")
+            raise errors.ServiceUnavailable(
+                "a concurrent request with this id is still in progress"
+            )
         return earlier
 
     def _trial_render(self, request: MessageIn, kind: kinds.Kind) -> None:
@@ -344,7 +348,9 @@ class Notifier:
         try:
             self.assembler.assemble(request.id, kind.name, recipient, request.context)
         except errors.TemplateError as exc:
-            raise errors.InvalidInput(f"the {kind.name} template cannot use it: {exc}", "context") from exc
+            raise errors.InvalidInput(
+                f"the {kind.name} template cannot use it: {exc}", "context"
+            ) from exc
 
     def _wake_if_due(self, queued: list[outbox.NewMessage], now: datetime) -> None:
         if any(message.send_after <= now for message in queued):
@@ -403,4 +409,3 @@ def _smtp_config(settings: Settings) -> SmtpConfig:
         allow_plaintext=settings.smtp_allow_plaintext,
         ca_file=settings.smtp_ca_file,
     )
-

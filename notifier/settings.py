@@ -38,11 +38,14 @@ def parse_duration(value: str | timedelta | int | float) -> timedelta:
     match = _DURATION.match(value)
     if not match:
         raise ValueError(f"expected a duration like 3d, 12h, 30m or 0s, got {value!r}")
-    return timedelta(**{_UNITS[match[2]]: int(match[1])})
+    try:
+        return timedelta(**{_UNITS[match[2]]: int(match[1])})
+    except OverflowError as exc:
+        raise ValueError(f"duration too long: {value!r}") from exc
 
 
 class SendWindow:
-    """Local opening hours for mail that may wait, e.g. ``09:00-20:00``; ``00:00-24:00`` is always."""
+    """Local opening hours for mail that may wait: ``09:00-20:00``; ``00:00-24:00`` is always."""
 
     def __init__(self, start: time, end: time | None) -> None:
         self.start = start
@@ -214,7 +217,9 @@ def load(**overrides: Any) -> Settings:
     except ValidationError as exc:
         first = exc.errors()[0]
         field = str(first["loc"][0]) if first["loc"] else "?"
-        variable = "NOTIFIER_FROM" if field in ("from_", "NOTIFIER_FROM") else f"NOTIFIER_{field.upper()}"
+        variable = (
+            "NOTIFIER_FROM" if field in ("from_", "NOTIFIER_FROM") else f"NOTIFIER_{field.upper()}"
+        )
         raise errors.ConfigurationError(f"{variable}: {first['msg']}", variable=variable) from exc
 
 

@@ -137,7 +137,12 @@ def order(**changes: Any) -> dict[str, Any]:
 
 
 def event(
-    type: str, *, id: str | None = None, locale: str = "nl", at: datetime | None = None, **extra: Any
+    type: str,
+    *,
+    id: str | None = None,
+    locale: str = "nl",
+    at: datetime | None = None,
+    **extra: Any,
 ) -> dict[str, Any]:
     """A shop event as the backend posts it; ``extra`` overrides customer, order or data."""
     body: dict[str, Any] = {

@@ -48,7 +48,7 @@ class RecordingHandler:
         with self.lock:
             reply = self.plan.replies.popleft() if self.plan.replies else None
         if reply == "drop":
-            session.transport.close()
+            server.transport.close()
             return "421 closing"
         if reply is not None:
             return reply

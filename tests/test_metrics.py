@@ -17,7 +17,9 @@ async def test_metrics_report_queue_depth_deliveries_and_latency(
     engine.handle_event(event("order.delivered"))
     await engine.dispatch_due()
     app = create_app(engine, ["test-token"], run_worker=False)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://t"
+    ) as client:
         response = await client.get("/metrics")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")

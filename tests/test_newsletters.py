@@ -25,8 +25,10 @@ CONTENT = SAMPLE["newsletter"]
 SUBJECTS = {"nl": "Winterklaar met Winparts", "en": "Winter-ready with Winparts"}
 
 
-def add_subscribers(engine: Notifier, count: int, *, confirmed_every: int = 1, start: int = 0) -> None:
-    """Insert ``count`` customers in bulk; every ``confirmed_every``-th one confirmed the newsletter."""
+def add_subscribers(
+    engine: Notifier, count: int, *, confirmed_every: int = 1, start: int = 0
+) -> None:
+    """Insert ``count`` customers in bulk; every ``confirmed_every``-th one has confirmed."""
     now = engine.clock.now()
     sealer = engine.sealer
     customers = []
@@ -66,7 +68,9 @@ def campaign(**changes: Any) -> dict[str, Any]:
 
 def queued_for(engine: Notifier, campaign_id: str) -> Counter[str]:
     with engine.database.transaction() as session:
-        rows = session.scalars(select(Message.customer_id).where(Message.campaign_id == campaign_id))
+        rows = session.scalars(
+            select(Message.customer_id).where(Message.campaign_id == campaign_id)
+        )
         return Counter(rows)
 
 
@@ -122,7 +126,9 @@ def test_campaign_waits_for_send_at_and_the_send_window(
     clock.set(evening)
     assert engine.newsletters.advance() == 2
     with engine.database.transaction() as session:
-        due = set(session.scalars(select(Message.send_after).where(Message.campaign_id == "winter-2026")))
+        due = set(
+            session.scalars(select(Message.send_after).where(Message.campaign_id == "winter-2026"))
+        )
     assert due == {(evening + timedelta(days=1)).replace(hour=9, minute=0).astimezone(AMSTERDAM)}
 
 
@@ -166,7 +172,9 @@ def test_same_campaign_id_is_idempotent(engine: Notifier) -> None:
         ({"cron": "0 9 * * 1", "send_at": START.isoformat()}, "cron"),
     ],
 )
-def test_invalid_campaigns_are_refused(engine: Notifier, changes: dict[str, Any], field: str) -> None:
+def test_invalid_campaigns_are_refused(
+    engine: Notifier, changes: dict[str, Any], field: str
+) -> None:
     with pytest.raises(errors.InvalidInput) as caught:
         engine.newsletters.create(campaign(**changes))
     assert caught.value.field == field

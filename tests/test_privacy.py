@@ -1,4 +1,4 @@
-"""Privacy as promised: nothing personal in the clear at rest, erasure, export, retention, rotation."""
+"""Privacy as promised: nothing personal in the clear, erasure, export, retention, rotation."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from notifier.service import Notifier
 from notifier.store.models import Message
 from notifier.web import logs
 from notifier.web.app import create_app
-from tests.conftest import POSTGRES_URL, START, TEST_ENCRYPTION_KEY, customer, event, order
+from tests.conftest import POSTGRES_URL, TEST_ENCRYPTION_KEY, customer, event, order
 from tests.smtpd import SmtpServer
 
 EMAIL = "zoe.celik@voorbeeld.nl"
@@ -37,17 +37,30 @@ def zoe(**changes: str) -> dict[str, str]:
 def zoe_order() -> dict[str, object]:
     base = order(id="O-ZOE", number="WP-7")
     base["lines"] = [{"sku": "BAT-77", "name": LINE, "quantity": 1, "unit_price": "149.00"}]
-    base["shipping_address"] = {"name": NAME, "street": STREET, "postcode": "3511 AB", "city": "Utrecht", "country": "NL"}
+    base["shipping_address"] = {
+        "name": NAME,
+        "street": STREET,
+        "postcode": "3511 AB",
+        "city": "Utrecht",
+        "country": "NL",
+    }
     return base
 
 
 async def run_every_kind(engine: Notifier, clock: FrozenClock) -> None:
     """Every message kind for one customer, all delivered."""
-    for kind in ("order.placed", "order.shipped", "order.verification_requested", "order.delivered"):
+    for kind in (
+        "order.placed",
+        "order.shipped",
+        "order.verification_requested",
+        "order.delivered",
+    ):
         engine.handle_event(event(kind, customer=zoe(), order=zoe_order()))
     engine.handle_event(event("newsletter.subscribed", customer=zoe()))
     engine.choices.update("C-ZOE", {"newsletter": True}, source="account", ip="203.0.113.9")
-    sample = json.loads((Path(__file__).parents[1] / "templates/samples/newsletter.json").read_text())
+    sample = json.loads(
+        (Path(__file__).parents[1] / "templates/samples/newsletter.json").read_text()
+    )
     engine.newsletters.create(
         {"id": "nl-1", "subjects": {"nl": "Nieuws", "en": "News"}, "content": sample["newsletter"]}
     )
@@ -93,8 +106,13 @@ async def test_nothing_personal_is_stored_in_the_clear(
     await run_every_kind(engine, clock)
     kinds = {m.kind for m in engine.customer_messages("C-ZOE") if m.status == "sent"}
     assert kinds == {
-        "order_confirmation", "shipping_notice", "verification_question",
-        "review_products", "review_service", "newsletter_confirm", "newsletter",
+        "order_confirmation",
+        "shipping_notice",
+        "verification_question",
+        "review_products",
+        "review_service",
+        "newsletter_confirm",
+        "newsletter",
     }
     delivered = b"".join(r.data for r in smtp_server.received)
     assert EMAIL.encode() in delivered  # the secrets are real and did travel...
@@ -118,7 +136,9 @@ async def test_erasure_removes_the_customer_everywhere_and_spares_others(
         engine.choices.states("C-ZOE")
     assert leaks(stored_bytes(engine)) == []
     with engine.database.transaction() as session:
-        statuses = list(session.scalars(select(Message.status).where(Message.customer_id == "erased")))
+        statuses = list(
+            session.scalars(select(Message.status).where(Message.customer_id == "erased"))
+        )
     assert len(statuses) == before  # kept as anonymous counts
     assert "cancelled" in {s.value for s in statuses}  # the unsent confirmation of O-ZOE-2
     assert [m.kind for m in engine.customer_messages("C-OTHER")] == ["order_confirmation"]
@@ -167,7 +187,12 @@ async def test_key_rotation_keeps_every_message_readable_and_sendable(
 
     rotated = make_engine(encryption_key=f"{new_key()},{TEST_ENCRYPTION_KEY}")
     counts = rotated.privacy.rotate_keys(page_size=1)
-    assert counts == {"customers.email": 1, "customers.name": 1, "messages.context": 2, "consents.ip": 1}
+    assert counts == {
+        "customers.email": 1,
+        "customers.name": 1,
+        "messages.context": 2,
+        "consents.ip": 1,
+    }
     assert set(rotated.privacy.rotate_keys().values()) == {0}
 
     clock.advance(timedelta(days=11))
@@ -193,7 +218,9 @@ async def test_public_pages_are_rate_limited(
 ) -> None:
     engine = make_engine(page_rate_limit="5/minute")
     app = create_app(engine, ["test-token"], run_worker=False)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://t"
+    ) as client:
         codes = [(await client.get("/preferences/not-a-token")).status_code for _ in range(7)]
         api = await client.get("/healthz")
     assert codes[:5] == [400] * 5
@@ -205,7 +232,14 @@ def test_access_logs_never_show_link_tokens(caplog: pytest.LogCaptureFixture) ->
     logs.install()
     access = logging.getLogger("uvicorn.access")
     with caplog.at_level(logging.INFO, logger="uvicorn.access"):
-        access.info('%s - "%s %s HTTP/%s" %d', "127.0.0.1:5", "GET", "/unsubscribe/eyJhbGc.abc.def", "1.1", 200)
+        access.info(
+            '%s - "%s %s HTTP/%s" %d',
+            "127.0.0.1:5",
+            "GET",
+            "/unsubscribe/eyJhbGc.abc.def",
+            "1.1",
+            200,
+        )
     assert "eyJhbGc" not in caplog.text
     assert "/unsubscribe/<token>" in caplog.text
 
@@ -214,7 +248,9 @@ async def test_erasure_over_http(engine: Notifier) -> None:
     engine.handle_event(event("order.placed", customer=zoe(), order=zoe_order()))
     app = create_app(engine, ["test-token"], run_worker=False)
     auth = {"Authorization": "Bearer test-token"}
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://t"
+    ) as client:
         exported = await client.get("/v1/customers/C-ZOE/export", headers=auth)
         assert exported.status_code == 200 and exported.json()["customer"]["email"] == EMAIL
         erased = await client.delete("/v1/customers/C-ZOE", headers=auth)

@@ -48,7 +48,9 @@ async def test_order_placed_sends_a_dutch_confirmation_at_once(
     assert sent.status == "sent" and sent.attempts == 1 and sent.sent_at == START
 
 
-async def test_english_customer_gets_english_mail(engine: Notifier, smtp_server: SmtpServer) -> None:
+async def test_english_customer_gets_english_mail(
+    engine: Notifier, smtp_server: SmtpServer
+) -> None:
     engine.handle_event(event("order.placed", locale="en_GB"))
     await engine.dispatch_due()
     message = smtp_server.received[0].message
@@ -98,7 +100,9 @@ async def test_reviews_wait_for_their_delays_and_the_send_window(
 ) -> None:
     delivered_at = START.replace(hour=19, minute=30)  # Monday evening
     engine.handle_event(event("order.delivered", at=delivered_at))
-    scheduled = {m.kind: m.send_after.astimezone(AMSTERDAM) for m in engine.customer_messages("C42")}
+    scheduled = {
+        m.kind: m.send_after.astimezone(AMSTERDAM) for m in engine.customer_messages("C42")
+    }
     # 3 days after 19:30 is Thursday 19:30, inside the window; 10 days later likewise.
     assert scheduled["review_products"] == delivered_at + timedelta(days=3)
     assert scheduled["review_service"] == delivered_at + timedelta(days=10)
@@ -290,7 +294,12 @@ async def test_a_template_error_fails_one_message_and_the_rest_go_on(
     engine: Notifier, smtp_server: SmtpServer
 ) -> None:
     engine.send_message(
-        {"id": "adhoc-ok", "kind": "order_confirmation", "to": customer(), "context": {"order": order(), "data": {}}}
+        {
+            "id": "adhoc-ok",
+            "kind": "order_confirmation",
+            "to": customer(),
+            "context": {"order": order(), "data": {}},
+        }
     )
     with pytest.raises(errors.InvalidInput) as caught:
         engine.send_message(
@@ -311,7 +320,10 @@ async def test_adhoc_message_is_idempotent_and_can_be_scheduled(
         "id": "adhoc-1",
         "kind": "shipping_notice",
         "to": customer("en"),
-        "context": {"order": order(), "data": {"carrier": "DHL", "tracking_url": "https://dhl.example/t/1"}},
+        "context": {
+            "order": order(),
+            "data": {"carrier": "DHL", "tracking_url": "https://dhl.example/t/1"},
+        },
         "send_at": (START + timedelta(hours=1)).isoformat(),
     }
     assert engine.send_message(request).created
@@ -352,7 +364,11 @@ async def test_expired_lease_is_taken_over_and_recorded(
     engine.handle_event(event("order.placed"))
     with engine.database.transaction() as session:
         claimed = outbox.claim_due(
-            session, engine.sealer, owner="dead-worker", now=clock.now(), limit=10,
+            session,
+            engine.sealer,
+            owner="dead-worker",
+            now=clock.now(),
+            limit=10,
             lease=timedelta(minutes=5),
         )
     assert len(claimed) == 1

@@ -79,7 +79,9 @@ def test_four_workers_deliver_every_message_exactly_once(
         for worker in workers:
             worker.send_signal(signal.SIGTERM)
         codes = [worker.wait(timeout=30) for worker in workers]
-    assert codes == [0] * WORKERS, [(tmp_path / f"worker{n}.log").read_text()[-2000:] for n in range(WORKERS)]
+    assert codes == [0] * WORKERS, [
+        (tmp_path / f"worker{n}.log").read_text()[-2000:] for n in range(WORKERS)
+    ]
     counts = smtp_server.count_by_message_id()
     assert len(counts) == MESSAGES
     assert set(counts.values()) == {1}

@@ -2,8 +2,10 @@
 
 One batch at a time: a single transaction claims the batch and loads its
 recipients; rendering runs in a worker thread so the event loop stays free
-for the API; sends run concurrently, bounded by the transport's connection
-pool; all outcomes are written in one transaction at the end.
+for the API; sends run concurrently, at most ``concurrency`` at once; all
+outcomes are written in one transaction at the end, tried again while the
+database is briefly unreachable, because an outcome that is never written
+turns into a duplicate when the lease expires.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import logging
 import random
 import re
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -29,6 +32,8 @@ from notifier.store.db import Database
 
 log = logging.getLogger(__name__)
 _BAD_MAILBOX = re.compile(r"^5\.1\.\d+")
+_RECORD_FIRST_DELAY = 0.25
+_RECORD_LONGEST_DELAY = 5.0
 
 
 class Transport(Protocol):
@@ -69,6 +74,13 @@ class DispatchConfig:
     batch_size: int = 200
     lease: timedelta = timedelta(minutes=5)
     retry_max_age: timedelta = timedelta(days=3)
+    concurrency: int = 8
+    """Sends under way at once; match the transport's connections (``NOTIFIER_SMTP_CONNECTIONS``).
+
+    The dispatcher bounds this itself rather than leaving it to the
+    transport's pool, so that on ``stop`` it knows which sends have begun:
+    those finish, the rest of the batch is handed back untried.
+    """
 
 
 class Dispatcher:
@@ -160,25 +172,43 @@ class Dispatcher:
                 return []
             recipients = customers.get_many(session, self._sealer, (c.customer_id for c in claimed))
             choices = preferences.choices_for(session, recipients)
-            suppressed = suppressions.reasons_for(session, (r.email_index for r in recipients.values()))
+            suppressed = suppressions.reasons_for(
+                session, (r.email_index for r in recipients.values())
+            )
             shared = campaigns.contexts(session, {c.campaign_id for c in claimed if c.campaign_id})
         jobs = []
         for message in claimed:
             recipient = recipients.get(message.customer_id)
-            blocked = "recipient erased" if recipient is None else consent.blocked(
-                message.category,
-                choices.get((message.customer_id, message.category)),
-                suppressed.get(recipient.email_index),
+            blocked = (
+                "recipient erased"
+                if recipient is None
+                else consent.blocked(
+                    message.category,
+                    choices.get((message.customer_id, message.category)),
+                    suppressed.get(recipient.email_index),
+                )
             )
-            context = shared.get(message.campaign_id, {}) if message.campaign_id else message.context
+            context = (
+                shared.get(message.campaign_id, {}) if message.campaign_id else message.context
+            )
             jobs.append(_Job(message, recipient, context, blocked))
         return jobs
 
     async def _deliver(self, batch: list[_Job]) -> int:
         results = _Results()
         letters = await asyncio.to_thread(self._assemble_all, batch, results)
+        waiting = deque(letters)
+
+        async def sender() -> None:
+            # Takes the next letter only while not stopping: on stop, the letters never
+            # taken are released below rather than sent after the signal.
+            while waiting and not self._stopping:
+                job, letter = waiting.popleft()
+                await self._send(job, letter, results)
+
+        senders = min(self._config.concurrency, len(letters))
         try:
-            await asyncio.gather(*(self._send(job, letter, results) for job, letter in letters))
+            await asyncio.gather(*(sender() for _ in range(senders)), return_exceptions=True)
         finally:
             # Written even if this task is cancelled: a lost outcome means a duplicate later.
             # Messages whose send never began go back to the queue; those cut off mid-send
@@ -186,8 +216,31 @@ class Dispatcher:
             results.released.extend(
                 job.message.id for job, _ in letters if job.message.id not in results.started
             )
-            await asyncio.shield(asyncio.to_thread(self._record, results))
+            await asyncio.shield(self._write(results))
         return len(results)
+
+    async def _write(self, results: _Results) -> None:
+        """Record the outcomes, trying again while the database is unreachable.
+
+        The mail has gone out by now; if its outcome is not written, the lease
+        expires and the whole batch is sent again. So a database restart or a
+        dropped connection is waited out, with backoff, for up to half the
+        lease; past that the error is raised and the lease takeover (recorded
+        as ``lease_expired``) is the fallback.
+        """
+        delay = _RECORD_FIRST_DELAY
+        deadline = time.monotonic() + self._config.lease.total_seconds() / 2
+        while True:
+            try:
+                await asyncio.to_thread(self._record, results)
+                return
+            except errors.ServiceUnavailable:
+                if time.monotonic() + delay > deadline:
+                    log.error("dispatch.record_failed messages=%d", len(results))
+                    raise
+                log.warning("dispatch.record_retry messages=%d delay=%.2f", len(results), delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _RECORD_LONGEST_DELAY)
 
     def _assemble_all(self, batch: list[_Job], results: _Results) -> list[tuple[_Job, Letter]]:
         letters = []
@@ -199,10 +252,18 @@ class Dispatcher:
                 )
                 continue
             try:
-                letter = self._assembler.assemble(message.id, message.kind, job.recipient, job.context)
-            except errors.NotifierError as exc:
-                log.warning("dispatch.render_failed message=%s kind=%s", message.id, message.kind)
-                results.failed.append(outbox.Outcome(message.id, message.attempt, detail=f"render: {exc}"))
+                letter = self._assembler.assemble(
+                    message.id, message.kind, job.recipient, job.context
+                )
+            except Exception as exc:  # one message's failure must never stop the batch
+                log.warning(
+                    "dispatch.render_failed message=%s kind=%s error=%s",
+                    message.id,
+                    message.kind,
+                    type(exc).__name__,
+                )
+                detail = privacy.redact_addresses(f"render: {exc}")[:2000]
+                results.failed.append(outbox.Outcome(message.id, message.attempt, detail=detail))
                 continue
             letters.append((job, letter))
         return letters
@@ -222,6 +283,12 @@ class Dispatcher:
                 results.bounced.append(job.recipient.email_index)
             self._observe(message, "failed", started)
             return
+        except Exception as exc:  # unclassified: fail this message, keep the batch's outcomes
+            log.exception("dispatch.send_crashed message=%s", message.id)
+            failure = errors.PermanentDeliveryError(f"unexpected {type(exc).__name__}: {exc}")
+            self._failed(message, failure, results)
+            self._observe(message, "failed", started)
+            return
         results.sent.append(
             outbox.Outcome(
                 message.id,
@@ -234,7 +301,9 @@ class Dispatcher:
         )
         self._observe(message, "sent", started)
 
-    def _failed(self, message: outbox.Claimed, exc: errors.DeliveryError, results: _Results) -> None:
+    def _failed(
+        self, message: outbox.Claimed, exc: errors.DeliveryError, results: _Results
+    ) -> None:
         now = self._clock.now()
         retry_at = retry.next_attempt(
             message.attempt,
@@ -281,5 +350,9 @@ def is_bad_mailbox(exc: errors.DeliveryError) -> bool:
 
 
 def _log_failure(task: asyncio.Future[int]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.error("dispatch.crashed", exc_info=task.exception())
+    if task.cancelled() or task.exception() is None:
+        return
+    if isinstance(task.exception(), errors.ServiceUnavailable):
+        log.warning("dispatch.database_unavailable")  # the next poll tries again
+        return
+    log.error("dispatch.crashed", exc_info=task.exception())

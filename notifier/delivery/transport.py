@@ -102,6 +102,12 @@ class SmtpTransport:
             except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
                 await _discard(connection)
                 raise errors.TransientDeliveryError(f"connection failed: {exc}") from exc
+            except UnicodeEncodeError as exc:
+                # An address SMTP cannot carry (no SMTPUTF8): no retry will help.
+                await _discard(connection)
+                raise errors.PermanentDeliveryError(
+                    f"address cannot be sent over SMTP: {exc}"
+                ) from exc
             self._release(connection)
             return reply
 

@@ -25,7 +25,11 @@ def parse_cron(expression: str, zone: ZoneInfo) -> CronTrigger:
     fields[4] = re.sub(r"\d+", _weekday_name, fields[4])
     try:
         return CronTrigger(
-            minute=fields[0], hour=fields[1], day=fields[2], month=fields[3], day_of_week=fields[4],
+            minute=fields[0],
+            hour=fields[1],
+            day=fields[2],
+            month=fields[3],
+            day_of_week=fields[4],
             timezone=zone,
         )
     except (ValueError, IndexError) as exc:

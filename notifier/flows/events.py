@@ -71,20 +71,22 @@ def validate(event: EventIn) -> None:
         for name in ("carrier", "tracking_url"):
             value = event.data.get(name)
             if value is not None and (not isinstance(value, str) or len(value) > 2000):
-                raise errors.InvalidInput("must be a text of at most 2000 characters", f"data.{name}")
+                raise errors.InvalidInput(
+                    "must be a text of at most 2000 characters", f"data.{name}"
+                )
         url = event.data.get("tracking_url")
         if url is not None and urlsplit(url).scheme not in ("http", "https"):
             raise errors.InvalidInput("must be an http or https URL", "data.tracking_url")
 
 
 def reviews_triggered_by(event_type: EventType, settings: Settings) -> bool:
-    trigger = EventType.ORDER_SHIPPED if settings.review_from == "shipped" else EventType.ORDER_DELIVERED
+    trigger = (
+        EventType.ORDER_SHIPPED if settings.review_from == "shipped" else EventType.ORDER_DELIVERED
+    )
     return event_type is trigger
 
 
-def plan(
-    event: EventIn, occurred_at: datetime, settings: Settings, history: ReviewHistory
-) -> Plan:
+def plan(event: EventIn, occurred_at: datetime, settings: Settings, history: ReviewHistory) -> Plan:
     """The outbox operations ``event`` calls for. ``occurred_at`` is the event's time (aware)."""
     validate(event)
     result = Plan()

@@ -52,4 +52,6 @@ def get(name: str, field: str = "kind") -> Kind:
         return KINDS[name]
     except KeyError:
         known = ", ".join(sorted(KINDS))
-        raise errors.InvalidInput(f"unknown kind {name!r}; expected one of {known}", field) from None
+        raise errors.InvalidInput(
+            f"unknown kind {name!r}; expected one of {known}", field
+        ) from None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from notifier.settings import SendWindow
@@ -17,11 +17,15 @@ def next_opening(moment: datetime, window: SendWindow, zone: ZoneInfo) -> dateti
     if window.always:
         return moment
     local = moment.astimezone(zone)
-    opens = local.replace(hour=window.start.hour, minute=window.start.minute, second=0, microsecond=0)
+    opens = local.replace(
+        hour=window.start.hour, minute=window.start.minute, second=0, microsecond=0
+    )
     if window.end is None:
         closes = (local + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
     else:
-        closes = local.replace(hour=window.end.hour, minute=window.end.minute, second=0, microsecond=0)
+        closes = local.replace(
+            hour=window.end.hour, minute=window.end.minute, second=0, microsecond=0
+        )
     if local < opens:
         return _in_zone(opens, zone).astimezone(moment.tzinfo)
     if local < closes:
@@ -41,4 +45,7 @@ def review_cap_allows(last_pair_at: datetime | None, new_pair_at: datetime, cap_
     """A new review pair is allowed when the last one lies ``cap_days`` or more before it."""
     if cap_days == 0 or last_pair_at is None:
         return True
-    return abs(new_pair_at - last_pair_at) >= timedelta(days=cap_days)
+    # In UTC: two datetimes of one ZoneInfo subtract as wall-clock time, an hour off across DST.
+    return abs(new_pair_at.astimezone(UTC) - last_pair_at.astimezone(UTC)) >= timedelta(
+        days=cap_days
+    )

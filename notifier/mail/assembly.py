@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 from email.utils import parseaddr
 from typing import Any, Protocol
 
+from notifier import errors
 from notifier.flows import kinds
 from notifier.mail import i18n, tokens
 from notifier.mail.compose import Composer, Envelope, Headers
@@ -90,7 +92,12 @@ class Assembler:
                 "unsubscribable": kind.unsubscribable,
             },
         }
-        mail = self._renderer.render(kind.name, locale, context)
+        try:
+            mail = self._renderer.render(kind.name, locale, context)
+        except errors.TemplateError:
+            raise
+        except Exception as exc:  # a filter or test choking on odd data: this message only
+            raise errors.TemplateError(f"cannot render with this context: {exc!r}") from exc
         if kind.category == kinds.NEWSLETTER:
             subjects = stored_context.get("subjects") or {}
             mail = dataclasses.replace(mail, subject=subjects.get(mail.locale) or mail.subject)
@@ -113,15 +120,25 @@ class Assembler:
         base = self._settings.base_url
         claims = tokens.Claims(recipient.id, kind.category, locale)
         token = self._preference_tokens.issue(claims)
-        links = {"preferences_url": f"{base}/preferences/{token}", "shop_url": self._settings.shop_url}
+        links = {
+            "preferences_url": f"{base}/preferences/{token}",
+            "shop_url": self._settings.shop_url,
+        }
         if kind.unsubscribable:
             links["unsubscribe_url"] = f"{base}/unsubscribe/{token}"
-        order_number = str((stored_context.get("order") or {}).get("number") or "")
+        order = stored_context.get("order")
+        order_number = str(order.get("number") or "") if isinstance(order, Mapping) else ""
         if kind.name == "review_products":
-            links["review_url"] = self._settings.review_products_url.format(order_number=order_number)
+            links["review_url"] = self._settings.review_products_url.format(
+                order_number=order_number
+            )
         elif kind.name == "review_service":
-            links["review_url"] = self._settings.review_service_url.format(order_number=order_number)
+            links["review_url"] = self._settings.review_service_url.format(
+                order_number=order_number
+            )
         elif kind.name == "newsletter_confirm":
-            confirm = self._confirm_tokens.issue(tokens.Claims(recipient.id, kinds.NEWSLETTER, locale))
+            confirm = self._confirm_tokens.issue(
+                tokens.Claims(recipient.id, kinds.NEWSLETTER, locale)
+            )
             links["confirm_url"] = f"{base}/confirm/{confirm}"
         return links

@@ -21,7 +21,7 @@ from notifier.flows.kinds import Kind
 from notifier.mail import dkim
 from notifier.mail.render import RenderedMail
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]+")
 MAX_HEADER_TEXT = 200
 
 
@@ -164,8 +164,12 @@ class Composer:
 
 
 def clean_header_text(value: str) -> str:
-    """One line of at most ``MAX_HEADER_TEXT`` characters without control characters."""
-    single = _CONTROL.sub(" ", value).strip()
+    """One line of at most ``MAX_HEADER_TEXT`` characters without control characters.
+
+    ``=?`` is broken up so a value can never pose as an RFC 2047 encoded word
+    and decode, at the reader, into header syntax of its own.
+    """
+    single = _CONTROL.sub(" ", value).replace("=?", "= ?").strip()
     single = re.sub(r"\s{2,}", " ", single)
     return single[:MAX_HEADER_TEXT]
 

@@ -37,9 +37,13 @@ class Signer:
 
     def __init__(self, secret_keys: list[str], purpose: str) -> None:
         if not secret_keys:
-            raise errors.ConfigurationError("a secret key is needed", variable="NOTIFIER_SECRET_KEY")
+            raise errors.ConfigurationError(
+                "a secret key is needed", variable="NOTIFIER_SECRET_KEY"
+            )
         self._serializer = URLSafeTimedSerializer(
-            list(reversed(secret_keys)), salt=purpose, signer_kwargs={"digest_method": hashlib.sha256}
+            list(reversed(secret_keys)),
+            salt=purpose,
+            signer_kwargs={"digest_method": hashlib.sha256},
         )
 
     def issue(self, claims: Claims) -> str:

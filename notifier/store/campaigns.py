@@ -54,7 +54,10 @@ def get(session: Session, campaign_id: str, *, lock: bool = False) -> Campaign |
 def contexts(session: Session, campaign_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
     """The template context shared by every message of each campaign."""
     query = select(Campaign).where(Campaign.id.in_(set(campaign_ids)))
-    return {row.id: {"newsletter": row.content, "subjects": row.subjects} for row in session.scalars(query)}
+    return {
+        row.id: {"newsletter": row.content, "subjects": row.subjects}
+        for row in session.scalars(query)
+    }
 
 
 def due(session: Session, now: datetime, limit: int = 20) -> list[Campaign]:
@@ -70,7 +73,13 @@ def due(session: Session, now: datetime, limit: int = 20) -> list[Campaign]:
     return list(session.scalars(query))
 
 
-def open_run(session: Session, campaign: Campaign, send_after: datetime, next_run_at: datetime | None, now: datetime) -> None:
+def open_run(
+    session: Session,
+    campaign: Campaign,
+    send_after: datetime,
+    next_run_at: datetime | None,
+    now: datetime,
+) -> None:
     """Start the run due now and move the campaign on to its next run (if any)."""
     assert campaign.next_run_at is not None
     scheduled_for = campaign.next_run_at
@@ -92,7 +101,11 @@ def open_run(session: Session, campaign: Campaign, send_after: datetime, next_ru
 
 
 def unfinished_runs(session: Session) -> list[str]:
-    query = select(CampaignRun.id).where(CampaignRun.finished_at.is_(None)).order_by(CampaignRun.scheduled_for)
+    query = (
+        select(CampaignRun.id)
+        .where(CampaignRun.finished_at.is_(None))
+        .order_by(CampaignRun.scheduled_for)
+    )
     return list(session.scalars(query))
 
 
@@ -159,7 +172,9 @@ def cancel(session: Session, campaign: Campaign, now: datetime) -> None:
 
 
 def targeted(session: Session, campaign_id: str) -> int:
-    query = select(func.coalesce(func.sum(CampaignRun.targeted), 0)).where(CampaignRun.campaign_id == campaign_id)
+    query = select(func.coalesce(func.sum(CampaignRun.targeted), 0)).where(
+        CampaignRun.campaign_id == campaign_id
+    )
     return int(session.scalar(query) or 0)
 
 

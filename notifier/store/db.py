@@ -17,6 +17,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
 from notifier import errors
@@ -39,8 +40,9 @@ class Database:
     def transaction(self) -> Iterator[Session]:
         """A session inside one transaction: committed on success, rolled back on error.
 
-        A lost or refused database connection surfaces as ``ServiceUnavailable``
-        so callers can answer 503 and retry, never 500; a unique-key violation
+        A lost or refused database connection, or a pool with no free
+        connection, surfaces as ``ServiceUnavailable`` so callers can answer
+        503 and retry, never 500; a unique-key violation
         surfaces as ``Duplicate``, which is how idempotency holds under races.
         """
         try:
@@ -50,6 +52,9 @@ class Database:
             raise errors.Duplicate("a record with this key exists already") from exc
         except OperationalError as exc:
             raise errors.ServiceUnavailable(f"database unavailable: {exc.orig!r}") from exc
+        except PoolTimeout as exc:
+            # Every pooled connection stayed busy past the pool's timeout: overload, not a bug.
+            raise errors.ServiceUnavailable("database busy: no free connection") from exc
         except DBAPIError as exc:
             if exc.connection_invalidated:
                 raise errors.ServiceUnavailable("database connection lost") from exc

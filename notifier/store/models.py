@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import JSON, Enum, ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -38,7 +38,7 @@ FINAL = (
 
 
 class Base(DeclarativeBase):
-    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime, dict[str, Any]: JSON}
 
 
 class Customer(Base):
@@ -89,7 +89,12 @@ class Message(Base):
     category: Mapped[str] = mapped_column(String(20))
     context: Mapped[bytes | None] = mapped_column(LargeBinary)
     status: Mapped[MessageStatus] = mapped_column(
-        Enum(MessageStatus, native_enum=False, length=16, values_callable=lambda e: [m.value for m in e])
+        Enum(
+            MessageStatus,
+            native_enum=False,
+            length=16,
+            values_callable=lambda e: [m.value for m in e],
+        )
     )
     send_after: Mapped[datetime]
     attempts: Mapped[int] = mapped_column(Integer, default=0)

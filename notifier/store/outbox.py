@@ -167,8 +167,18 @@ def add_for_audience(
         literal(now, _messages.c.created_at.type),
         literal(now, _messages.c.updated_at.type),
     ).where(page.c.customer_id.is_not(None))
-    columns = ["id", "customer_id", "campaign_id", "kind", "category", "status", "send_after",
-               "attempts", "created_at", "updated_at"]
+    columns = [
+        "id",
+        "customer_id",
+        "campaign_id",
+        "kind",
+        "category",
+        "status",
+        "send_after",
+        "attempts",
+        "created_at",
+        "updated_at",
+    ]
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     statement = (
         dialect.insert(_messages)
@@ -244,7 +254,10 @@ def purge_context(session: Session, older_than: datetime, limit: int = 5000) -> 
         .scalar_subquery()
     )
     purged = session.execute(
-        update(_messages).where(_messages.c.id.in_(page)).values(context=None).returning(_messages.c.id)
+        update(_messages)
+        .where(_messages.c.id.in_(page))
+        .values(context=None)
+        .returning(_messages.c.id)
     ).all()
     return len(purged)
 
@@ -331,7 +344,7 @@ def claim_due(
                     "attempt": row.attempts + 1,
                     "at": now,
                     "outcome": "lease_expired",
-                    "detail": f"lease of {row.lease_owner} expired mid-send; may have been delivered",
+                    "detail": f"lease of {row.lease_owner} expired mid-send; may be delivered",
                     "worker": owner,
                 }
                 for row in expired
@@ -385,7 +398,7 @@ def mark_failed(session: Session, owner: str, outcomes: Sequence[Outcome], now: 
 def mark_suppressed(
     session: Session, owner: str, outcomes: Sequence[Outcome], now: datetime
 ) -> None:
-    """``sending`` → ``suppressed``: the customer's choices forbid sending it; ``detail`` says why."""
+    """``sending`` → ``suppressed``: the customer's choices forbid it; ``detail`` says why."""
     _finish(session, owner, outcomes, now, MessageStatus.SUPPRESSED, "suppressed")
 
 
@@ -400,7 +413,9 @@ def release(session: Session, owner: str, ids: Sequence[str], now: datetime) -> 
             _messages.c.lease_owner == owner,
             _messages.c.status == MessageStatus.SENDING,
         )
-        .values(status=MessageStatus.SCHEDULED, lease_owner=None, lease_expires_at=None, updated_at=now)
+        .values(
+            status=MessageStatus.SCHEDULED, lease_owner=None, lease_expires_at=None, updated_at=now
+        )
     )
 
 
@@ -427,7 +442,11 @@ def _finish(
         "updated_at": now,
     }
     if status is MessageStatus.SENT:
-        values |= {"sent_at": now, "message_id": bindparam("b_message_id"), "locale": bindparam("b_locale")}
+        values |= {
+            "sent_at": now,
+            "message_id": bindparam("b_message_id"),
+            "locale": bindparam("b_locale"),
+        }
         values["last_error"] = None
     elif status is MessageStatus.RETRYING:
         values |= {"send_after": bindparam("b_retry_at"), "last_error": bindparam("b_detail")}

@@ -34,13 +34,19 @@ def set_choice(
     if row is None:
         session.add(
             Preference(
-                customer_id=customer_id, category=category, enabled=enabled, source=source, updated_at=now
+                customer_id=customer_id,
+                category=category,
+                enabled=enabled,
+                source=source,
+                updated_at=now,
             )
         )
     else:
         row.enabled, row.source, row.updated_at = enabled, source, now
     session.add(
-        PreferenceChange(customer_id=customer_id, category=category, enabled=enabled, source=source, at=now)
+        PreferenceChange(
+            customer_id=customer_id, category=category, enabled=enabled, source=source, at=now
+        )
     )
     return True
 

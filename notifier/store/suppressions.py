@@ -17,7 +17,9 @@ def add(session: Session, email_index: str, reason: str, detail: str | None, now
     """Suppress an address; a stronger reason replaces a weaker one. True if anything changed."""
     row = session.get(Suppression, email_index, with_for_update=True)
     if row is None:
-        session.add(Suppression(email_index=email_index, reason=reason, detail=detail, created_at=now))
+        session.add(
+            Suppression(email_index=email_index, reason=reason, detail=detail, created_at=now)
+        )
         return True
     if SEVERITY[reason] > SEVERITY[row.reason]:
         row.reason, row.detail, row.created_at = reason, detail, now

@@ -18,6 +18,7 @@ from notifier.schemas import (
     SuppressionIn,
 )
 from notifier.service import Accepted, Notifier
+from notifier.web import auth
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "Missing or wrong bearer token"},
@@ -36,8 +37,9 @@ def notifier(request: Request) -> Notifier:
 Engine = Annotated[Notifier, Depends(notifier)]
 
 
-def router(auth: Any) -> APIRouter:
-    api = APIRouter(prefix="/v1", dependencies=[Depends(auth)], responses=ERRORS)
+def router() -> APIRouter:
+    """The /v1 routes; ``web.auth.BearerAuth`` guards them, the dependency documents it."""
+    api = APIRouter(prefix="/v1", dependencies=[Depends(auth.scheme)], responses=ERRORS)
 
     @api.post(
         "/events",
@@ -92,7 +94,7 @@ def router(auth: Any) -> APIRouter:
     def put_preferences(
         customer_id: ResourceId, choices: PreferencesIn, engine: Engine
     ) -> dict[str, bool]:
-        """Set choices from the account page; turning the newsletter on here is confirmed consent."""
+        """Set choices from the account page; the newsletter turned on here is confirmed consent."""
         return engine.choices.update(
             customer_id,
             choices.changes(),
@@ -104,14 +106,18 @@ def router(auth: Any) -> APIRouter:
     @api.post("/suppressions", status_code=200)
     def post_suppression(suppression: SuppressionIn, engine: Engine) -> dict[str, str]:
         """Bounce and complaint feed: the address gets no more (non-essential) mail."""
-        engine.choices.suppress(str(suppression.email), suppression.reason.value, suppression.detail)
+        engine.choices.suppress(
+            str(suppression.email), suppression.reason.value, suppression.detail
+        )
         return {"status": "suppressed", "reason": suppression.reason.value}
 
     @api.post(
         "/campaigns",
         status_code=202,
         response_model=CampaignOut,
-        responses={200: {"model": CampaignOut, "description": "Seen before: the campaign as it is"}},
+        responses={
+            200: {"model": CampaignOut, "description": "Seen before: the campaign as it is"}
+        },
     )
     def post_campaign(campaign: CampaignIn, engine: Engine) -> JSONResponse:
         """Schedule a newsletter to confirmed subscribers at ``send_at`` or by ``cron``."""

@@ -17,7 +17,6 @@ from notifier.web import api, auth, errors, inbox, logs, pages, security
 from notifier.web.limits import BodyLimit
 from notifier.web.ratelimit import PublicRateLimit
 
-
 STATIC_DIR = Path(__file__).parent / "static"
 
 
@@ -46,7 +45,7 @@ def create_app(engine: Notifier, api_tokens: Sequence[str], *, run_worker: bool 
     app.state.notifier = engine
     logs.install()
     errors.install(app)
-    app.include_router(api.router(auth.require_token(list(api_tokens))))
+    app.include_router(api.router())
     app.include_router(pages.router(engine, engine.secret_key))
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     if engine.capture is not None:
@@ -65,4 +64,5 @@ def create_app(engine: Notifier, api_tokens: Sequence[str], *, run_worker: bool 
     app.add_middleware(PublicRateLimit, limit=engine.settings.page_rate_limit)
     app.add_middleware(security.SecurityHeaders)
     app.add_middleware(BodyLimit)
+    app.add_middleware(auth.BearerAuth, tokens=api_tokens)
     return app

@@ -1,14 +1,21 @@
-"""Bearer-token authentication for the shop backend's API."""
+"""Bearer-token authentication for the shop backend's API (``/v1``).
+
+Checked in middleware, before any body is read, so an unauthenticated caller
+learns nothing (not even whether its JSON parses). The route dependency only
+declares the scheme in the OpenAPI document.
+"""
 
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable, Sequence
+import json
+from collections.abc import Sequence
 
-from fastapi import Depends, HTTPException
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import HTTPBearer
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-_bearer = HTTPBearer(auto_error=False, description="One of NOTIFIER_API_TOKENS")
+API_PREFIX = "/v1/"
+scheme = HTTPBearer(auto_error=False, description="One of NOTIFIER_API_TOKENS")
 
 
 def token_matches(candidate: str, tokens: Sequence[str]) -> bool:
@@ -18,13 +25,36 @@ def token_matches(candidate: str, tokens: Sequence[str]) -> bool:
     return any(matches)
 
 
-def require_token(tokens: Sequence[str]) -> Callable[..., None]:
-    """A dependency that answers 401 unless a configured bearer token is presented."""
+class BearerAuth:
+    """Answers 401 for ``/v1`` requests without one of ``tokens``."""
 
-    def check(credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> None:
-        if credentials is None or not token_matches(credentials.credentials, tokens):
-            raise HTTPException(
-                401, "a valid bearer token is required", headers={"WWW-Authenticate": "Bearer"}
-            )
+    def __init__(self, app: ASGIApp, tokens: Sequence[str]) -> None:
+        self.app = app
+        self._tokens = list(tokens)
 
-    return check
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(API_PREFIX):
+            header = dict(scope["headers"]).get(b"authorization", b"").decode("latin-1")
+            kind, _, token = header.partition(" ")
+            if kind.lower() != "bearer" or not token_matches(token.strip(), self._tokens):
+                await _unauthorized(send)
+                return
+        await self.app(scope, receive, send)
+
+
+async def _unauthorized(send: Send) -> None:
+    body = json.dumps(
+        {"error": "unauthorized", "message": "a valid bearer token is required", "fields": {}}
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 401,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"www-authenticate", b"Bearer"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

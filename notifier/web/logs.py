@@ -13,7 +13,8 @@ class RedactLinkTokens(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple):
             record.args = tuple(
-                privacy.redact_link_tokens(arg) if isinstance(arg, str) else arg for arg in record.args
+                privacy.redact_link_tokens(arg) if isinstance(arg, str) else arg
+                for arg in record.args
             )
         return True
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import jinja2
@@ -110,20 +110,30 @@ def router(engine: Notifier, secret: str) -> APIRouter:
         gettext = pages.gettext(locale)
         if isinstance(exc, errors.BadToken):
             return pages.render(
-                "problem.html", locale, 400,
+                "problem.html",
+                locale,
+                400,
                 headline=gettext("This link does not work (any more)"),
-                explanation=gettext("The link may be incomplete or too old. Nothing has been changed."),
+                explanation=gettext(
+                    "The link may be incomplete or too old. Nothing has been changed."
+                ),
             )
         if isinstance(exc, errors.Conflict):
             return pages.render(
-                "problem.html", locale, 409,
+                "problem.html",
+                locale,
+                409,
                 headline=gettext("These emails cannot be turned off"),
                 explanation=gettext("We need them to process your order."),
             )
         return pages.render(
-            "problem.html", locale, 403,
+            "problem.html",
+            locale,
+            403,
             headline=gettext("This form has expired"),
-            explanation=gettext("Please open the link from the email again. Nothing has been changed."),
+            explanation=gettext(
+                "Please open the link from the email again. Nothing has been changed."
+            ),
         )
 
     @routes.get("/preferences/{token}", response_class=HTMLResponse)
@@ -133,7 +143,11 @@ def router(engine: Notifier, secret: str) -> APIRouter:
         except LINK_ERRORS as exc:
             return problem(request, exc)
         return pages.render(
-            "preferences.html", state.claims.locale, token=token, csrf=csrf.issue(token), states=state.states
+            "preferences.html",
+            state.claims.locale,
+            token=token,
+            csrf=csrf.issue(token),
+            states=state.states,
         )
 
     @routes.post("/preferences/{token}", response_class=HTMLResponse)
@@ -142,7 +156,10 @@ def router(engine: Notifier, secret: str) -> APIRouter:
         if not csrf.valid(token, form.get("csrf")):
             return problem(request, None)
         action = form.get("action", "save")
-        wanted = {category: form.get(category) == "on" and action != "all_off" for category in kinds.UNSUBSCRIBABLE}
+        wanted = {
+            category: form.get(category) == "on" and action != "all_off"
+            for category in kinds.UNSUBSCRIBABLE
+        }
         try:
             state, before = choices.update_from_link(token, wanted, _client_ip(request))
         except LINK_ERRORS as exc:
@@ -154,8 +171,13 @@ def router(engine: Notifier, secret: str) -> APIRouter:
         elif action == "undo":
             headline = gettext("Undone: your previous choices are back")
         return pages.render(
-            "saved.html", state.claims.locale, token=token, csrf=csrf.issue(token), states=state.states,
-            headline=headline, undo=None if action == "undo" else before,
+            "saved.html",
+            state.claims.locale,
+            token=token,
+            csrf=csrf.issue(token),
+            states=state.states,
+            headline=headline,
+            undo=None if action == "undo" else before,
         )
 
     @routes.get("/unsubscribe/{token}", response_class=HTMLResponse)
@@ -168,8 +190,12 @@ def router(engine: Notifier, secret: str) -> APIRouter:
         if category not in kinds.UNSUBSCRIBABLE:
             return preferences_page(request, token)
         return pages.render(
-            "unsubscribe.html", state.claims.locale, token=token, csrf=csrf.issue(token),
-            states=state.states, category=category,
+            "unsubscribe.html",
+            state.claims.locale,
+            token=token,
+            csrf=csrf.issue(token),
+            states=state.states,
+            category=category,
         )
 
     @routes.post("/unsubscribe/{token}")
@@ -192,8 +218,13 @@ def router(engine: Notifier, secret: str) -> APIRouter:
             return problem(request, exc)
         gettext = pages.gettext(state.claims.locale)
         return pages.render(
-            "saved.html", state.claims.locale, token=token, csrf=csrf.issue(token), states=state.states,
-            headline=gettext("You are unsubscribed"), undo=before,
+            "saved.html",
+            state.claims.locale,
+            token=token,
+            csrf=csrf.issue(token),
+            states=state.states,
+            headline=gettext("You are unsubscribed"),
+            undo=before,
         )
 
     @routes.get("/confirm/{token}", response_class=HTMLResponse)
@@ -202,7 +233,9 @@ def router(engine: Notifier, secret: str) -> APIRouter:
             claims = choices.confirm_link(token)
         except LINK_ERRORS as exc:
             return problem(request, exc)
-        return pages.render("confirm.html", claims.locale, token=token, csrf=csrf.issue(token), confirmed=False)
+        return pages.render(
+            "confirm.html", claims.locale, token=token, csrf=csrf.issue(token), confirmed=False
+        )
 
     @routes.post("/confirm/{token}", response_class=HTMLResponse)
     async def confirm(request: Request, token: str) -> Response:

@@ -32,7 +32,7 @@ def _limited(scope: Scope) -> bool:
 
 
 class PublicRateLimit:
-    """Answers 429 with Retry-After once a client address exceeds ``limit`` (e.g. ``120/minute``)."""
+    """Answers 429 with Retry-After once an address exceeds ``limit`` (e.g. ``120/minute``)."""
 
     def __init__(self, app: ASGIApp, limit: str) -> None:
         self.app = app
@@ -50,7 +50,9 @@ class PublicRateLimit:
             return
         reset = self._limiter.get_window_stats(self._limit, "public", address).reset_time
         retry_after = max(1, int(reset - SystemClock().now().timestamp()))
-        body = json.dumps({"error": "rate_limited", "message": "too many requests", "fields": {}}).encode()
+        body = json.dumps(
+            {"error": "rate_limited", "message": "too many requests", "fields": {}}
+        ).encode()
         await send(
             {
                 "type": "http.response.start",
@@ -63,4 +65,3 @@ class PublicRateLimit:
             }
         )
         await send({"type": "http.response.body", "body": body})
-

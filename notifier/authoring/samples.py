@@ -1,0 +1,56 @@
+"""The sample data each kind is previewed, checked and test-sent with (``templates/samples/``).
+
+A sample is the full context a template sees, as the engine would build it,
+so a marketer can preview a template without a shop or a database.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from notifier import errors
+
+FOLDER = "samples"
+"""Where the samples live inside the templates directory: ``samples/<kind>.json``."""
+
+ASSEMBLED = frozenset({"customer", "shop", "links", "message"})
+"""Context keys the engine fills in itself when it sends; a sample holds them for previews only."""
+
+
+def path(templates_dir: Path, kind: str) -> Path:
+    """The sample file of ``kind``."""
+    return templates_dir / FOLDER / f"{kind}.json"
+
+
+def load(file: Path) -> dict[str, Any]:
+    """Read one sample; a missing file or bad JSON raises TemplateError naming file and line.
+
+    The error carries the line because a marketer edits these files by hand
+    and a JSON parser's "column 1234" alone is no help in an editor.
+    """
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise errors.TemplateError("no such sample file", file=str(file)) from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise errors.TemplateError(f"cannot read the sample: {exc}", file=str(file)) from exc
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise errors.TemplateError(
+            f"not valid JSON: {exc.msg}", file=str(file), line=exc.lineno
+        ) from exc
+    if not isinstance(value, dict):
+        raise errors.TemplateError("a sample must be a JSON object {…}", file=str(file), line=1)
+    return value
+
+
+def send_context(sample: dict[str, Any]) -> dict[str, Any]:
+    """The part of a sample a sender supplies (``order``, ``data``, ``newsletter`` …).
+
+    ``send-test`` hands this to the engine, which adds the customer, shop,
+    links and message itself, exactly as for real mail.
+    """
+    return {key: value for key, value in sample.items() if key not in ASSEMBLED}

@@ -125,6 +125,26 @@ def db_upgrade() -> None:
     click.echo("database is up to date")
 
 
+@main.group()
+def keys() -> None:
+    """Encryption keys."""
+
+
+@keys.command("rotate")
+@click.option("--page-size", default=500, show_default=True, type=click.IntRange(1, 100_000))
+def keys_rotate(page_size: int) -> None:
+    """Re-encrypt stored personal data with the first NOTIFIER_ENCRYPTION_KEY.
+
+    Put the new key first and keep the old ones after it; run this (the engine
+    may keep running); then drop the old keys.
+    """
+    engine = _engine(_load())
+    _ensure_schema(engine)
+    rotated = engine.privacy.rotate_keys(page_size)
+    for column, count in rotated.items():
+        click.echo(f"{column:<20} {count:>9} re-encrypted")
+
+
 @main.command()
 def status() -> None:
     """Show the queue depth by status and category, and the last errors."""

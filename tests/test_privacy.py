@@ -257,3 +257,21 @@ async def test_erasure_over_http(engine: Notifier) -> None:
         assert erased.status_code == 200
         assert (await client.get("/v1/customers/C-ZOE/export", headers=auth)).status_code == 404
         assert (await client.delete("/v1/customers/C-ZOE", headers=auth)).status_code == 404
+
+
+def test_keys_rotate_command(
+    make_engine: Callable[..., Notifier], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from notifier.cli import main
+
+    engine = make_engine()
+    engine.handle_event(event("order.placed", customer=zoe(), order=zoe_order()))
+    monkeypatch.setenv("NOTIFIER_DATABASE_URL", engine.settings.database_url)
+    monkeypatch.setenv("NOTIFIER_SECRET_KEY", "test-secret-key")
+    monkeypatch.setenv("NOTIFIER_ENCRYPTION_KEY", f"{new_key()},{TEST_ENCRYPTION_KEY}")
+    result = CliRunner().invoke(main, ["keys", "rotate"])
+    assert result.exit_code == 0, result.output
+    assert "customers.email              1 re-encrypted" in result.output
+    assert "messages.context             1 re-encrypted" in result.output

@@ -88,9 +88,12 @@ class CaptureServer:
         self.inbox = inbox
         self.host = host
         self.port = port or _free_port(host)
-        self._controller = Controller(_Handler(inbox), hostname=host, port=self.port)
+        self._controller: Controller | None = None
 
     def start(self) -> tuple[str, int]:
+        # Built here, not in __init__: aiosmtpd's controller opens an event loop at once,
+        # and commands that never deliver should not hold one.
+        self._controller = Controller(_Handler(inbox=self.inbox), hostname=self.host, port=self.port)
         self._controller.start()
         log.warning(
             "capture.started: DEVELOPMENT MODE, mail is kept in %s and shown at /dev/inbox, "
@@ -100,7 +103,9 @@ class CaptureServer:
         return self.host, self.port
 
     def stop(self) -> None:
-        self._controller.stop()
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
 
 
 def _free_port(host: str) -> int:

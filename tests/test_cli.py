@@ -1,0 +1,79 @@
+"""The operator's commands, run as real subprocesses: serve on the embedded default, db, status."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import event
+from tests.processes import http_ready, notifier_env, start, wait_until
+from tests.smtpd import free_port
+
+
+def run(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "notifier", *args], cwd=cwd, env=env, capture_output=True, text=True
+    )
+
+
+def bare_env() -> dict[str, str]:
+    """No NOTIFIER_ settings at all: the embedded default a newcomer gets."""
+    return {key: value for key, value in os.environ.items() if not key.startswith("NOTIFIER_")}
+
+
+@pytest.mark.slow
+def test_serve_on_the_embedded_default_shows_dutch_and_english_mail_in_the_inbox(
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    env = bare_env() | {"NOTIFIER_API_TOKENS": "t0ken", "PYTHONUNBUFFERED": "1"}
+    log = tmp_path / "serve.log"
+    server = start(["serve", "--port", str(port)], env, tmp_path, log)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(http_ready(f"{base}/healthz"), 60, "notifier serve to answer")
+        auth = {"Authorization": "Bearer t0ken"}
+        for locale in ("nl", "en"):
+            body = event("order.placed", id=f"evt-{locale}", locale=locale)
+            body["customer"]["id"] = f"C-{locale}"
+            assert httpx.post(f"{base}/v1/events", json=body, headers=auth).status_code == 202
+
+        def two_mails() -> bool:
+            return httpx.get(f"{base}/dev/inbox").text.count('href="/dev/inbox/') == 2
+
+        wait_until(two_mails, 30, "both mails in the development inbox")
+        inbox = httpx.get(f"{base}/dev/inbox").text
+        assert "Bedankt voor je bestelling" in inbox
+        assert "Thank you for your order" in inbox or "Thanks for your order" in inbox
+        first = inbox.split('href="/dev/inbox/', 1)[1].split('"', 1)[0]
+        page = httpx.get(f"{base}/dev/inbox/{first}")
+        assert page.status_code == 200 and "Content-Language" in page.text
+        assert httpx.get(f"{base}/dev/inbox/{first}/html").status_code == 200
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    output = log.read_text()
+    assert "DEVELOPMENT MODE" in output
+    assert (tmp_path / "notifier.db").exists() and (tmp_path / "notifier.keys").exists()
+    assert "jan@example.nl" not in output  # logs never name a customer
+
+
+def test_db_upgrade_and_status(tmp_path: Path) -> None:
+    env = notifier_env(database_url=f"sqlite:///{tmp_path / 'n.db'}")
+    upgraded = run(["db", "upgrade"], tmp_path, env)
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert "up to date" in upgraded.stdout
+    status = run(["status"], tmp_path, env)
+    assert status.returncode == 0 and "the outbox is empty" in status.stdout
+
+
+def test_a_bad_setting_is_named_without_a_traceback(tmp_path: Path) -> None:
+    env = notifier_env(send_window="20:00-09:00")
+    result = run(["status"], tmp_path, env)
+    assert result.returncode == 1
+    assert "NOTIFIER_SEND_WINDOW" in result.stderr and "Traceback" not in result.stderr

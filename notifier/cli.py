@@ -29,10 +29,13 @@ def _load() -> settings.Settings:
 
 
 def _engine(config: settings.Settings, **kwargs: Any) -> Notifier:
+    """The engine for this command, its database connections closed when the command ends."""
     try:
-        return Notifier(config, **kwargs)
+        engine = Notifier(config, **kwargs)
     except errors.NotifierError as exc:
         raise click.ClickException(str(exc)) from exc
+    click.get_current_context().call_on_close(engine.close)
+    return engine
 
 
 def _ensure_schema(engine: Notifier) -> None:
@@ -263,8 +266,6 @@ def send_test(kind: str, to_email: str, locale: str | None, sample_file: Path | 
         raise click.ClickException(f"the SMTP server did not take the mail: {exc}") from exc
     except errors.NotifierError as exc:
         raise click.ClickException(str(exc)) from exc
-    finally:
-        engine.close()
     click.echo(f"sent a test {kind} mail ({language}) to {to_email}, Message-ID {message_id}")
 
 

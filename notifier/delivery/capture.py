@@ -38,7 +38,7 @@ class CapturedMail:
 
     def part(self, subtype: str) -> str | None:
         body = self.message.get_body(preferencelist=(subtype,))
-        return body.get_content() if body is not None else None  # type: ignore[no-any-return]
+        return body.get_content() if body is not None else None
 
 
 class Inbox:

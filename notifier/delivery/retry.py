@@ -30,7 +30,7 @@ def next_attempt(
     if error.permanent:
         return None
     exponent = max(attempts - 1, 0)
-    delay = min(FIRST_DELAY * (2 ** min(exponent, 20)), LONGEST_DELAY)
+    delay: timedelta = min(FIRST_DELAY * (1 << min(exponent, 20)), LONGEST_DELAY)
     delay *= 1 - JITTER + 2 * JITTER * jitter
     retry_at = now + delay
     if retry_at - first_attempt_at > max_age:

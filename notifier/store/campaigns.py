@@ -117,7 +117,7 @@ def lock_run(session: Session, run_id: str) -> CampaignRun | None:
     return session.scalar(query)
 
 
-def audience(after: str | None, upto: str | None = None) -> Select[tuple[str]]:
+def audience(after: str | None, upto: str | None = None) -> Select[Any]:
     """Confirmed newsletter subscribers whose address is not suppressed, by customer id.
 
     Keyset-ordered so fan-out can stream it page by page: ids after ``after``

@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Select, and_, bindparam, func, insert, literal, or_, select, update
+from sqlalchemy import Select, Table, and_, bindparam, func, insert, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -21,8 +21,8 @@ from notifier import errors
 from notifier.crypto import Sealer
 from notifier.store.models import FINAL, PENDING, DeliveryAttempt, Message, MessageStatus
 
-_messages = Message.__table__
-_attempts = DeliveryAttempt.__table__
+_messages = cast(Table, Message.__table__)
+_attempts = cast(Table, DeliveryAttempt.__table__)
 REVIEW_PAIR_KIND = "review_products"
 
 
@@ -139,7 +139,7 @@ def cancel_for_order(session: Session, order_id: str, reason: str, now: datetime
 
 def add_for_audience(
     session: Session,
-    audience: Select[tuple[str]],
+    audience: Select[Any],
     *,
     id_prefix: str,
     campaign_id: str,

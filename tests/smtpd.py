@@ -94,3 +94,11 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def body_of(message: EmailMessage, subtype: str) -> str:
+    """The ``text/<subtype>`` part of a received mail; fails the test if it has none."""
+    part = message.get_body(preferencelist=(subtype,))
+    assert part is not None, f"no text/{subtype} part"
+    content: str = part.get_content()
+    return content

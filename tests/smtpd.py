@@ -14,6 +14,17 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 
+MESSAGE = (
+    b"From: Winparts <service@winparts.example>\r\n"
+    b"To: Jan <jan@example.nl>\r\n"
+    b"Subject: test\r\n"
+    b"Message-ID: <1@winparts.example>\r\n"
+    b"\r\n"
+    b"Hallo Jan\r\n"
+)
+"""A minimal valid message, for transport tests that need bytes, not a rendered mail."""
+SENDER = "service@winparts.example"
+
 
 @dataclass
 class Received:

@@ -16,18 +16,11 @@ from babel.messages import frontend
 
 from notifier import errors
 from notifier.authoring import check, markup, samples, sources, translations
+from notifier.flows import kinds
 from notifier.mail import i18n, render
 
 ROOT = Path(__file__).resolve().parents[1]
-KINDS = [
-    "newsletter",
-    "newsletter_confirm",
-    "order_confirmation",
-    "review_products",
-    "review_service",
-    "shipping_notice",
-    "verification_question",
-]
+KINDS = sorted(kinds.KINDS)
 UNSUBSCRIBABLE = [
     "newsletter",
     "order_confirmation",

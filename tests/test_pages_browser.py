@@ -30,18 +30,10 @@ from playwright.async_api import (
 from notifier.clock import FrozenClock
 from notifier.service import Notifier
 from notifier.web.app import create_app
+from tests.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.conftest import event
 from tests.smtpd import SmtpServer, free_port
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 BRAND_BLUE = "rgb(11, 61, 145)"
 """The buttons' colour in pages.css: proof that the stylesheet loaded under the CSP."""
 

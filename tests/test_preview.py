@@ -20,28 +20,13 @@ import pytest
 from playwright.sync_api import Browser, expect, sync_playwright
 
 from notifier.authoring import preview
+from notifier.flows import kinds
 from notifier.mail import i18n, render
 from tests import processes
+from tests.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.smtpd import free_port
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-KINDS = [
-    "newsletter",
-    "newsletter_confirm",
-    "order_confirmation",
-    "review_products",
-    "review_service",
-    "shipping_notice",
-    "verification_question",
-]
+KINDS = sorted(kinds.KINDS)
 SUBJECTS = {
     ("review_products", "nl"): "Wat vind je van je nieuwe onderdelen?",
     ("review_products", "en"): "What do you think of your new parts?",

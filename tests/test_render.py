@@ -12,17 +12,10 @@ from typing import Any
 import pytest
 
 from notifier import errors
+from notifier.flows import kinds
 from notifier.mail import i18n, render
 
-KINDS = [
-    "newsletter",
-    "newsletter_confirm",
-    "order_confirmation",
-    "review_products",
-    "review_service",
-    "shipping_notice",
-    "verification_question",
-]
+KINDS = sorted(kinds.KINDS)
 UNSUBSCRIBABLE = {
     "order_confirmation",
     "shipping_notice",

@@ -22,21 +22,14 @@ from pathlib import Path
 import pytest
 
 from notifier.authoring import check, samples
+from notifier.flows import kinds
 from notifier.mail import render
 from notifier.service import Notifier
 from notifier.settings import Settings
 from tests.conftest import TEST_ENCRYPTION_KEY
 
 SPAMASSASSIN = shutil.which("spamassassin")
-KINDS = [
-    "newsletter",
-    "newsletter_confirm",
-    "order_confirmation",
-    "review_products",
-    "review_service",
-    "shipping_notice",
-    "verification_question",
-]
+KINDS = sorted(kinds.KINDS)
 LOCALES = ["en", "nl"]
 LIMIT = 2.0
 _SCORE = re.compile(r"^X-Spam-Status: \w+, score=(-?[\d.]+)", re.MULTILINE)

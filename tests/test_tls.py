@@ -21,17 +21,8 @@ from notifier.delivery.transport import SmtpConfig, SmtpTransport
 from notifier.service import Notifier, _smtp_config
 from notifier.settings import Settings
 from tests.conftest import event
-from tests.smtpd import SmtpServer
+from tests.smtpd import MESSAGE, SENDER, SmtpServer
 
-MESSAGE = (
-    b"From: Winparts <service@winparts.example>\r\n"
-    b"To: Jan <jan@example.nl>\r\n"
-    b"Subject: test\r\n"
-    b"Message-ID: <1@winparts.example>\r\n"
-    b"\r\n"
-    b"Hallo Jan\r\n"
-)
-SENDER = "service@winparts.example"
 LOCAL_NAMES = ("localhost", "127.0.0.1")
 
 

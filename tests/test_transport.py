@@ -13,17 +13,7 @@ from aiosmtpd.smtp import SMTP
 
 from notifier import errors
 from notifier.delivery.transport import SmtpConfig, SmtpTransport, is_loopback
-from tests.smtpd import RecordingHandler, SmtpServer, free_port
-
-MESSAGE = (
-    b"From: Winparts <service@winparts.example>\r\n"
-    b"To: Jan <jan@example.nl>\r\n"
-    b"Subject: test\r\n"
-    b"Message-ID: <1@winparts.example>\r\n"
-    b"\r\n"
-    b"Hallo Jan\r\n"
-)
-SENDER = "service@winparts.example"
+from tests.smtpd import MESSAGE, SENDER, RecordingHandler, SmtpServer, free_port
 
 
 class CountingHandler(RecordingHandler):

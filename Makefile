@@ -21,3 +21,6 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check notifier tests
 	$(VENV)/bin/mypy notifier tests
+
+bench: $(STAMP)
+	$(VENV)/bin/python -m bench $(BENCH_ARGS)

@@ -121,6 +121,7 @@ class Notifier:
                 batch_size=settings.batch_size,
                 lease=timedelta(seconds=settings.lease_seconds),
                 retry_max_age=settings.retry_max_age,
+                concurrency=settings.smtp_connections,
             ),
             on_outcome=self.metrics.observe,
         )

@@ -32,7 +32,8 @@ DEFAULT_LOCALES_DIR = Path(__file__).resolve().parents[2] / "locales"
 CATALOG_PATH = Path("LC_MESSAGES") / "messages.po"
 """Where a locale's catalog lives inside ``<locales_dir>/<locale>/``."""
 
-_TAG = re.compile(r"^([A-Za-z]{2,3})(?:[-_]([A-Za-z]{2}|[0-9]{3}))?$")
+_TAG = re.compile(r"^([A-Za-z]{2,3})(?:[-_][A-Za-z]{4})?(?:[-_]([A-Za-z]{2}|[0-9]{3}))?$")
+"""Language, an optional BCP 47 script (``en-Latn-GB``; ignored: one script a language), region."""
 
 
 def normalize(tag: str) -> str | None:

@@ -1,8 +1,9 @@
 """Engine, transactions and migrations for SQLite and PostgreSQL alike.
 
-SQLite runs in WAL mode and every transaction starts with ``BEGIN IMMEDIATE``
-so that concurrent writers queue on the busy timeout instead of failing when
-a read lock is upgraded. PostgreSQL uses psycopg 3.
+SQLite runs in WAL mode with ``synchronous=FULL`` (a committed transaction
+survives a power loss, as a queue must) and every transaction starts with
+``BEGIN IMMEDIATE`` so that concurrent writers queue on the busy timeout
+instead of failing when a read lock is upgraded. PostgreSQL uses psycopg 3.
 """
 
 from __future__ import annotations
@@ -96,7 +97,9 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
+    # FULL: a commit is on disk before it returns, so an accepted event (202) survives a power
+    # loss too; WAL's NORMAL is safe only against a crash of the process.
+    cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()

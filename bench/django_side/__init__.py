@@ -1,0 +1,1 @@
+"""Runs inside ``bench/.work/django-venv``, never imported by notifier's own interpreter."""

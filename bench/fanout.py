@@ -1,0 +1,223 @@
+"""Campaign fan-out: confirmed subscribers → queued newsletter messages, time and peak memory.
+
+The subscribers are bulk-inserted first (not timed) by one child process.
+A second child does nothing but build the engine, create the campaign and
+call ``engine.newsletters.advance()``; it reports the wall time of
+``advance`` and its peak RSS (``VmHWM`` before and after, and
+``ru_maxrss``), so neither the test data nor the parent's memory is counted.
+The baseline is the floor for the same database work: one raw
+``INSERT … SELECT`` of the same rows through sqlite3, in a third child, on a
+copy of the same database.
+
+Run a child directly: ``python -m bench.fanout prepare|advance|raw DB N``.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import shutil
+import sqlite3
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench.common import PROJECT_DIR, fresh_dir
+
+CHUNK = 50_000
+CONTENT = {
+    "title": "Winterklaar de weg op",
+    "intro": "De nachten worden kouder. Met deze onderdelen kom je zorgeloos de winter door.",
+    "items": [
+        {
+            "title": "Varta Blue Dynamic accu's",
+            "text": "Een accu die bij vorst niet opgeeft.",
+            "url": "https://www.winparts.example/accu",
+            "price": "99.00",
+            "currency": "EUR",
+        }
+    ],
+}
+SUBJECTS = {"nl": "Winterklaar de weg op", "en": "Ready for winter"}
+
+
+@dataclass(frozen=True)
+class FanOut:
+    subscribers: int
+    queued: int
+    seconds: float
+    rss_before_mb: float
+    peak_mb: float
+    raw_seconds: float
+    raw_peak_mb: float
+    raw_rows: int
+
+    @property
+    def rate(self) -> float:
+        return self.queued / self.seconds
+
+
+def run(subscribers: int) -> FanOut:
+    folder = fresh_dir("fanout")
+    database = folder / "notifier.db"
+    _child("prepare", database, subscribers)
+    copy = folder / "raw.db"
+    shutil.copyfile(database, copy)
+    advanced = _child("advance", database, subscribers)
+    raw = _child("raw", copy, subscribers)
+    return FanOut(
+        subscribers,
+        advanced["queued"],
+        advanced["seconds"],
+        advanced["hwm_before_kb"] / 1024,
+        advanced["hwm_after_kb"] / 1024,
+        raw["seconds"],
+        raw["hwm_after_kb"] / 1024,
+        raw["queued"],
+    )
+
+
+def _child(step: str, database: Path, subscribers: int) -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.fanout", step, str(database), str(subscribers)],
+        cwd=PROJECT_DIR,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"fan-out {step} failed:\n{done.stderr[-3000:]}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def _hwm_kb() -> int:
+    """Peak resident set so far (VmHWM), in kB: what the kernel saw, allocator slack included."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def _engine(database: Path) -> Any:
+    from bench import workload
+    from notifier.service import Notifier
+
+    return Notifier(workload.settings(f"sqlite:///{database}", 25, send_window="00:00-24:00"))
+
+
+def _prepare(database: Path, subscribers: int) -> dict[str, Any]:
+    """1 customer + 1 confirmed newsletter preference per subscriber, in bulk.
+
+    Every customer gets the same sealed address (fan-out never opens it) but
+    its own blind index, which the suppression join does read.
+    """
+    from sqlalchemy import insert
+
+    from notifier.store.models import Customer, Preference
+
+    engine = _engine(database)
+    engine.upgrade_database()
+    now = datetime.now(UTC)
+    sealed = engine.sealer.seal_text("lezer@example.nl")
+    for offset in range(0, subscribers, CHUNK):
+        numbers = range(offset, min(offset + CHUNK, subscribers))
+        with engine.database.transaction() as session:
+            session.execute(
+                insert(Customer),
+                [
+                    {
+                        "id": f"N{n:07d}",
+                        "email": sealed,
+                        "email_index": engine.sealer.blind_index(f"lezer{n}@example.nl"),
+                        "name": None,
+                        "locale": ("nl", "en")[n % 2],
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                    for n in numbers
+                ],
+            )
+            session.execute(
+                insert(Preference),
+                [
+                    {
+                        "customer_id": f"N{n:07d}",
+                        "category": "newsletter",
+                        "enabled": True,
+                        "source": "confirm_link",
+                        "updated_at": now,
+                    }
+                    for n in numbers
+                ],
+            )
+    engine.close()
+    return {"prepared": subscribers}
+
+
+def _advance(database: Path) -> dict[str, Any]:
+    engine = _engine(database)
+    engine.newsletters.create({"id": "bench-campaign", "subjects": SUBJECTS, "content": CONTENT})
+    before = _hwm_kb()
+    start = time.perf_counter()
+    queued = engine.newsletters.advance()
+    seconds = time.perf_counter() - start
+    engine.close()
+    return {
+        "queued": queued,
+        "seconds": seconds,
+        "hwm_before_kb": before,
+        "hwm_after_kb": _hwm_kb(),
+        "ru_maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+    }
+
+
+def _raw(database: Path) -> dict[str, Any]:
+    """The same rows in one statement, no engine: the database's own floor for this work."""
+    connection = sqlite3.connect(database, isolation_level=None)
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute("PRAGMA synchronous=NORMAL")
+    (stamp,) = connection.execute("SELECT updated_at FROM preferences LIMIT 1").fetchone()
+    before = _hwm_kb()
+    start = time.perf_counter()
+    connection.execute("BEGIN IMMEDIATE")
+    cursor = connection.execute(
+        """
+        INSERT INTO messages (id, customer_id, campaign_id, kind, category, status,
+                              send_after, attempts, created_at, updated_at)
+        SELECT 'raw-' || p.customer_id, p.customer_id, 'raw', 'newsletter', 'newsletter',
+               'scheduled', ?, 0, ?, ?
+        FROM preferences p
+        JOIN customers c ON c.id = p.customer_id
+        LEFT JOIN suppressions s ON s.email_index = c.email_index
+        WHERE p.category = 'newsletter' AND p.enabled AND s.email_index IS NULL
+        ORDER BY p.customer_id
+        """,
+        (stamp, stamp, stamp),
+    )
+    rows = cursor.rowcount
+    connection.execute("COMMIT")
+    seconds = time.perf_counter() - start
+    connection.close()
+    return {"queued": rows, "seconds": seconds, "hwm_before_kb": before, "hwm_after_kb": _hwm_kb()}
+
+
+def main() -> None:
+    step, database, subscribers = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
+    if step == "prepare":
+        result = _prepare(database, subscribers)
+    elif step == "advance":
+        result = _advance(database)
+    elif step == "raw":
+        result = _raw(database)
+    else:
+        raise SystemExit(f"unknown step {step!r}")
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

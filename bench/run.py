@@ -1,0 +1,421 @@
+"""``python -m bench [names] [options]``: run the benchmarks and print one table each.
+
+Figures are medians over ``--runs`` runs and sit next to a baseline measured
+in the same run, with the machine's core count and load, the sink, and N.
+The defaults finish in about a quarter of an hour on two cores;
+``--quick`` takes a few minutes and is for checking that everything works,
+not for quoting.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench import delivery, enqueue, events, fanout, latency, postoffice, scaleout, workload
+from bench.common import WORK_DIR, LoadSampler, Table, machine_line, median
+from bench.sinks import Sink, debian_sink_available, running_sink, smtp_source_available
+
+NAMES = ("delivery", "enqueue", "fanout", "latency", "scaleout")
+REFERENCE = {
+    "smtp-source": 4800.0,
+    "aiosmtplib": 1500.0,
+    "mail.send": 180.0,
+    "send_many": 420.0,
+    "send_queued_1": 190.0,
+    "send_queued_2": 240.0,
+    "e2e": 90.0,
+}
+"""The issue's reference figures (#7), printed beside ours to calibrate this machine."""
+
+
+@dataclass
+class Plan:
+    """Sizes for one invocation: the defaults, ``--quick`` ones, or the options given."""
+
+    n: int
+    po_n: int
+    runs: int | None
+    duration: float
+    subscribers: int
+    probes: int
+    backlog: int
+    scale_n: int
+    workers: tuple[int, ...]
+    profile: Path | None
+    django: bool
+
+    def runs_for(self, default: int) -> int:
+        return self.runs if self.runs is not None else default
+
+
+def parse(argv: list[str]) -> tuple[list[str], Plan]:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("names", nargs="*", choices=[*NAMES, []], help="benchmarks to run (all)")
+    parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
+    parser.add_argument("--n", type=int, help="delivery messages (20000; quick 2000)")
+    parser.add_argument("--po-n", type=int, help="post_office messages (min(N, 5000))")
+    parser.add_argument("--runs", type=int, help="runs per figure (default 5 quick ones, 1 heavy)")
+    parser.add_argument("--duration", type=float, help="seconds per enqueue window (10; quick 3)")
+    parser.add_argument("--subscribers", type=int, help="fan-out audience (1000000; quick 50000)")
+    parser.add_argument("--probes", type=int, help="latency probes per phase (40; quick 15)")
+    parser.add_argument("--backlog", type=int, help="latency backlog under load (4000; quick 1000)")
+    parser.add_argument(
+        "--scale-n", type=int, help="messages per scale-out config (10000; quick 2000)"
+    )
+    parser.add_argument("--workers", default="1,2,4", help="scale-out worker counts (1,2,4)")
+    parser.add_argument("--profile", type=Path, help="cProfile one delivery run into this file")
+    parser.add_argument("--no-django", action="store_true", help="skip the post_office baseline")
+    args = parser.parse_args(argv)
+    quick = args.quick
+    n = args.n or (2000 if quick else 20_000)
+    plan = Plan(
+        n=n,
+        po_n=args.po_n or min(n, 1000 if quick else 5000),
+        runs=args.runs,
+        duration=args.duration or (3.0 if quick else 10.0),
+        subscribers=args.subscribers or (50_000 if quick else 1_000_000),
+        probes=args.probes or (15 if quick else 40),
+        backlog=args.backlog or (1000 if quick else 4000),
+        scale_n=args.scale_n or (2000 if quick else 10_000),
+        workers=tuple(int(part) for part in args.workers.split(",")),
+        profile=args.profile,
+        django=not args.no_django,
+    )
+    return list(args.names) or list(NAMES), plan
+
+
+def progress(text: str) -> None:
+    print(f"  .. {text}", file=sys.stderr, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    names, plan = parse(sys.argv[1:] if argv is None else argv)
+    WORK_DIR.mkdir(parents=True, exist_ok=True)
+    print("# notifier benchmarks")
+    print(machine_line())
+    sink_name = "smtp-sink" if debian_sink_available() else "asyncio sink (smtp-sink not installed)"
+    print(f"sink: {sink_name} for throughput; asyncio sink for latency (arrival times)")
+    shared: dict[str, float] = {}
+    steps: dict[str, Callable[[Plan, dict[str, float]], Table]] = {
+        "delivery": bench_delivery,
+        "enqueue": bench_enqueue,
+        "fanout": bench_fanout,
+        "latency": bench_latency,
+        "scaleout": bench_scaleout,
+    }
+    for name in names:
+        print(f"\n[{name}] running ...", file=sys.stderr, flush=True)
+        with LoadSampler() as load:
+            table = steps[name](plan, shared)
+        table.notes.append(load.summary())
+        print(table.render(), flush=True)
+    print(f"\n{machine_line()} (at the end)")
+    return 0
+
+
+def bench_delivery(plan: Plan, shared: dict[str, float]) -> Table:
+    table = Table(f"delivery: {plan.n:,} due messages, SQLite → SMTP sink, marked sent")
+    runs = plan.runs_for(1)
+    with running_sink(WORK_DIR) as sink:
+        results = []
+        for number in range(runs):
+            result = delivery.run_notifier(sink, plan.n)
+            progress(f"notifier run {number + 1}: {result.rate:,.1f} msg/s, sent {result.sent}")
+            results.append(result)
+        if plan.profile is not None:
+            # An extra run, not counted: cProfile slows the path several times over.
+            profiled = delivery.run_notifier(sink, plan.n, plan.profile)
+            progress(f"profiled run (not counted): {profiled.rate:,.1f} msg/s")
+            print(delivery.top_costs(plan.profile), file=sys.stderr)
+        rate = median([r.rate for r in results])
+        shared["notifier_delivery"] = rate
+        progress("building pre-rendered letters for the aiosmtplib baseline")
+        letters = delivery.build_letters(sink, plan.n)
+        quick_runs = plan.runs_for(5)
+        pushed = median([delivery.run_aiosmtplib(sink, letters, plan.n) for _ in range(quick_runs)])
+        table.compare(
+            "notifier dispatch_due (render + send + record)",
+            rate,
+            "msg/s",
+            "aiosmtplib pre-built bytes",
+            pushed,
+        )
+        if smtp_source_available():
+            source = median(
+                [
+                    delivery.run_smtp_source(sink, plan.n, int(letters.mean_size))
+                    for _ in range(quick_runs)
+                ]
+            )
+            table.compare(
+                "aiosmtplib pre-built bytes, 8 connections",
+                pushed,
+                "msg/s",
+                "smtp-source (C) 8 sessions",
+                source,
+            )
+            table.compare(
+                "smtp-source 8 sessions -d (sink ceiling)",
+                source,
+                "msg/s",
+                "issue ref",
+                REFERENCE["smtp-source"],
+            )
+        table.compare(
+            "aiosmtplib (for calibration)", pushed, "msg/s", "issue ref", REFERENCE["aiosmtplib"]
+        )
+        _post_office(plan, sink, table, rate, shared)
+        sample = results[0]
+        table.notes += [
+            f"N={plan.n:,} mixed kinds {', '.join(workload.KIND_MIX)}; nl and en; "
+            f"mean message {letters.mean_size / 1024:.1f} KiB; 8 connections, batch_size 500",
+            f"sink: {sink.name}; sink counted {sample.sink_counted} messages in run 1; "
+            f"DB: sent {sample.sent}, other {sample.other or 'none'}",
+            f"runs: notifier {runs} (median), baselines {quick_runs} (median); "
+            f"notifier time from first dispatch_due to empty outbox",
+            f"aiosmtplib baseline: one letter per (kind, locale, lines) variant "
+            f"({len(letters.by_variant)}), built by engine.assembler.assemble and reused",
+        ]
+        if plan.profile is not None:
+            table.notes.append(f"profile of an extra, uncounted run: {plan.profile}")
+    return table
+
+
+def _post_office(
+    plan: Plan, sink: Sink, table: Table, rate: float, shared: dict[str, float]
+) -> None:
+    if not plan.django:
+        table.notes.append("post_office baseline skipped (--no-django)")
+        return
+    progress("django-post_office venv")
+    python, how = postoffice.ensure_venv()
+    if python is None:
+        table.notes.append(f"post_office baseline SKIPPED: {how}")
+        return
+    progress(f"post_office venv {how}; running {plan.po_n} messages")
+    po = postoffice.run(sink, plan.po_n)
+    shared["po_mail_send"] = po.mail_send
+    shared["po_send_many"] = po.send_many
+    table.compare(
+        "notifier delivery", rate, "msg/s", "post_office send_queued 1 proc", po.send_queued_1
+    )
+    table.compare(
+        "notifier delivery", rate, "msg/s", "post_office end to end (mail.send)", po.e2e_mail_send
+    )
+    table.compare(
+        "post_office queue, mail.send (renders)",
+        po.mail_send,
+        "msg/s",
+        "issue ref",
+        REFERENCE["mail.send"],
+    )
+    table.compare(
+        "post_office queue, send_many (renders)",
+        po.send_many,
+        "msg/s",
+        "issue ref",
+        REFERENCE["send_many"],
+    )
+    table.compare(
+        "post_office send_queued, 1 process",
+        po.send_queued_1,
+        "msg/s",
+        "issue ref",
+        REFERENCE["send_queued_1"],
+    )
+    table.compare(
+        "post_office send_queued, 2 processes",
+        po.send_queued_2,
+        "msg/s",
+        "issue ref",
+        REFERENCE["send_queued_2"],
+    )
+    table.compare(
+        "post_office end to end (mail.send + 1 proc)",
+        po.e2e_mail_send,
+        "msg/s",
+        "issue ref",
+        REFERENCE["e2e"],
+    )
+    table.compare(
+        "post_office end to end (send_many + 1 proc)", po.e2e_send_many, "msg/s", "", None
+    )
+    table.notes.append(
+        f"post_office: django-post_office in {postoffice.VENV} ({how}), N={po.count:,} (1 run), "
+        f"SQLite WAL, 8 threads/process, BATCH_SIZE 500, LOG_LEVEL 2; "
+        f"mean MIME size {po.mean_size / 1024:.1f} KiB; all sent: {po.sent_ok}"
+    )
+
+
+def bench_enqueue(plan: Plan, shared: dict[str, float]) -> Table:
+    table = Table("enqueue: order.placed events accepted")
+    runs = plan.runs_for(5)
+    with running_sink(WORK_DIR) as sink:
+        http = enqueue.run_http(sink, plan.duration, runs)
+        for number, window in enumerate(http, 1):
+            progress(f"http window {number}: {window.rate:,.1f} ev/s, {window.errors} errors")
+        quiet = enqueue.run_http(sink, plan.duration, runs, events.order_delivered)
+        progress(f"http order.delivered: {median([w.rate for w in quiet]):,.1f} ev/s")
+        python = [enqueue.run_python(sink, plan.duration) for _ in range(runs)]
+        for number, value in enumerate(python, 1):
+            progress(f"python API run {number}: {value:,.1f} ev/s")
+    http_rate = median([w.rate for w in http])
+    python_rate = median(python)
+    table.compare(
+        f"POST order.placed, {enqueue.CLIENTS} clients (serve also sends)",
+        http_rate,
+        "ev/s",
+        "engine.handle_event loop",
+        python_rate,
+    )
+    table.compare(
+        "POST order.delivered (nothing due, no sending)",
+        median([w.rate for w in quiet]),
+        "ev/s",
+        "engine.handle_event loop",
+        python_rate,
+    )
+    table.add(
+        "POST order.delivered latency p50 / p99",
+        f"{median([w.p50_ms for w in quiet]):.1f} / {median([w.p99_ms for w in quiet]):.1f} ms",
+    )
+    table.compare(
+        "engine.handle_event loop (Python API)",
+        python_rate,
+        "ev/s",
+        "post_office mail.send",
+        shared.get("po_mail_send"),
+    )
+    table.add(
+        "POST latency p50 / p99 (median of runs)",
+        f"{median([w.p50_ms for w in http]):.1f} / {median([w.p99_ms for w in http]):.1f} ms",
+    )
+    table.notes += [
+        f"{runs} windows of {plan.duration:g} s after {enqueue.WARMUP} warm-up requests, median; "
+        f"errors (non-202): {sum(w.errors for w in http)}",
+        "HTTP: notifier serve subprocess on SQLite, also delivering the accepted confirmations to "
+        f"{sink.name.split(' ')[0]}; the 16 httpx clients share the same 2 cores",
+        "Python API: same engine in-process, no sender running: the enqueue work alone",
+    ]
+    if "po_mail_send" not in shared:
+        table.notes.append("post_office mail.send: run `delivery` in the same invocation for it")
+    return table
+
+
+def bench_fanout(plan: Plan, shared: dict[str, float]) -> Table:
+    table = Table(f"campaign fan-out: {plan.subscribers:,} confirmed subscribers → queued messages")
+    results = [fanout.run(plan.subscribers) for _ in range(plan.runs_for(1))]
+    for number, result in enumerate(results, 1):
+        progress(f"fan-out run {number}: {result.seconds:.1f} s, peak {result.peak_mb:.0f} MB")
+    seconds = median([r.seconds for r in results])
+    raw = median([r.raw_seconds for r in results])
+    table.compare(
+        "newsletters.advance() rate",
+        median([r.rate for r in results]),
+        "msg/s",
+        "raw INSERT…SELECT",
+        median([r.raw_rows / r.raw_seconds for r in results]),
+    )
+    table.compare("newsletters.advance() time", seconds, "s", "raw INSERT…SELECT", raw)
+    table.compare(
+        "peak RSS of the fan-out process (VmHWM)",
+        median([r.peak_mb for r in results]),
+        "MB",
+        "raw child",
+        median([r.raw_peak_mb for r in results]),
+    )
+    table.add(
+        "RSS before advance (engine built, campaign created)",
+        f"{median([r.rss_before_mb for r in results]):.1f} MB",
+    )
+    first = results[0]
+    table.notes += [
+        f"queued {first.queued:,} of {first.subscribers:,} (raw: {first.raw_rows:,}); SQLite file; "
+        f"page size {fanout_page()}; runs: {len(results)}",
+        "subscribers bulk-inserted by a separate child first (not timed); the fan-out child "
+        "only builds the engine, creates the campaign and calls advance()",
+    ]
+    return table
+
+
+def fanout_page() -> int:
+    from notifier.newsletters import PAGE_SIZE
+
+    return PAGE_SIZE
+
+
+def bench_latency(plan: Plan, shared: dict[str, float]) -> Table:
+    table = Table("latency: POST /v1/events → SMTP 250 at the sink (immediate order confirmation)")
+    runs = plan.runs_for(1)
+    idle: list[latency.LatencyRun] = []
+    loaded: list[latency.LatencyRun] = []
+    with running_sink(WORK_DIR, want_arrivals=True) as sink:
+        for number in range(runs):
+            idle.append(latency.run(sink, plan.probes, 0, f"idle{number}"))
+            progress(f"idle run {number + 1}: p50 {idle[-1].p50 * 1000:.0f} ms")
+            loaded.append(latency.run(sink, plan.probes, plan.backlog, f"load{number}"))
+            progress(f"loaded run {number + 1}: p50 {loaded[-1].p50 * 1000:.0f} ms")
+    idle50 = median([r.p50 for r in idle]) * 1000
+    idle99 = median([r.p99 for r in idle]) * 1000
+    table.compare("idle p50", idle50, "ms", "", None)
+    table.compare("idle p99", idle99, "ms", "", None)
+    table.compare(
+        "under delivery load p50", median([r.p50 for r in loaded]) * 1000, "ms", "idle p50", idle50
+    )
+    table.compare(
+        "under delivery load p99", median([r.p99 for r in loaded]) * 1000, "ms", "idle p99", idle99
+    )
+    first = loaded[0]
+    table.notes += [
+        f"{plan.probes} probes per phase, one every {latency.PROBE_GAP} s; runs: {runs}; "
+        f"sink: {sink.name}",
+        f"load: {plan.backlog:,} due messages queued before serve started; still pending after "
+        f"the last probe: {first.backlog_after_probes:,}; probes missing: "
+        f"idle {sum(r.missing for r in idle)}, loaded {sum(r.missing for r in loaded)}",
+    ]
+    return table
+
+
+def bench_scaleout(plan: Plan, shared: dict[str, float]) -> Table:
+    table = Table(
+        f"scale-out: {plan.scale_n:,} due messages on PostgreSQL, notifier worker processes"
+    )
+    why = scaleout.postgres_available()
+    if why is not None:
+        table.notes.append(f"SKIPPED: PostgreSQL unavailable at {scaleout.POSTGRES}: {why}")
+        return table
+    runs = plan.runs_for(1)
+    by_workers: dict[int, list[scaleout.ScaleRun]] = {}
+    with running_sink(WORK_DIR) as sink:
+        for count in plan.workers:
+            for _ in range(runs):
+                result = scaleout.run(sink, count, plan.scale_n)
+                rate, wall = result.steady, result.wall
+                progress(f"{count} worker(s): {rate:,.1f} msg/s steady, wall {wall:.1f} s")
+                by_workers.setdefault(count, []).append(result)
+        sink_name = sink.name
+    base = median([r.steady for r in by_workers[plan.workers[0]]])
+    for count, results in by_workers.items():
+        steady = median([r.steady for r in results])
+        table.compare(
+            f"{count} worker(s), steady rate", steady, "msg/s", f"{plan.workers[0]} worker(s)", base
+        )
+        table.add(
+            f"{count} worker(s), spawn → all sent",
+            f"{median([r.wall for r in results]):.1f} s",
+            f"{median([r.wall_rate for r in results]):,.1f} msg/s incl. start-up",
+        )
+    table.notes += [
+        f"fresh schema per configuration; batch_size 500, 8 connections, poll 0.2 s per worker; "
+        f"runs: {runs}; sink: {sink_name}",
+        "steady rate: from all workers logging worker.started to the last sent (start-up excluded)",
+    ]
+    if "notifier_delivery" in shared:
+        table.notes.append(
+            f"in-process SQLite delivery this run: {shared['notifier_delivery']:,.1f} msg/s"
+        )
+    return table

@@ -22,38 +22,29 @@ log = logging.getLogger(__name__)
 
 
 def start(engine: Notifier) -> AsyncIOScheduler:
-    """Start the jobs of one ``serve`` or ``worker`` process on the running event loop."""
+    """Start the jobs of one ``serve`` or ``worker`` process on the running event loop.
+
+    Dispatch may overlap itself once (a wake-up during a long drain just asks
+    the running drain to go round again); the others run one at a time.
+    """
+    settings = engine.settings
+    jobs: list[tuple[str, Callable[[], Awaitable[int]], float, int]] = [
+        ("dispatch", engine.dispatch_due, settings.poll_interval, 2),
+        ("campaigns", engine.advance_campaigns, settings.campaign_interval, 1),
+        ("retention", engine.purge_expired, 3600.0, 1),
+    ]
     clock = AsyncIOScheduler(timezone=UTC)
-    clock.add_job(
-        _tolerant("dispatch", engine.dispatch_due),
-        "interval",
-        seconds=engine.settings.poll_interval,
-        id="dispatch",
-        next_run_time=SystemClock().now(),
-        max_instances=2,
-        coalesce=True,
-        misfire_grace_time=None,
-    )
-    clock.add_job(
-        _tolerant("campaigns", engine.advance_campaigns),
-        "interval",
-        seconds=engine.settings.campaign_interval,
-        id="campaigns",
-        next_run_time=SystemClock().now(),
-        max_instances=1,
-        coalesce=True,
-        misfire_grace_time=None,
-    )
-    clock.add_job(
-        _tolerant("retention", engine.purge_expired),
-        "interval",
-        hours=1,
-        id="retention",
-        next_run_time=SystemClock().now(),
-        max_instances=1,
-        coalesce=True,
-        misfire_grace_time=None,
-    )
+    for name, job, seconds, instances in jobs:
+        clock.add_job(
+            _tolerant(name, job),
+            "interval",
+            seconds=seconds,
+            id=name,
+            next_run_time=SystemClock().now(),
+            max_instances=instances,
+            coalesce=True,
+            misfire_grace_time=None,
+        )
     clock.start()
     return clock
 

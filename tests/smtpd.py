@@ -86,6 +86,9 @@ class SmtpServer:
         return self
 
     def stop(self) -> None:
+        # Let the server's loop finish closing sessions a client just quit; stopping it at
+        # once would leave their sockets half-closed (a ResourceWarning at garbage collection).
+        asyncio.run_coroutine_threadsafe(asyncio.sleep(0.05), self._controller.loop).result()
         self._controller.stop()
 
     @property

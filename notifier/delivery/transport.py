@@ -112,9 +112,12 @@ class SmtpTransport:
             return reply
 
     async def close(self) -> None:
+        """Quit every idle session; the loop then gets a turn to finish closing the sockets."""
         idle, self._idle = self._idle, []
         for connection in idle:
             await _quit(connection)
+        if idle:
+            await asyncio.sleep(0)
 
     async def _acquire(self) -> _Connection:
         while self._idle:

@@ -180,7 +180,7 @@ def _raw(database: Path) -> dict[str, Any]:
     """The same rows in one statement, no engine: the database's own floor for this work."""
     connection = sqlite3.connect(database, isolation_level=None)
     connection.execute("PRAGMA journal_mode=WAL")
-    connection.execute("PRAGMA synchronous=NORMAL")
+    connection.execute("PRAGMA synchronous=FULL")  # notifier's own setting
     (stamp,) = connection.execute("SELECT updated_at FROM preferences LIMIT 1").fetchone()
     before = _hwm_kb()
     start = time.perf_counter()

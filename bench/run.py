@@ -246,7 +246,7 @@ def _post_office(
     )
     table.notes.append(
         f"post_office: django-post_office in {postoffice.VENV} ({how}), N={po.count:,} (1 run), "
-        f"SQLite WAL, 8 threads/process, BATCH_SIZE 500, LOG_LEVEL 2; "
+        f"SQLite WAL synchronous=FULL, 8 threads/process, BATCH_SIZE 500, LOG_LEVEL 2; "
         f"mean MIME size {po.mean_size / 1024:.1f} KiB; all sent: {po.sent_ok}"
     )
 

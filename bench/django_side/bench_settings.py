@@ -1,8 +1,8 @@
 """A standalone Django settings module for the django-post_office baseline.
 
 Everything that could tilt the comparison is matched to notifier's side:
-SQLite in WAL mode with ``synchronous=NORMAL`` and immediate transactions
-(notifier's own pragmas), the same SMTP sink, batches of 500, 8 sending
+SQLite in WAL mode with ``synchronous=FULL`` and immediate transactions
+(notifier's own pragmas since 7ed7bc4), the same SMTP sink, batches of 500, 8 sending
 threads per process (notifier's 8 connections), and a log row per delivery
 (``LOG_LEVEL`` 2, like notifier's attempt rows).
 """
@@ -26,7 +26,7 @@ DATABASES = {
         "OPTIONS": {
             "timeout": 30,
             "transaction_mode": "IMMEDIATE",
-            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;",
         },
     }
 }

@@ -143,6 +143,7 @@ class Newsletters:
                     campaign_id=run.campaign_id,
                     kind="newsletter",
                     category=kinds.NEWSLETTER,
+                    priority=kinds.get("newsletter").priority,
                     send_after=run.send_after,
                     now=self._clock.now(),
                 )

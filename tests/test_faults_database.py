@@ -214,9 +214,7 @@ def test_a_worker_whose_connections_are_killed_recovers_by_itself(
             target = round_ * WORKER_MESSAGES // 8
             wait_until(lambda: len(smtp_server.received) >= target, 120, f"{target} mails")  # noqa: B023
             killed += terminate_backends(postgres_url, name)
-        wait_until(
-            lambda: count_sent(postgres_url) == WORKER_MESSAGES, 240, "every message sent"
-        )
+        wait_until(lambda: count_sent(postgres_url) == WORKER_MESSAGES, 240, "every message sent")
         assert worker.poll() is None, "the worker died"
     finally:
         graceful_stop(worker, log)

@@ -155,8 +155,9 @@ scalars = (
 )
 json_values = st.recursive(
     scalars,
-    lambda inner: st.lists(inner, max_size=4)
-    | st.dictionaries(st.text(max_size=12), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4)
+    ),
     max_leaves=16,
 )
 """Any JSON value."""
@@ -207,8 +208,13 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Notifier]:
     engine = fuzz_engine(tmp_path_factory.mktemp("fuzz"), Recorder())
     with engine.database.transaction() as session:
         customers.upsert(
-            session, engine.sealer, customer_id="C42", email="jan@example.nl",
-            name="Jan de Vries", locale="nl", now=START,
+            session,
+            engine.sealer,
+            customer_id="C42",
+            email="jan@example.nl",
+            name="Jan de Vries",
+            locale="nl",
+            now=START,
         )
     yield engine
     engine.close()

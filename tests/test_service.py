@@ -380,3 +380,27 @@ async def test_expired_lease_is_taken_over_and_recorded(
     [message] = engine.customer_messages("C42")
     assert message.status == "sent" and message.attempts == 2
     assert len(smtp_server.received) == 1
+
+
+async def test_order_mail_is_claimed_before_a_due_newsletter_backlog(
+    make_engine: Callable[..., Notifier], smtp_server: SmtpServer, clock: FrozenClock
+) -> None:
+    from notifier.store import outbox
+
+    engine = make_engine(batch_size=10)
+    for number in range(30):
+        engine.send_message(
+            {
+                "id": f"news-{number}",
+                "kind": "newsletter",
+                "to": customer(id=f"R{number}", email=f"r{number}@example.nl"),
+                "context": {"newsletter": {"title": "Winter", "intro": "Nieuw", "items": []}},
+            }
+        )
+    clock.advance(timedelta(minutes=5))
+    engine.handle_event(event("order.placed"))
+    with engine.database.transaction() as session:
+        [first] = outbox.claim_due(
+            session, engine.sealer, owner="w", now=clock.now(), limit=1, lease=timedelta(minutes=5)
+        )
+    assert first.kind == "order_confirmation"

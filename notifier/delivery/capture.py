@@ -93,7 +93,9 @@ class CaptureServer:
     def start(self) -> tuple[str, int]:
         # Built here, not in __init__: aiosmtpd's controller opens an event loop at once,
         # and commands that never deliver should not hold one.
-        self._controller = Controller(_Handler(inbox=self.inbox), hostname=self.host, port=self.port)
+        self._controller = Controller(
+            _Handler(inbox=self.inbox), hostname=self.host, port=self.port
+        )
         self._controller.start()
         log.warning(
             "capture.started: DEVELOPMENT MODE, mail is kept in %s and shown at /dev/inbox, "

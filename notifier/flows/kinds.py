@@ -17,6 +17,8 @@ UNSUBSCRIBABLE = (ORDER_UPDATES, REVIEWS, NEWSLETTER)
 WINDOWED = (REVIEWS, NEWSLETTER)
 """Categories that wait for the send window; the rest go out day and night."""
 
+PRIORITIES = {ORDER_UPDATES: 0, SERVICE: 0, REVIEWS: 1, NEWSLETTER: 2}
+
 
 @dataclass(frozen=True)
 class Kind:
@@ -30,6 +32,14 @@ class Kind:
     @property
     def windowed(self) -> bool:
         return self.category in WINDOWED
+
+    @property
+    def priority(self) -> int:
+        """Claim order among due mail: order and service mail first, newsletters last.
+
+        A confirmation must not wait behind a million-recipient campaign.
+        """
+        return PRIORITIES.get(self.category, 0)
 
 
 KINDS: dict[str, Kind] = {

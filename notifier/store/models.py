@@ -10,7 +10,17 @@ import enum
 from datetime import datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, Enum, ForeignKey, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import (
+    JSON,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    SmallInteger,
+    String,
+    Text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from notifier.store.types import UTCDateTime
@@ -74,7 +84,7 @@ class Message(Base):
 
     __tablename__ = "messages"
     __table_args__ = (
-        Index("ix_messages_due", "status", "send_after"),
+        Index("ix_messages_due", "status", "priority", "send_after"),
         Index("ix_messages_customer", "customer_id", "created_at"),
         Index("ix_messages_order", "order_id"),
         Index("ix_messages_campaign", "campaign_id", "status"),
@@ -87,6 +97,7 @@ class Message(Base):
     campaign_id: Mapped[str | None] = mapped_column(String(100))
     kind: Mapped[str] = mapped_column(String(40))
     category: Mapped[str] = mapped_column(String(20))
+    priority: Mapped[int] = mapped_column(SmallInteger, default=0)
     context: Mapped[bytes | None] = mapped_column(LargeBinary)
     status: Mapped[MessageStatus] = mapped_column(
         Enum(

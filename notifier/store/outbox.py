@@ -36,6 +36,7 @@ class NewMessage:
     context: dict[str, Any]
     event_id: str | None = None
     order_id: str | None = None
+    priority: int = 0
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,7 @@ def add(session: Session, sealer: Sealer, messages: Sequence[NewMessage], now: d
             order_id=new.order_id,
             kind=new.kind,
             category=new.category,
+            priority=new.priority,
             context=sealer.seal_json(new.context),
             status=MessageStatus.SCHEDULED,
             send_after=new.send_after,
@@ -145,6 +147,7 @@ def add_for_audience(
     campaign_id: str,
     kind: str,
     category: str,
+    priority: int,
     send_after: datetime,
     now: datetime,
 ) -> int:
@@ -161,6 +164,7 @@ def add_for_audience(
         literal(campaign_id),
         literal(kind),
         literal(category),
+        literal(priority),
         literal(MessageStatus.SCHEDULED.value),
         literal(send_after, _messages.c.send_after.type),
         literal(0),
@@ -173,6 +177,7 @@ def add_for_audience(
         "campaign_id",
         "kind",
         "category",
+        "priority",
         "status",
         "send_after",
         "attempts",
@@ -292,7 +297,7 @@ def claim_due(
     limit: int,
     lease: timedelta,
 ) -> list[Claimed]:
-    """Lease up to ``limit`` due messages to ``owner``, oldest due first.
+    """Lease up to ``limit`` due messages to ``owner``: highest priority, then oldest due first.
 
     Selects messages that are ``scheduled`` or ``retrying`` with
     ``send_after <= now``, and messages still ``sending`` whose lease expired
@@ -308,7 +313,7 @@ def claim_due(
     candidates = (
         select(_messages.c.id, _messages.c.status, _messages.c.attempts, _messages.c.lease_owner)
         .where(due)
-        .order_by(_messages.c.send_after)
+        .order_by(_messages.c.priority, _messages.c.send_after)
         .limit(limit)
     )
     if session.get_bind().dialect.name == "postgresql":

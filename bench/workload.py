@@ -185,6 +185,7 @@ def queue_due(engine: Notifier, count: int, *, prefix: str = "bench") -> None:
                 customer_id=planned.customer_id,
                 kind=planned.kind,
                 category=kinds.get(planned.kind).category,
+                priority=kinds.get(planned.kind).priority,
                 send_after=now,
                 context=planned.context,
                 order_id=planned.context["order"]["id"],

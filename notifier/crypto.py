@@ -48,10 +48,7 @@ class Sealer:
         try:
             return self._multi.decrypt(sealed)
         except InvalidToken as exc:
-            raise errors.ConfigurationError(
-                "stored data cannot be decrypted with the configured keys",
-                variable="NOTIFIER_ENCRYPTION_KEY",
-            ) from exc
+            raise _undecryptable() from exc
 
     def seal_text(self, plain: str) -> bytes:
         return self.seal(plain.encode("utf-8"))
@@ -78,13 +75,18 @@ class Sealer:
         try:
             return self._multi.rotate(sealed)
         except InvalidToken as exc:
-            raise errors.ConfigurationError(
-                "stored data cannot be decrypted with the configured keys",
-                variable="NOTIFIER_ENCRYPTION_KEY",
-            ) from exc
+            raise _undecryptable() from exc
 
     def blind_index(self, email: str) -> str:
         """A keyed hash of a normalised address: equal addresses match, the address stays hidden."""
         normalised = email.strip().lower().encode("utf-8")
         digest = hmac.new(self._index_key, normalised, hashlib.sha256).digest()
         return base64.urlsafe_b64encode(digest).decode("ascii").rstrip("=")
+
+
+def _undecryptable() -> errors.ConfigurationError:
+    """Stored data no configured key opens: a key was dropped too early, or the data was altered."""
+    return errors.ConfigurationError(
+        "stored data cannot be decrypted with the configured keys",
+        variable="NOTIFIER_ENCRYPTION_KEY",
+    )

@@ -136,17 +136,20 @@ def router(engine: Notifier, secret: str) -> APIRouter:
             ),
         )
 
+    def page(name: str, locale: str, token: str, **context: Any) -> HTMLResponse:
+        """A page about one link: its forms post back to it with a fresh CSRF field."""
+        return pages.render(name, locale, token=token, csrf=csrf.issue(token), **context)
+
     @routes.get("/preferences/{token}", response_class=HTMLResponse)
     def preferences_page(request: Request, token: str) -> Response:
         try:
             state = choices.read_link(token)
         except LINK_ERRORS as exc:
             return problem(request, exc)
-        return pages.render(
+        return page(
             "preferences.html",
             state.claims.locale,
-            token=token,
-            csrf=csrf.issue(token),
+            token,
             states=state.states,
         )
 
@@ -170,11 +173,10 @@ def router(engine: Notifier, secret: str) -> APIRouter:
             headline = gettext("You are unsubscribed from everything that can be turned off")
         elif action == "undo":
             headline = gettext("Undone: your previous choices are back")
-        return pages.render(
+        return page(
             "saved.html",
             state.claims.locale,
-            token=token,
-            csrf=csrf.issue(token),
+            token,
             states=state.states,
             headline=headline,
             undo=None if action == "undo" else before,
@@ -189,11 +191,10 @@ def router(engine: Notifier, secret: str) -> APIRouter:
         category = state.claims.category
         if category not in kinds.UNSUBSCRIBABLE:
             return preferences_page(request, token)
-        return pages.render(
+        return page(
             "unsubscribe.html",
             state.claims.locale,
-            token=token,
-            csrf=csrf.issue(token),
+            token,
             states=state.states,
             category=category,
         )
@@ -217,11 +218,10 @@ def router(engine: Notifier, secret: str) -> APIRouter:
         except LINK_ERRORS as exc:
             return problem(request, exc)
         gettext = pages.gettext(state.claims.locale)
-        return pages.render(
+        return page(
             "saved.html",
             state.claims.locale,
-            token=token,
-            csrf=csrf.issue(token),
+            token,
             states=state.states,
             headline=gettext("You are unsubscribed"),
             undo=before,
@@ -233,9 +233,7 @@ def router(engine: Notifier, secret: str) -> APIRouter:
             claims = choices.confirm_link(token)
         except LINK_ERRORS as exc:
             return problem(request, exc)
-        return pages.render(
-            "confirm.html", claims.locale, token=token, csrf=csrf.issue(token), confirmed=False
-        )
+        return page("confirm.html", claims.locale, token, confirmed=False)
 
     @routes.post("/confirm/{token}", response_class=HTMLResponse)
     async def confirm(request: Request, token: str) -> Response:

@@ -25,10 +25,8 @@ from notifier.delivery.dispatcher import DispatchConfig, Dispatcher, Transport
 from notifier.delivery.transport import SmtpConfig, SmtpTransport
 from notifier.flows import events as event_flows
 from notifier.flows import kinds
-from notifier.mail import tokens
 from notifier.mail.assembly import Assembler
-from notifier.mail.compose import Composer, Identity
-from notifier.mail.render import Renderer
+from notifier.mail.pool import RenderPool
 from notifier.metrics import Metrics
 from notifier.newsletters import Newsletters
 from notifier.privacy import Privacy
@@ -80,28 +78,14 @@ class Notifier:
         self.secret_key = keys.secret_keys[0]
         self.database = Database(settings.database_url)
         self.sealer = Sealer(keys.encryption_keys, keys.secret_keys[-1])
-        self.renderer = Renderer(
-            settings.templates_dir, settings.locales_dir, settings.default_locale, settings.timezone
-        )
-        self.preference_tokens = tokens.Signer(keys.secret_keys, tokens.PREFERENCES)
-        self.confirm_tokens = tokens.Signer(keys.secret_keys, tokens.CONFIRM)
-        identity = Identity.parse(
-            sender=settings.from_,
-            newsletter_sender=settings.from_newsletter,
-            reply_to=settings.reply_to,
-            list_id_domain=settings.list_id_domain,
-            list_name=settings.shop_name,
-            secret=keys.secret_keys[0],
-            dkim_selector=settings.dkim_selector,
-            dkim_domain=settings.dkim_domain,
-            dkim_key_file=settings.dkim_key_file,
-        )
-        self.assembler = Assembler(
-            settings,
-            self.renderer,
-            Composer(identity, self.clock),
-            self.preference_tokens,
-            self.confirm_tokens,
+        self.assembler = Assembler.from_settings(settings, keys.secret_keys, self.clock)
+        self.renderer = self.assembler.renderer
+        self.preference_tokens = self.assembler.preference_tokens
+        self.confirm_tokens = self.assembler.confirm_tokens
+        self.render_pool = (
+            RenderPool(settings, keys.secret_keys, settings.render_processes)
+            if settings.render_processes
+            else None
         )
         self.capture: CaptureServer | None = None
         if transport is None and settings.capture_mode:
@@ -123,6 +107,7 @@ class Notifier:
                 retry_max_age=settings.retry_max_age,
                 concurrency=settings.smtp_connections,
             ),
+            pool=self.render_pool,
             on_outcome=self.metrics.observe,
         )
 
@@ -160,6 +145,8 @@ class Notifier:
             self.capture.stop()
 
     def close(self) -> None:
+        if self.render_pool is not None:
+            self.render_pool.close()
         self.database.dispose()
 
     async def dispatch_due(self) -> int:

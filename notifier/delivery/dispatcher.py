@@ -26,7 +26,8 @@ from notifier.clock import Clock
 from notifier.crypto import Sealer
 from notifier.delivery import retry
 from notifier.flows import consent, privacy
-from notifier.mail.assembly import Assembler, Letter
+from notifier.mail.assembly import Assembler, Letter, assemble_or_reason
+from notifier.mail.pool import Item, RenderPool
 from notifier.store import campaigns, customers, outbox, preferences, suppressions
 from notifier.store.db import Database
 
@@ -94,6 +95,7 @@ class Dispatcher:
         transport: Transport,
         clock: Clock,
         config: DispatchConfig,
+        pool: RenderPool | None = None,
         on_outcome: Callable[[str, str, float], None] | None = None,
     ) -> None:
         self._db = database
@@ -102,6 +104,7 @@ class Dispatcher:
         self._transport = transport
         self._clock = clock
         self._config = config
+        self._pool = pool
         self._on_outcome = on_outcome
         self._lock = asyncio.Lock()
         self._again = False
@@ -196,7 +199,7 @@ class Dispatcher:
 
     async def _deliver(self, batch: list[_Job]) -> int:
         results = _Results()
-        letters = await asyncio.to_thread(self._assemble_all, batch, results)
+        letters = await self._assemble(batch, results)
         waiting = deque(letters)
 
         async def sender() -> None:
@@ -242,30 +245,33 @@ class Dispatcher:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, _RECORD_LONGEST_DELAY)
 
-    def _assemble_all(self, batch: list[_Job], results: _Results) -> list[tuple[_Job, Letter]]:
-        letters = []
+    async def _assemble(self, batch: list[_Job], results: _Results) -> list[tuple[_Job, Letter]]:
+        """Render the sendable jobs (in the render pool if there is one); record the rest."""
+        sendable: list[_Job] = []
+        items: list[Item] = []
         for job in batch:
-            message = job.message
             if job.blocked is not None or job.recipient is None:
                 results.suppressed.append(
-                    outbox.Outcome(message.id, message.attempt, detail=job.blocked)
+                    outbox.Outcome(job.message.id, job.message.attempt, detail=job.blocked)
                 )
+            else:
+                sendable.append(job)
+                items.append((job.message.id, job.message.kind, job.recipient, job.context))
+        if self._pool is not None:
+            made = await self._pool.assemble(items, self._clock.now())
+        else:
+            made = await asyncio.to_thread(
+                lambda: [assemble_or_reason(self._assembler, *item) for item in items]
+            )
+        letters = []
+        for job, letter in zip(sendable, made, strict=True):
+            if isinstance(letter, Letter):
+                letters.append((job, letter))
                 continue
-            try:
-                letter = self._assembler.assemble(
-                    message.id, message.kind, job.recipient, job.context
-                )
-            except Exception as exc:  # one message's failure must never stop the batch
-                log.warning(
-                    "dispatch.render_failed message=%s kind=%s error=%s",
-                    message.id,
-                    message.kind,
-                    type(exc).__name__,
-                )
-                detail = privacy.redact_addresses(f"render: {exc}")[:2000]
-                results.failed.append(outbox.Outcome(message.id, message.attempt, detail=detail))
-                continue
-            letters.append((job, letter))
+            message = job.message
+            log.warning("dispatch.render_failed message=%s kind=%s", message.id, message.kind)
+            detail = privacy.redact_addresses(letter)[:2000]
+            results.failed.append(outbox.Outcome(message.id, message.attempt, detail=detail))
         return letters
 
     async def _send(self, job: _Job, letter: Letter, results: _Results) -> None:

@@ -9,9 +9,10 @@ from email.utils import parseaddr
 from typing import Any, Protocol
 
 from notifier import errors
+from notifier.clock import Clock
 from notifier.flows import kinds
 from notifier.mail import i18n, tokens
-from notifier.mail.compose import Composer, Envelope, Headers
+from notifier.mail.compose import Composer, Envelope, Headers, Identity
 from notifier.mail.render import Renderer
 from notifier.settings import Settings
 
@@ -49,8 +50,8 @@ class Assembler:
         self._settings = settings
         self._renderer = renderer
         self._composer = composer
-        self._preference_tokens = preference_tokens
-        self._confirm_tokens = confirm_tokens
+        self.preference_tokens = preference_tokens
+        self.confirm_tokens = confirm_tokens
         self._shop = {
             "name": settings.shop_name,
             "legal_name": settings.company_name,
@@ -59,6 +60,35 @@ class Assembler:
             "shop_url": settings.shop_url,
             "support_email": parseaddr(settings.reply_to or settings.from_)[1],
         }
+
+    @classmethod
+    def from_settings(cls, settings: Settings, secret_keys: list[str], clock: Clock) -> Assembler:
+        """The assembler the settings describe; also how render worker processes build theirs."""
+        identity = Identity.parse(
+            sender=settings.from_,
+            newsletter_sender=settings.from_newsletter,
+            reply_to=settings.reply_to,
+            list_id_domain=settings.list_id_domain,
+            list_name=settings.shop_name,
+            secret=secret_keys[0],
+            dkim_selector=settings.dkim_selector,
+            dkim_domain=settings.dkim_domain,
+            dkim_key_file=settings.dkim_key_file,
+        )
+        renderer = Renderer(
+            settings.templates_dir, settings.locales_dir, settings.default_locale, settings.timezone
+        )
+        return cls(
+            settings,
+            renderer,
+            Composer(identity, clock),
+            tokens.Signer(secret_keys, tokens.PREFERENCES),
+            tokens.Signer(secret_keys, tokens.CONFIRM),
+        )
+
+    @property
+    def renderer(self) -> Renderer:
+        return self._renderer
 
     def assemble(
         self,
@@ -119,7 +149,7 @@ class Assembler:
     ) -> dict[str, str]:
         base = self._settings.base_url
         claims = tokens.Claims(recipient.id, kind.category, locale)
-        token = self._preference_tokens.issue(claims)
+        token = self.preference_tokens.issue(claims)
         links = {
             "preferences_url": f"{base}/preferences/{token}",
             "shop_url": self._settings.shop_url,
@@ -137,8 +167,24 @@ class Assembler:
                 order_number=order_number
             )
         elif kind.name == "newsletter_confirm":
-            confirm = self._confirm_tokens.issue(
+            confirm = self.confirm_tokens.issue(
                 tokens.Claims(recipient.id, kinds.NEWSLETTER, locale)
             )
             links["confirm_url"] = f"{base}/confirm/{confirm}"
         return links
+
+
+def assemble_or_reason(
+    assembler: Assembler,
+    message_key: str,
+    kind_name: str,
+    recipient: Recipient,
+    stored_context: dict[str, Any],
+) -> Letter | str:
+    """The letter, or why this one message cannot be made (so the rest of a batch goes on)."""
+    try:
+        return assembler.assemble(message_key, kind_name, recipient, stored_context)
+    except errors.NotifierError as exc:
+        return f"render: {exc}"
+    except Exception as exc:  # one message's failure must never stop the batch
+        return f"render: {type(exc).__name__}: {exc}"

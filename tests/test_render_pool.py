@@ -1,0 +1,51 @@
+"""Rendering in worker processes (``NOTIFIER_RENDER_PROCESSES``): same mail, every core."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from email.utils import parsedate_to_datetime
+
+from notifier.clock import FrozenClock
+from notifier.service import Notifier
+from tests.conftest import customer, event, order
+from tests.smtpd import SmtpServer, body_of
+
+
+async def test_a_render_pool_delivers_the_same_mail_and_isolates_failures(
+    make_engine: Callable[..., Notifier], smtp_server: SmtpServer, clock: FrozenClock
+) -> None:
+    engine = make_engine(render_processes=2)
+    for number in range(12):
+        engine.handle_event(
+            event(
+                "order.placed",
+                locale=("nl", "en")[number % 2],
+                customer=customer(("nl", "en")[number % 2], id=f"P{number}"),
+                order=order(id=f"O-{number}", number=f"WP-{number}"),
+            )
+        )
+    engine.send_message(
+        {
+            "id": "broken-later",
+            "kind": "order_confirmation",
+            "to": customer(id="P99"),
+            "context": {"order": order(), "data": {}},
+        }
+    )
+    # Break that one message's stored context the way an old release might have left it.
+    from notifier.store import outbox
+
+    with engine.database.transaction() as session:
+        row = outbox.get(session, "broken-later")
+        assert row is not None
+        row.context = engine.sealer.seal_json({"order": "not an order"})
+
+    assert await engine.dispatch_due() == 13
+    assert len(smtp_server.received) == 12
+    languages = sorted(str(r.message["Content-Language"]) for r in smtp_server.received)
+    assert languages == ["en"] * 6 + ["nl"] * 6
+    first = smtp_server.received[0].message
+    assert parsedate_to_datetime(str(first["Date"])) == clock.now()  # the parent's clock
+    assert "<html lang=" in body_of(first, "html")
+    broken = engine.get_message("broken-later")
+    assert broken.status == "failed" and (broken.last_error or "").startswith("render:")

@@ -330,3 +330,12 @@ def test_a_broken_catalog_is_a_template_error(tmp_path: Path) -> None:
         renderer.render("review_products", "nl", sample("review_products"))
     assert caught.value.file == "nl/LC_MESSAGES/messages.po"
     assert caught.value.line is not None
+
+
+def test_the_plain_text_part_is_not_markdown_escaped(renderer: render.Renderer) -> None:
+    context = sample("verification_question")
+    question = "Twee vragen:\n1. Welke auto?\n- bouwjaar\n+ motorcode\nC:\\pad\\naar*bestand"
+    context["data"] = {**context["data"], "question": question}
+    text = renderer.render("verification_question", "nl", context).text
+    for line in ("1. Welke auto?", "- bouwjaar", "+ motorcode", "C:\\pad\\naar*bestand"):
+        assert line in text

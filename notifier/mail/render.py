@@ -41,6 +41,9 @@ NOT_KINDS = frozenset({"layout"})
 _PREVIEW = re.compile(r'<div style="display:none;font-size:1px;[^"]*">.*?</div>', re.DOTALL)
 # html2text runs table cells together; a space before each cell's end keeps words apart.
 _CELL_END = re.compile(r"</t([dh])>")
+_ESCAPED_DOT = re.compile(r"(\d)\\\.(?=\s)")
+_ESCAPED_BULLET = re.compile(r"(^|\s)\\([+-])(?=[\s-])", re.MULTILINE)
+_ESCAPED_BACKSLASH = re.compile(r"\\\\(?=[\\`*_{}\[\]()#+\-.!])")
 _MJML_HEAD = re.compile(r"<mj-head>.*?</mj-head>", re.DOTALL)
 _MJML_BUTTON = re.compile(r'<mj-button\b[^>]*?\bhref="([^"]*)"[^>]*>(.*?)</mj-button>', re.DOTALL)
 _MJML_TABLE = re.compile(r"<(/?)mj-table\b[^>]*>")
@@ -285,6 +288,19 @@ def _to_text(source: str) -> str:
     body = _MJML_OTHER.sub(r"<\1div>", body)
     text: str = converter.handle(_CELL_END.sub(r" </t\1>", _PREVIEW.sub("", body, count=1)))
     # Non-breaking spaces that keep "€ 34,95" together on screen only make plain text uneven.
-    text = text.replace("\xa0", " ")
+    text = _unescape_markdown(text.replace("\xa0", " "))
     lines = (_INNER_SPACES.sub(" ", line.rstrip()) for line in text.strip().splitlines())
     return _BLANK_LINES.sub("\n\n", "\n".join(lines)) + "\n"
+
+
+def _unescape_markdown(text: str) -> str:
+    """Undo the Markdown escapes html2text always adds; a plain-text mail is not Markdown.
+
+    It writes ``1\\.`` for a number and dot, ``\\-``/``\\+`` for a leading dash or
+    plus, and doubles a backslash before punctuation: a customer would see
+    those backslashes. Each escape is one backslash before one character, so
+    removing them in this order restores the text exactly.
+    """
+    text = _ESCAPED_DOT.sub(r"\1.", text)
+    text = _ESCAPED_BULLET.sub(r"\1\2", text)
+    return _ESCAPED_BACKSLASH.sub(r"\\", text)

@@ -109,31 +109,25 @@ def router(engine: Notifier, secret: str) -> APIRouter:
         locale = pages.locale_for(_accept_language(request))
         gettext = pages.gettext(locale)
         if isinstance(exc, errors.BadToken):
-            return pages.render(
-                "problem.html",
-                locale,
+            status, headline, explanation = (
                 400,
-                headline=gettext("This link does not work (any more)"),
-                explanation=gettext(
-                    "The link may be incomplete or too old. Nothing has been changed."
-                ),
+                gettext("This link does not work (any more)"),
+                gettext("The link may be incomplete or too old. Nothing has been changed."),
             )
-        if isinstance(exc, errors.Conflict):
-            return pages.render(
-                "problem.html",
-                locale,
+        elif isinstance(exc, errors.Conflict):
+            status, headline, explanation = (
                 409,
-                headline=gettext("These emails cannot be turned off"),
-                explanation=gettext("We need them to process your order."),
+                gettext("These emails cannot be turned off"),
+                gettext("We need them to process your order."),
+            )
+        else:
+            status, headline, explanation = (
+                403,
+                gettext("This form has expired"),
+                gettext("Please open the link from the email again. Nothing has been changed."),
             )
         return pages.render(
-            "problem.html",
-            locale,
-            403,
-            headline=gettext("This form has expired"),
-            explanation=gettext(
-                "Please open the link from the email again. Nothing has been changed."
-            ),
+            "problem.html", locale, status, headline=headline, explanation=explanation
         )
 
     def page(name: str, locale: str, token: str, **context: Any) -> HTMLResponse:

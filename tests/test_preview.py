@@ -86,7 +86,7 @@ async def test_the_page_lists_every_kind_in_every_locale(client: httpx.AsyncClie
         assert subject in page.text
     assert "7 templates × 2 locales: all good" in page.text  # noqa: RUF001
     # The plain-text part sits beside the frames, links kept.
-    assert "[E-mailvoorkeuren][3]" in page.text
+    assert "E-mailvoorkeuren [3]" in page.text
 
 
 async def test_the_page_needs_nothing_from_elsewhere_and_runs_no_inline_script(

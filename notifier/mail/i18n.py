@@ -185,7 +185,13 @@ def format_money(amount: str | int | Decimal, currency: str, locale: str) -> str
 
     Amounts travel as strings so no float ever rounds a price.
     """
-    return numbers.format_currency(_decimal(amount), currency, locale=babel_locale(locale))
+    return _format_currency(_decimal(amount), currency, locale)
+
+
+@functools.lru_cache(maxsize=4096)
+def _format_currency(amount: Decimal, currency: str, locale: str) -> str:
+    """Cached: a shop's mail repeats the same prices, and Babel parses its pattern per call."""
+    return numbers.format_currency(amount, currency, locale=babel_locale(locale))
 
 
 def format_number(value: str | int | Decimal, locale: str) -> str:

@@ -19,13 +19,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
-import html2text
 import jinja2
 import markupsafe
 import mjml
 
 from notifier import errors
-from notifier.mail import i18n
+from notifier.mail import i18n, plaintext
 
 DEFAULT_TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
 """The project's own ``templates/``; a shop may point ``NOTIFIER_TEMPLATES_DIR`` elsewhere."""
@@ -36,20 +35,6 @@ SUFFIX = ".mjml.j2"
 NOT_KINDS = frozenset({"layout"})
 """Top-level templates that are shared by the kinds rather than kinds themselves."""
 
-# mrml (behind mjml-python) draws the preheader as this hidden div; it belongs
-# in the inbox list, not in the plain-text part.
-_PREVIEW = re.compile(r'<div style="display:none;font-size:1px;[^"]*">.*?</div>', re.DOTALL)
-# html2text runs table cells together; a space before each cell's end keeps words apart.
-_CELL_END = re.compile(r"</t([dh])>")
-_ESCAPED_DOT = re.compile(r"(\d)\\\.(?=\s)")
-_ESCAPED_BULLET = re.compile(r"(^|\s)\\([+-])(?=[\s-])", re.MULTILINE)
-_ESCAPED_BACKSLASH = re.compile(r"\\\\(?=[\\`*_{}\[\]()#+\-.!])")
-_MJML_HEAD = re.compile(r"<mj-head>.*?</mj-head>", re.DOTALL)
-_MJML_BUTTON = re.compile(r'<mj-button\b[^>]*?\bhref="([^"]*)"[^>]*>(.*?)</mj-button>', re.DOTALL)
-_MJML_TABLE = re.compile(r"<(/?)mj-table\b[^>]*>")
-_MJML_OTHER = re.compile(r"<(/?)mj-[a-z-]+\b[^>]*?/?>")
-_INNER_SPACES = re.compile(r"(?<=\S) {2,}")
-_BLANK_LINES = re.compile(r"\n{3,}")
 _MJML_POSITION = re.compile(r"at position (\d+):(\d+)")
 
 _T = TypeVar("_T")
@@ -127,9 +112,12 @@ class Renderer:
         if "preheader" in template.blocks:
             preheader = self._guard(name, lambda: _block(template, "preheader", values))
         source = self._guard(name, lambda: template.render(values))
-        html = _to_html(source, name)
         return RenderedMail(
-            subject=subject, preheader=preheader, html=html, text=_to_text(source), locale=used
+            subject=subject,
+            preheader=preheader,
+            html=_to_html(source, name),
+            text=plaintext.to_text(source),
+            locale=used,
         )
 
     def mjml(self, kind: str, locale: str | None, context: Mapping[str, Any]) -> str:
@@ -265,42 +253,3 @@ def _to_html(source: str, name: str) -> str:
             snippet = raw[start:end].decode(errors="replace")
             message += f" (line {line} of the generated MJML: {snippet!r})"
         raise errors.TemplateError(message, file=name) from exc
-
-
-def _to_text(source: str) -> str:
-    """The plain-text part: readable paragraphs, links as footnotes, image alt texts kept.
-
-    Converted from the MJML, not the compiled HTML: the same words and links
-    in a third of the markup, which is what html2text's time goes by. MJML
-    tags become the plain HTML html2text knows (a button a link, the rest
-    blocks).
-    """
-    converter = html2text.HTML2Text()
-    converter.body_width = 0
-    converter.ignore_tables = True
-    converter.ignore_emphasis = True
-    converter.inline_links = False
-    converter.images_to_alt = True
-    converter.unicode_snob = True
-    body = _MJML_HEAD.sub("", source)
-    body = _MJML_BUTTON.sub(r'<p><a href="\1">\2</a></p>', body)
-    body = _MJML_TABLE.sub(r"<\1table>", body)
-    body = _MJML_OTHER.sub(r"<\1div>", body)
-    text: str = converter.handle(_CELL_END.sub(r" </t\1>", _PREVIEW.sub("", body, count=1)))
-    # Non-breaking spaces that keep "€ 34,95" together on screen only make plain text uneven.
-    text = _unescape_markdown(text.replace("\xa0", " "))
-    lines = (_INNER_SPACES.sub(" ", line.rstrip()) for line in text.strip().splitlines())
-    return _BLANK_LINES.sub("\n\n", "\n".join(lines)) + "\n"
-
-
-def _unescape_markdown(text: str) -> str:
-    """Undo the Markdown escapes html2text always adds; a plain-text mail is not Markdown.
-
-    It writes ``1\\.`` for a number and dot, ``\\-``/``\\+`` for a leading dash or
-    plus, and doubles a backslash before punctuation: a customer would see
-    those backslashes. Each escape is one backslash before one character, so
-    removing them in this order restores the text exactly.
-    """
-    text = _ESCAPED_DOT.sub(r"\1.", text)
-    text = _ESCAPED_BULLET.sub(r"\1\2", text)
-    return _ESCAPED_BACKSLASH.sub(r"\\", text)

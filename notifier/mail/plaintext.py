@@ -1,0 +1,135 @@
+"""The plain-text part of a mail, made from the MJML its template rendered.
+
+A mail's text part is what a screen reader, a watch or a cautious mail
+client shows, so it must read as prose: paragraphs, one table row a line,
+the address as lines, images as their alt text, and every link kept as a
+numbered reference listed at the end — the unsubscribe link above all.
+
+The MJML is parsed by lexbor (selectolax), a fast and forgiving HTML5 parser
+in C, and walked once. This replaced html2text, which produced Markdown (its
+escapes had to be undone) and cost 2.4 ms a mail, two thirds of rendering.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from selectolax.lexbor import LexborHTMLParser, LexborNode
+
+# The head holds only styling, and its self-closed <mj-table /> defaults would open tables.
+_MJML_HEAD = re.compile(r"<mj-head>.*?</mj-head>", re.DOTALL)
+# An HTML5 parser drops <tr> and <td> outside a <table>, so mj-table becomes one first.
+_MJML_TABLE = re.compile(r"<(/?)mj-table\b")
+_SPACES = re.compile(r"[ \t\r\n\f\xa0]+")
+_LINE = "\x00"
+"""A line ends here, unless one just did."""
+_PARAGRAPH = "\x01"
+"""A paragraph ends here: one blank line, however many blocks end together."""
+_BREAKS = re.compile(r"[ \n\x00\x01]*[\x00\x01][ \n\x00\x01]*")
+_BLANK_LINES = re.compile(r"\n{3,}")
+
+_SKIPPED = frozenset(
+    {"mj-head", "head", "style", "script", "title", "template", "-comment", "mj-style"}
+)
+_BLOCKS = frozenset(
+    {
+        "p", "div", "table", "section", "article", "header", "footer", "blockquote", "pre",
+        "h1", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "hr", "center", "address",
+    }
+)  # fmt: skip
+_LINES = frozenset({"tr", "li", "dt", "dd"})
+_CELLS = frozenset({"td", "th"})
+_LINK_TAGS = frozenset({"a", "mj-button"})
+_IMAGE_TAGS = frozenset({"img", "mj-image"})
+
+
+def to_text(mjml: str) -> str:
+    """The readable plain text of an MJML document (or of plain HTML)."""
+    body = _MJML_HEAD.sub("", mjml, count=1)
+    parser = LexborHTMLParser(_MJML_TABLE.sub(r"<\1table", body))
+    writer = _Writer()
+    root = parser.root
+    if root is not None:
+        writer.walk(root)
+    return writer.result()
+
+
+class _Writer:
+    """Collects text while walking the tree; links become numbered references."""
+
+    def __init__(self) -> None:
+        self.pieces: list[str] = []
+        self.links: list[str] = []
+
+    def walk(self, node: LexborNode) -> None:
+        for child in _children(node):
+            tag = child.tag or ""
+            if tag == "-text":
+                self.pieces.append(_SPACES.sub(" ", child.text_content or ""))
+            elif tag in _SKIPPED or _hidden(child):
+                continue
+            elif tag == "br":
+                self.pieces.append("\n")
+            elif tag in _IMAGE_TAGS:
+                self.pieces.append(child.attributes.get("alt") or "")
+                self.walk(child)  # a self-closed mj-image still parents what follows it
+            elif tag in _LINK_TAGS:
+                self._link(child)
+            elif tag in _CELLS:
+                self.walk(child)
+                self.pieces.append(" ")
+            elif tag in _LINES:
+                self.pieces.append(_LINE)
+                if tag == "li":
+                    self.pieces.append("- ")
+                self.walk(child)
+                self.pieces.append(_LINE)
+            elif tag in _BLOCKS or tag.startswith("mj-"):
+                self.pieces.append(_PARAGRAPH)
+                self.walk(child)
+                self.pieces.append(_PARAGRAPH)
+            else:
+                self.walk(child)
+
+    def _link(self, node: LexborNode) -> None:
+        """The link's words, then ``[n]`` for its address unless the words are the address."""
+        start = len(self.pieces)
+        block = node.tag == "mj-button"
+        if block:
+            self.pieces.append(_PARAGRAPH)
+        self.walk(node)
+        href = (node.attributes.get("href") or "").strip()
+        words = _SPACES.sub(" ", "".join(self.pieces[start:])).strip()
+        if href and not href.startswith("#") and href.removeprefix("mailto:") != words:
+            if href not in self.links:
+                self.links.append(href)
+            self.pieces.append(f" [{self.links.index(href) + 1}]")
+        if block:
+            self.pieces.append(_PARAGRAPH)
+
+    def result(self) -> str:
+        """Lines trimmed, blank lines between paragraphs made single, references appended."""
+        text = _BREAKS.sub(_break, "".join(self.pieces))
+        lines = (" ".join(line.split()) for line in text.split("\n"))
+        body = _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip()
+        if self.links:
+            references = "\n".join(f"[{n}] {href}" for n, href in enumerate(self.links, 1))
+            body = f"{body}\n\n{references}"
+        return body + "\n"
+
+
+def _break(run: re.Match[str]) -> str:
+    """A run of break marks and spaces as newlines; line breaks typed with <br> count."""
+    marks = run.group()
+    return "\n\n" if _PARAGRAPH in marks else "\n" * max(1, marks.count("\n"))
+
+
+def _children(node: LexborNode) -> Iterator[LexborNode]:
+    return node.iter(include_text=True)
+
+
+def _hidden(node: LexborNode) -> bool:
+    """Content styled away (a preheader) is for the inbox list, not for reading."""
+    style = node.attributes.get("style") or ""
+    return "display:none" in style.replace(" ", "")

@@ -1,11 +1,19 @@
 """The sender loop: claim due messages, render them, deliver them, record what happened.
 
-One batch at a time: a single transaction claims the batch and loads its
-recipients; rendering runs in a worker thread so the event loop stays free
-for the API; sends run concurrently, at most ``concurrency`` at once; all
-outcomes are written in one transaction at the end, tried again while the
-database is briefly unreachable, because an outcome that is never written
-turns into a duplicate when the lease expires.
+A single transaction claims a batch and loads its recipients. The batch is
+rendered in chunks, off the event loop (in a thread, or in the render
+processes), and every letter is sent as soon as its chunk is made, at most
+``concurrency`` sends at once across all batches. While one batch is being
+sent the next is claimed and rendered, so the SMTP client never waits for
+the renderer. A batch's outcomes are written in one transaction when its
+last send is done, tried again while the database is briefly unreachable,
+because an outcome that is never written turns into a duplicate when the
+lease expires.
+
+Mail a customer is waiting for right now (an order confirmation just
+accepted) need not queue behind a backlog of due mail: ``wake`` may name
+such messages, and while a drain is busy an express lane claims them by id
+and sends them beside it.
 """
 
 from __future__ import annotations
@@ -15,8 +23,7 @@ import logging
 import random
 import re
 import time
-from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Protocol
@@ -35,6 +42,14 @@ log = logging.getLogger(__name__)
 _BAD_MAILBOX = re.compile(r"^5\.1\.\d+")
 _RECORD_FIRST_DELAY = 0.25
 _RECORD_LONGEST_DELAY = 5.0
+PIPELINE_DEPTH = 2
+"""Batches in flight at once: the next one is claimed and rendered while the last is sent.
+
+It is also the bound on duplicates after a crash: what a dead worker holds."""
+RENDER_CHUNK = 25
+"""Letters rendered per step: sending begins after the first chunk, not after the whole batch."""
+EXPRESS_LIMIT = 50
+"""Most messages the express lane holds; beyond that they are sent from the queue as usual."""
 
 
 class Transport(Protocol):
@@ -107,8 +122,11 @@ class Dispatcher:
         self._pool = pool
         self._on_outcome = on_outcome
         self._lock = asyncio.Lock()
+        self._slots = asyncio.Semaphore(config.concurrency)
         self._again = False
         self._stopping = False
+        self._express_ids: set[str] = set()
+        self._express: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._random = random.Random()
 
@@ -116,19 +134,46 @@ class Dispatcher:
         """Remember the loop so ``wake`` may be called from other threads."""
         self._loop = loop
 
-    def wake(self) -> None:
-        """Ask for a drain soon; safe from any thread; a no-op before ``bind`` or after ``stop``."""
+    def wake(self, express: Iterable[str] = ()) -> None:
+        """Ask for a drain soon; safe from any thread; a no-op before ``bind`` or after ``stop``.
+
+        ``express`` names messages just queued, due now, that someone is
+        waiting for; while a drain is busy they are claimed by id beside it.
+        """
         loop = self._loop
         if loop is None or self._stopping or loop.is_closed():
             return
-        loop.call_soon_threadsafe(self._start_drain)
+        loop.call_soon_threadsafe(self._start_drain, tuple(express))
 
-    def _start_drain(self) -> None:
+    def _start_drain(self, express: tuple[str, ...] = ()) -> None:
         if self._lock.locked():
             self._again = True
+            self._start_express(express)
             return
         task = asyncio.ensure_future(self.run_once())
         task.add_done_callback(_log_failure)
+
+    def _start_express(self, ids: tuple[str, ...]) -> None:
+        room = EXPRESS_LIMIT - len(self._express_ids)
+        self._express_ids.update(ids[: max(room, 0)])
+        if self._express_ids and self._express is None and not self._stopping:
+            self._express = asyncio.ensure_future(self._run_express())
+            self._express.add_done_callback(_log_failure)
+
+    async def _run_express(self) -> None:
+        """Send the messages ``wake`` named, rendered in this process so no chunk queue delays them.
+
+        Any of them the main drain claimed first are simply not claimed again.
+        """
+        try:
+            while self._express_ids and not self._stopping:
+                ids = list(self._express_ids)
+                self._express_ids.clear()
+                batch = await asyncio.to_thread(self._claim, len(ids), ids)
+                if batch:
+                    await self._deliver(batch, in_process=True)
+        finally:
+            self._express = None
 
     async def run_once(self) -> int:
         """Deliver every message due now; returns how many reached a final or retry state.
@@ -140,23 +185,49 @@ class Dispatcher:
             self._again = True
             return 0
         async with self._lock:
-            done = 0
+            return await self._drain()
+
+    async def _drain(self) -> int:
+        """Claim batches until none is due, keeping ``PIPELINE_DEPTH`` of them under way."""
+        done = 0
+        in_flight: set[asyncio.Task[int]] = set()
+        try:
             while not self._stopping:
                 self._again = False
-                batch = await asyncio.to_thread(self._claim)
+                batch = await asyncio.to_thread(self._claim, self._config.batch_size)
                 if batch:
-                    done += await self._deliver(batch)
-                elif not self._again:
+                    in_flight.add(asyncio.create_task(self._deliver(batch)))
+                elif not in_flight:
+                    if self._again:
+                        continue
                     break
-            return done
+                if not batch or len(in_flight) >= PIPELINE_DEPTH:
+                    finished, in_flight = await asyncio.wait(
+                        in_flight, return_when=asyncio.FIRST_COMPLETED
+                    )
+                    done += sum(task.result() for task in finished)
+        except asyncio.CancelledError:
+            for task in in_flight:
+                task.cancel()
+            raise
+        finally:
+            # On stop or error the batches under way still finish and record their outcomes.
+            for outcome in await asyncio.gather(*in_flight, return_exceptions=True):
+                if isinstance(outcome, int):
+                    done += outcome
+                elif not isinstance(outcome, asyncio.CancelledError):
+                    log.error("dispatch.batch_crashed", exc_info=outcome)
+        return done
 
     async def stop(self) -> None:
-        """Finish the sends in flight, give back the rest of the batch, and stop."""
+        """Finish the sends in flight, give back the rest of the batches, and stop."""
         self._stopping = True
         async with self._lock:
             pass
+        if self._express is not None:
+            await asyncio.wait([self._express])
 
-    def _claim(self) -> list[_Job]:
+    def _claim(self, limit: int, only: Iterable[str] | None = None) -> list[_Job]:
         """Lease a batch and look up, in the same transaction, all that sending it needs.
 
         Preferences and suppressions are read here, at send time, so a choice
@@ -168,8 +239,9 @@ class Dispatcher:
                 self._sealer,
                 owner=self._config.owner,
                 now=self._clock.now(),
-                limit=self._config.batch_size,
+                limit=limit,
                 lease=self._config.lease,
+                only=None if only is None else list(only),
             )
             if not claimed:
                 return []
@@ -197,28 +269,34 @@ class Dispatcher:
             jobs.append(_Job(message, recipient, context, blocked))
         return jobs
 
-    async def _deliver(self, batch: list[_Job]) -> int:
+    async def _deliver(self, batch: list[_Job], *, in_process: bool = False) -> int:
+        """Send each letter of the batch as soon as it is rendered; record every outcome."""
         results = _Results()
-        letters = await self._assemble(batch, results)
-        waiting = deque(letters)
+        jobs = self._sendable(batch, results)
+        ready: asyncio.Queue[tuple[_Job, Letter] | None] = asyncio.Queue()
+        senders = min(self._config.concurrency, len(jobs))
 
         async def sender() -> None:
             # Takes the next letter only while not stopping: on stop, the letters never
             # taken are released below rather than sent after the signal.
-            while waiting and not self._stopping:
-                job, letter = waiting.popleft()
-                await self._send(job, letter, results)
+            while (item := await ready.get()) is not None and not self._stopping:
+                async with self._slots:
+                    await self._send(*item, results)
 
-        senders = min(self._config.concurrency, len(letters))
+        rendering = asyncio.ensure_future(self._render(jobs, results, ready, senders, in_process))
         try:
-            await asyncio.gather(*(sender() for _ in range(senders)), return_exceptions=True)
+            for crash in await asyncio.gather(
+                rendering, *(sender() for _ in range(senders)), return_exceptions=True
+            ):
+                if isinstance(crash, Exception):
+                    log.error("dispatch.batch_step_crashed", exc_info=crash)
         finally:
+            rendering.cancel()
             # Written even if this task is cancelled: a lost outcome means a duplicate later.
             # Messages whose send never began go back to the queue; those cut off mid-send
             # keep their lease and are retried, on record, when it expires.
-            results.released.extend(
-                job.message.id for job, _ in letters if job.message.id not in results.started
-            )
+            settled = results.started | {outcome.id for outcome in results.failed}
+            results.released.extend(job.message.id for job in jobs if job.message.id not in settled)
             await asyncio.shield(self._write(results))
         return len(results)
 
@@ -245,10 +323,9 @@ class Dispatcher:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, _RECORD_LONGEST_DELAY)
 
-    async def _assemble(self, batch: list[_Job], results: _Results) -> list[tuple[_Job, Letter]]:
-        """Render the sendable jobs (in the render pool if there is one); record the rest."""
-        sendable: list[_Job] = []
-        items: list[Item] = []
+    def _sendable(self, batch: list[_Job], results: _Results) -> list[_Job]:
+        """The jobs to render; the blocked ones are recorded as suppressed instead."""
+        sendable = []
         for job in batch:
             if job.blocked is not None or job.recipient is None:
                 results.suppressed.append(
@@ -256,23 +333,51 @@ class Dispatcher:
                 )
             else:
                 sendable.append(job)
-                items.append((job.message.id, job.message.kind, job.recipient, job.context))
-        if self._pool is not None:
-            made = await self._pool.assemble(items, self._clock.now())
-        else:
-            made = await asyncio.to_thread(
-                lambda: [assemble_or_reason(self._assembler, *item) for item in items]
-            )
-        letters = []
-        for job, letter in zip(sendable, made, strict=True):
-            if isinstance(letter, Letter):
-                letters.append((job, letter))
-                continue
-            message = job.message
-            log.warning("dispatch.render_failed message=%s kind=%s", message.id, message.kind)
-            detail = privacy.redact_addresses(letter)[:2000]
-            results.failed.append(outbox.Outcome(message.id, message.attempt, detail=detail))
-        return letters
+        return sendable
+
+    async def _render(
+        self,
+        jobs: list[_Job],
+        results: _Results,
+        ready: asyncio.Queue[tuple[_Job, Letter] | None],
+        senders: int,
+        in_process: bool,
+    ) -> None:
+        """Render in claim order, a chunk at a time, handing each letter to the senders.
+
+        The render pool is given every chunk at once and works ahead; in this
+        process the chunks are made one after another in a thread.
+        """
+        chunks = [jobs[start : start + RENDER_CHUNK] for start in range(0, len(jobs), RENDER_CHUNK)]
+        pool = None if in_process else self._pool
+        now = self._clock.now()
+        ahead: list[asyncio.Future[list[Letter | str]]] = []
+        if pool is not None:
+            ahead = [pool.submit([_item(job) for job in chunk], now) for chunk in chunks]
+        try:
+            for index, chunk in enumerate(chunks):
+                if self._stopping:
+                    break
+                made = await (ahead[index] if ahead else asyncio.to_thread(self._assemble, chunk))
+                for job, letter in zip(chunk, made, strict=True):
+                    if isinstance(letter, Letter):
+                        ready.put_nowait((job, letter))
+                    else:
+                        self._render_failed(job, letter, results)
+        finally:
+            for future in ahead:
+                future.cancel()
+            for _ in range(senders):
+                ready.put_nowait(None)
+
+    def _assemble(self, chunk: list[_Job]) -> list[Letter | str]:
+        return [assemble_or_reason(self._assembler, *_item(job)) for job in chunk]
+
+    def _render_failed(self, job: _Job, reason: str, results: _Results) -> None:
+        message = job.message
+        log.warning("dispatch.render_failed message=%s kind=%s", message.id, message.kind)
+        detail = privacy.redact_addresses(reason)[:2000]
+        results.failed.append(outbox.Outcome(message.id, message.attempt, detail=detail))
 
     async def _send(self, job: _Job, letter: Letter, results: _Results) -> None:
         if self._stopping:
@@ -355,7 +460,12 @@ def is_bad_mailbox(exc: errors.DeliveryError) -> bool:
     return exc.permanent and _BAD_MAILBOX.match(exc.message.strip()) is not None
 
 
-def _log_failure(task: asyncio.Future[int]) -> None:
+def _item(job: _Job) -> Item:
+    assert job.recipient is not None, "blocked jobs are never rendered"
+    return (job.message.id, job.message.kind, job.recipient, job.context)
+
+
+def _log_failure(task: asyncio.Future[Any]) -> None:
     if task.cancelled() or task.exception() is None:
         return
     if isinstance(task.exception(), errors.ServiceUnavailable):

@@ -2,8 +2,10 @@
 
 Rendering (Jinja, MJML, the plain-text part) is CPU-bound Python; in one
 process it shares a core and the GIL with the SMTP client and the API. With
-``NOTIFIER_RENDER_PROCESSES`` > 0 each batch is split over that many worker
-processes, each holding its own ``Assembler`` built from the same settings.
+``NOTIFIER_RENDER_PROCESSES`` > 0 the dispatcher hands its batches to that
+many worker processes in small chunks, so the first letters are sent while
+later ones are still being rendered. Each process holds its own
+``Assembler`` built from the same settings.
 Processes are spawned, not forked: the parent runs threads and an event loop.
 """
 
@@ -28,10 +30,9 @@ _clock: FrozenClock | None = None
 
 
 class RenderPool:
-    """A pool of render processes; ``assemble`` keeps the order of its items."""
+    """A pool of render processes, each with its own assembler."""
 
     def __init__(self, settings: Settings, secret_keys: list[str], processes: int) -> None:
-        self._processes = processes
         self._executor = ProcessPoolExecutor(
             processes,
             mp_context=multiprocessing.get_context("spawn"),
@@ -39,17 +40,14 @@ class RenderPool:
             initargs=(settings, secret_keys),
         )
 
-    async def assemble(self, items: Sequence[Item], now: datetime) -> list[Letter | str]:
-        """Each item's letter, or the reason it could not be made; ``now`` dates the mails."""
-        if not items:
-            return []
+    def submit(self, items: Sequence[Item], now: datetime) -> asyncio.Future[list[Letter | str]]:
+        """Queue a chunk for the next free process: each item's letter, or why it could not be made.
+
+        Chunks run in the order submitted; ``now`` dates the mails. Cancelling
+        the future before a process has taken the chunk drops it.
+        """
         loop = asyncio.get_running_loop()
-        size = -(-len(items) // (self._processes * 2))  # two chunks a process evens out the load
-        chunks = [list(items[start : start + size]) for start in range(0, len(items), size)]
-        done = await asyncio.gather(
-            *(loop.run_in_executor(self._executor, _assemble_chunk, chunk, now) for chunk in chunks)
-        )
-        return [letter for chunk in done for letter in chunk]
+        return loop.run_in_executor(self._executor, _assemble_chunk, list(items), now)
 
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)

@@ -8,7 +8,7 @@ one executemany for the status update and one for the attempt log.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -296,6 +296,7 @@ def claim_due(
     now: datetime,
     limit: int,
     lease: timedelta,
+    only: Collection[str] | None = None,
 ) -> list[Claimed]:
     """Lease up to ``limit`` due messages to ``owner``: highest priority, then oldest due first.
 
@@ -304,7 +305,8 @@ def claim_due(
     (their worker died). Rows another worker holds locked are skipped. A
     message taken over from an expired lease gets an attempt row of outcome
     ``lease_expired``: the dead worker may have sent it, so a duplicate is
-    possible and on record.
+    possible and on record. ``only`` limits the claim to those ids (the
+    dispatcher's express lane for mail that was just queued).
     """
     due = or_(
         and_(_messages.c.status.in_(PENDING), _messages.c.send_after <= now),
@@ -316,6 +318,8 @@ def claim_due(
         .order_by(_messages.c.priority, _messages.c.send_after)
         .limit(limit)
     )
+    if only is not None:
+        candidates = candidates.where(_messages.c.id.in_(only))
     if session.get_bind().dialect.name == "postgresql":
         candidates = candidates.with_for_update(skip_locked=True)
     rows = session.execute(candidates).all()

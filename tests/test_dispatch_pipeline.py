@@ -1,0 +1,84 @@
+"""The dispatcher under a backlog: batches overlap, and mail just queued does not wait behind it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from notifier.clock import FrozenClock
+from notifier.service import Notifier
+from tests.conftest import order
+from tests.faults import queue_messages
+from tests.smtpd import SmtpServer
+
+BACKLOG = 300
+URGENT = "urgent@example.nl"
+
+
+async def until(condition: Callable[[], bool], seconds: float = 60) -> None:
+    """Wait for work under way in this loop to reach a point; fails the test after ``seconds``."""
+    async with asyncio.timeout(seconds):
+        while not condition():
+            await asyncio.sleep(0.005)
+
+
+def queue_urgent(engine: Notifier) -> str:
+    accepted = engine.send_message(
+        {
+            "id": "urgent",
+            "kind": "order_confirmation",
+            "to": {"id": "C-urgent", "email": URGENT, "name": "Spoed", "locale": "nl"},
+            "context": {"order": order(), "data": {}},
+        }
+    )
+    assert accepted.created
+    return "urgent"
+
+
+async def test_mail_named_in_a_wake_overtakes_the_backlog_in_the_express_lane(
+    make_engine: Callable[..., Notifier], smtp_server: SmtpServer, clock: FrozenClock
+) -> None:
+    engine = make_engine(batch_size=20)
+    await engine.start()
+    queue_messages(engine.database, BACKLOG, clock.now(), prefix="backlog")
+    draining = asyncio.create_task(engine.dispatch_due())
+    await until(lambda: len(smtp_server.received) >= 20)
+
+    engine.dispatcher.wake(express=[queue_urgent(engine)])
+
+    assert await draining == BACKLOG  # the drain did not send it: the express lane did
+    await until(lambda: len(smtp_server.received) == BACKLOG + 1)
+    arrival = [received.recipients[0] for received in smtp_server.received]
+    # Queued last, due no earlier than the rest: in the queue it would have come last.
+    assert arrival.index(URGENT) < BACKLOG // 3
+    assert set(smtp_server.count_by_message_id().values()) == {1}
+    assert engine.get_message("urgent").status == "sent"
+
+
+async def test_an_express_wake_with_no_drain_running_is_an_ordinary_drain(
+    make_engine: Callable[..., Notifier], smtp_server: SmtpServer
+) -> None:
+    engine = make_engine()
+    await engine.start()
+    urgent = queue_urgent(engine)
+    engine.dispatcher.wake(express=[urgent])
+    await until(lambda: engine.get_message(urgent).status == "sent")
+    assert len(smtp_server.received) == 1
+
+
+async def test_stopping_mid_backlog_hands_back_every_batch_under_way(
+    make_engine: Callable[..., Notifier], smtp_server: SmtpServer, clock: FrozenClock
+) -> None:
+    engine = make_engine(batch_size=20)
+    await engine.start()
+    queue_messages(engine.database, BACKLOG, clock.now(), prefix="backlog")
+    draining = asyncio.create_task(engine.dispatch_due())
+    await until(lambda: len(smtp_server.received) >= 30)
+
+    await engine.stop()
+    sent = await draining
+
+    statuses = [row.status for row in engine.status().depth]
+    assert "sending" not in statuses, "a batch under way kept its lease"
+    assert sent == len(smtp_server.received) < BACKLOG
+    assert set(smtp_server.count_by_message_id().values()) == {1}

@@ -5,13 +5,16 @@ HTTP: ``notifier serve`` as a subprocess on SQLite, 16 concurrent clients
 time. The serve process is also delivering the confirmations it accepts to
 the sink meanwhile (each enqueue wakes the sender), as in production; the
 client runs on the same two cores. Python API: ``engine.handle_event`` in a
-loop in this process with no sender running, i.e. the enqueue work alone.
+loop in this process with no sender running, i.e. the enqueue work alone;
+``run_python(..., threads=16)`` calls it from 16 threads at once, so
+concurrent events share a commit as they do behind the HTTP API.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -100,21 +103,37 @@ async def _window(
     )
 
 
-def run_python(sink: Sink, duration: float) -> float:
-    """Events/s through ``Notifier.handle_event`` in a loop for ``duration`` seconds."""
+def run_python(sink: Sink, duration: float, threads: int = 1) -> float:
+    """Events/s through ``Notifier.handle_event`` for ``duration`` seconds.
+
+    With ``threads`` > 1 that many threads call it concurrently, as the
+    HTTP threadpool does, so their events are committed together.
+    """
     folder = fresh_dir("enqueue-python")
     engine = Notifier(workload.settings(workload.sqlite_url(folder), sink.port))
     engine.upgrade_database()
     try:
         for index in range(WARMUP):
             engine.handle_event(events.order_placed(index))
-        bodies = (events.order_placed(index) for index in itertools.count(WARMUP))
-        done = 0
+        numbers = itertools.count(WARMUP)
+        lock = threading.Lock()
+        done = [0]
         start = time.perf_counter()
         deadline = start + duration
-        while time.perf_counter() < deadline:
-            engine.handle_event(next(bodies))
-            done += 1
-        return done / (time.perf_counter() - start)
+
+        def loop() -> None:
+            while time.perf_counter() < deadline:
+                with lock:
+                    body = events.order_placed(next(numbers))
+                engine.handle_event(body)
+                with lock:
+                    done[0] += 1
+
+        workers = [threading.Thread(target=loop) for _ in range(threads)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        return done[0] / (time.perf_counter() - start)
     finally:
         engine.close()

@@ -11,7 +11,7 @@ import asyncio
 import logging
 import secrets
 import socket
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -25,6 +25,7 @@ from notifier.delivery.dispatcher import DispatchConfig, Dispatcher, Transport
 from notifier.delivery.transport import SmtpConfig, SmtpTransport
 from notifier.flows import events as event_flows
 from notifier.flows import kinds
+from notifier.intake import GroupCommit
 from notifier.mail.assembly import Assembler
 from notifier.mail.pool import RenderPool
 from notifier.metrics import Metrics
@@ -46,6 +47,22 @@ class Accepted:
 
     body: dict[str, Any]
     created: bool
+
+
+@dataclass(frozen=True)
+class _Arrival:
+    event: EventIn
+    now: datetime
+
+
+@dataclass(frozen=True)
+class _Intake:
+    """What one event did in a group commit: the caller's answer, and what it queued."""
+
+    event: EventIn
+    accepted: Accepted
+    queued: list[outbox.NewMessage]
+    now: datetime
 
 
 @dataclass(frozen=True)
@@ -125,6 +142,9 @@ class Notifier:
         self.newsletters = Newsletters(
             self.database, self.assembler, self.clock, settings, self.dispatcher.wake
         )
+        self.intake: GroupCommit[_Arrival, _Intake] = GroupCommit(
+            self.database, self._accept_event, self._events_committed, name="notifier-intake"
+        )
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -145,6 +165,8 @@ class Notifier:
             self.capture.stop()
 
     def close(self) -> None:
+        """Release what the engine holds: events still waiting are committed first."""
+        self.intake.close()
         if self.render_pool is not None:
             self.render_pool.close()
         self.database.dispose()
@@ -167,66 +189,97 @@ class Notifier:
         """Accept a shop event once: queue its mail, cancel what it cancels.
 
         The same event id again returns the first answer and changes nothing,
-        also when both arrive at the same moment.
+        also when both arrive at the same moment. Concurrent calls are
+        committed together (see ``notifier.intake``); this returns once the
+        event's transaction is on disk.
         """
         event = data if isinstance(data, EventIn) else EventIn.model_validate(data)
-        now = self.clock.now()
-        occurred_at = event.occurred_at or now
         try:
-            with self.database.transaction() as session:
-                earlier = events.answer(session, event.id)
-                if earlier is not None:
-                    return Accepted(earlier, created=False)
-                order_id = event.order.id if event.order else None
-                events.record(
-                    session,
-                    event_id=event.id,
-                    type=event.type.value,
-                    customer_id=event.customer.id,
-                    order_id=order_id,
-                    occurred_at=occurred_at,
-                    received_at=now,
-                )
-                self._upsert_customer(session, event.customer, now)
-                history = event_flows.ReviewHistory()
-                if event_flows.reviews_triggered_by(event.type, self.settings) and order_id:
-                    history = event_flows.ReviewHistory(
-                        last_pair_at=outbox.last_review_pair_at(session, event.customer.id),
-                        order_has_pair=outbox.order_has_review_pair(session, order_id),
-                    )
-                plan = event_flows.plan(event, occurred_at, self.settings, history)
-                if plan.cancel_order is not None:
-                    cancelled = outbox.cancel_for_order(
-                        session, plan.cancel_order, f"cancelled by {event.type.value}", now
-                    )
-                    log.info("event.cancelled_messages event=%s count=%d", event.id, len(cancelled))
-                queued = [
-                    outbox.NewMessage(
-                        id=_new_message_id(),
-                        customer_id=event.customer.id,
-                        kind=planned.kind,
-                        category=kinds.get(planned.kind).category,
-                        priority=kinds.get(planned.kind).priority,
-                        send_after=planned.send_after,
-                        context=planned.context,
-                        event_id=event.id,
-                        order_id=order_id,
-                    )
-                    for planned in plan.messages
-                ]
-                outbox.add(session, self.sealer, queued, now)
-                body = EventOut(
-                    event_id=event.id,
-                    messages=[_queued_out(message, now) for message in queued],
-                ).model_dump(mode="json")
-                events.set_answer(session, event.id, body)
+            return self.intake.submit(_Arrival(event, self.clock.now())).result().accepted
         except errors.Duplicate:
             return Accepted(self._earlier_answer(event.id), created=False)
-        log.info(
-            "event.accepted event=%s type=%s messages=%d", event.id, event.type.value, len(queued)
+
+    async def handle_event_async(self, data: EventIn | Mapping[str, Any]) -> Accepted:
+        """``handle_event`` for an event loop: waits for the commit without holding a thread."""
+        event = data if isinstance(data, EventIn) else EventIn.model_validate(data)
+        try:
+            intake = await asyncio.wrap_future(
+                self.intake.submit(_Arrival(event, self.clock.now()))
+            )
+        except errors.Duplicate:
+            earlier = await asyncio.to_thread(self._earlier_answer, event.id)
+            return Accepted(earlier, created=False)
+        return intake.accepted
+
+    def _accept_event(self, session: Session, arrival: _Arrival) -> _Intake:
+        """One event's writes, inside its own savepoint of a group commit."""
+        event, now = arrival.event, arrival.now
+        occurred_at = event.occurred_at or now
+        earlier = events.answer(session, event.id)
+        if earlier is not None:
+            return _Intake(event, Accepted(earlier, created=False), [], now)
+        order_id = event.order.id if event.order else None
+        history = event_flows.ReviewHistory()
+        if event_flows.reviews_triggered_by(event.type, self.settings) and order_id:
+            history = event_flows.ReviewHistory(
+                last_pair_at=outbox.last_review_pair_at(session, event.customer.id),
+                order_has_pair=outbox.order_has_review_pair(session, order_id),
+            )
+        plan = event_flows.plan(event, occurred_at, self.settings, history)
+        queued = [
+            outbox.NewMessage(
+                id=_new_message_id(),
+                customer_id=event.customer.id,
+                kind=planned.kind,
+                category=kinds.get(planned.kind).category,
+                priority=kinds.get(planned.kind).priority,
+                send_after=planned.send_after,
+                context=planned.context,
+                event_id=event.id,
+                order_id=order_id,
+            )
+            for planned in plan.messages
+        ]
+        body = EventOut(
+            event_id=event.id,
+            messages=[_queued_out(message, now) for message in queued],
+        ).model_dump(mode="json")
+        # The event row is the first write, so a concurrent duplicate stops there.
+        events.record(
+            session,
+            event_id=event.id,
+            type=event.type.value,
+            customer_id=event.customer.id,
+            order_id=order_id,
+            occurred_at=occurred_at,
+            received_at=now,
+            response=body,
         )
-        self._wake_if_due(queued, now)
-        return Accepted(body, created=True)
+        self._upsert_customer(session, event.customer, now)
+        if plan.cancel_order is not None:
+            cancelled = outbox.cancel_for_order(
+                session, plan.cancel_order, f"cancelled by {event.type.value}", now
+            )
+            log.info("event.cancelled_messages event=%s count=%d", event.id, len(cancelled))
+        outbox.add(session, self.sealer, queued, now)
+        return _Intake(event, Accepted(body, created=True), queued, now)
+
+    def _events_committed(self, batch: Sequence[_Intake]) -> None:
+        """After a group commit: one log line per new event, one wake-up for the batch."""
+        due = False
+        for intake in batch:
+            if not intake.accepted.created:
+                continue
+            event = intake.event
+            log.info(
+                "event.accepted event=%s type=%s messages=%d",
+                event.id,
+                event.type.value,
+                len(intake.queued),
+            )
+            due = due or any(message.send_after <= intake.now for message in intake.queued)
+        if due:
+            self.dispatcher.wake()
 
     def send_message(self, data: MessageIn | Mapping[str, Any]) -> Accepted:
         """Queue an ad-hoc message of any kind; its id is the idempotency key.

@@ -46,20 +46,20 @@ class Database:
         503 and retry, never 500; a unique-key violation
         surfaces as ``Duplicate``, which is how idempotency holds under races.
         """
-        try:
-            with self._sessions.begin() as session:
-                yield session
-        except IntegrityError as exc:
-            raise errors.Duplicate("a record with this key exists already") from exc
-        except OperationalError as exc:
-            raise errors.ServiceUnavailable(f"database unavailable: {exc.orig!r}") from exc
-        except PoolTimeout as exc:
-            # Every pooled connection stayed busy past the pool's timeout: overload, not a bug.
-            raise errors.ServiceUnavailable("database busy: no free connection") from exc
-        except DBAPIError as exc:
-            if exc.connection_invalidated:
-                raise errors.ServiceUnavailable("database connection lost") from exc
-            raise
+        with _translated(), self._sessions.begin() as session:
+            yield session
+
+    @contextmanager
+    def savepoint(self, session: Session) -> Iterator[None]:
+        """A SAVEPOINT in ``session``'s transaction: released on success, rolled back on error.
+
+        Errors surface as in ``transaction``. A ``Duplicate`` (or any error of
+        the work inside) has rolled back this savepoint only, so the
+        transaction may go on and commit the rest; after a
+        ``ServiceUnavailable`` the caller must give the transaction up.
+        """
+        with _translated(), session.begin_nested():
+            yield
 
     def upgrade(self, revision: str = "head") -> None:
         """Bring the schema to ``revision`` with Alembic."""
@@ -73,6 +73,24 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+@contextmanager
+def _translated() -> Iterator[None]:
+    """Database errors as notifier's: ``Duplicate``, ``ServiceUnavailable``, or as they are."""
+    try:
+        yield
+    except IntegrityError as exc:
+        raise errors.Duplicate("a record with this key exists already") from exc
+    except OperationalError as exc:
+        raise errors.ServiceUnavailable(f"database unavailable: {exc.orig!r}") from exc
+    except PoolTimeout as exc:
+        # Every pooled connection stayed busy past the pool's timeout: overload, not a bug.
+        raise errors.ServiceUnavailable("database busy: no free connection") from exc
+    except DBAPIError as exc:
+        if exc.connection_invalidated:
+            raise errors.ServiceUnavailable("database connection lost") from exc
+        raise
 
 
 def alembic_config(url: str) -> Config:

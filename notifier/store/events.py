@@ -5,16 +5,24 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete
+from sqlalchemy import Table, bindparam, delete, insert, select
 from sqlalchemy.orm import Session
 
 from notifier.store.models import Event
 
+_EVENTS: Table = Event.__table__  # type: ignore[assignment]
+# Built once (Core, not the ORM): intake runs these two for every event, and building and
+# compiling a statement per call costs more than executing it.
+_ANSWER = select(_EVENTS.c.response).where(_EVENTS.c.id == bindparam("event_id"))
+_RECORD = insert(_EVENTS)
+
 
 def answer(session: Session, event_id: str) -> dict[str, Any] | None:
     """The stored answer to an event seen before, or None for a new one."""
-    row = session.get(Event, event_id)
-    return row.response if row else None
+    response: dict[str, Any] | None = session.execute(
+        _ANSWER, {"event_id": event_id}
+    ).scalar_one_or_none()
+    return response
 
 
 def record(
@@ -26,30 +34,26 @@ def record(
     order_id: str | None,
     occurred_at: datetime,
     received_at: datetime,
+    response: dict[str, Any],
 ) -> None:
-    """Store the event before acting on it.
+    """Store the event with the answer it gets, before anything else it writes.
 
-    Flushing at once makes a concurrent duplicate block or fail here (a
-    ``Duplicate`` from the transaction) before any mail is queued twice.
+    A plain INSERT, executed at once: a concurrent duplicate blocks or fails
+    here (a ``Duplicate`` from the transaction or savepoint) before any mail
+    is queued twice.
     """
-    session.add(
-        Event(
-            id=event_id,
-            type=type,
-            customer_id=customer_id,
-            order_id=order_id,
-            occurred_at=occurred_at,
-            received_at=received_at,
-            response={},
-        )
+    session.execute(
+        _RECORD,
+        {
+            "id": event_id,
+            "type": type,
+            "customer_id": customer_id,
+            "order_id": order_id,
+            "occurred_at": occurred_at,
+            "received_at": received_at,
+            "response": response,
+        },
     )
-    session.flush()
-
-
-def set_answer(session: Session, event_id: str, response: dict[str, Any]) -> None:
-    row = session.get(Event, event_id)
-    assert row is not None, "set_answer follows record in the same transaction"
-    row.response = response
 
 
 def forget_customer(session: Session, customer_id: str) -> None:

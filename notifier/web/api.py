@@ -47,9 +47,10 @@ def router() -> APIRouter:
         response_model=EventOut,
         responses={200: {"model": EventOut, "description": "Seen before: the first answer"}},
     )
-    def post_event(event: EventIn, engine: Engine) -> JSONResponse:
+    async def post_event(event: EventIn, engine: Engine) -> JSONResponse:
         """Accept a shop event; its ``id`` is the idempotency key."""
-        return _accepted(engine.handle_event(event))
+        # Awaits the group commit on the event loop instead of parking a threadpool thread.
+        return _accepted(await engine.handle_event_async(event))
 
     @api.post(
         "/messages",

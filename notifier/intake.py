@@ -1,0 +1,153 @@
+"""Group commit: concurrent writers share one transaction, so they share one fsync.
+
+With ``synchronous=FULL`` every SQLite commit waits for the disk, and
+concurrent ``BEGIN IMMEDIATE`` writers queue on the busy timeout's sleep loop;
+one commit per event caps intake at a few hundred events per second. Here the
+callers hand their work to one writer thread instead, which takes everything
+pending and commits it together. Each item still runs in its own savepoint,
+so one bad item fails alone.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+from notifier import errors
+from notifier.store.db import Database, Session
+
+log = logging.getLogger(__name__)
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+DEFAULT_CAP = 256
+
+
+@dataclass
+class _Work(Generic[Item, Result]):
+    item: Item
+    future: Future[Result] = field(default_factory=Future)
+
+
+class GroupCommit(Generic[Item, Result]):
+    """One writer thread that applies what callers submit, many items per transaction.
+
+    Contract of a batch: the writer takes everything pending (at most
+    ``cap``, oldest first) and opens one transaction. For each item it calls
+    ``apply(session, item)`` inside its own savepoint: an exception there
+    (``Duplicate`` for a unique-key race, or anything else) rolls back that
+    savepoint only and becomes that item's answer. A database outage
+    (``ServiceUnavailable``) aborts the whole transaction instead, and so does
+    a failing commit: then every item of the batch gets that error. After the
+    commit returned, ``after_commit`` sees the results of the items that
+    succeeded (once per batch), and only then is each caller's future
+    resolved. Nothing is acknowledged before it is durable.
+
+    The thread starts with the first ``submit``; ``close`` lets it finish what
+    was submitted before and joins it.
+    """
+
+    def __init__(
+        self,
+        database: Database,
+        apply: Callable[[Session, Item], Result],
+        after_commit: Callable[[Sequence[Result]], None],
+        *,
+        cap: int = DEFAULT_CAP,
+        name: str = "notifier-group-commit",
+    ) -> None:
+        self.database = database
+        self.apply = apply
+        self.after_commit = after_commit
+        self.cap = cap
+        self.name = name
+        self._ready = threading.Condition()
+        self._pending: list[_Work[Item, Result]] = []
+        self._writing = 0
+        self._closing = False
+        self._thread: threading.Thread | None = None
+
+    def submit(self, item: Item) -> Future[Result]:
+        """Queue ``item`` for the next batch; the future resolves after its batch committed."""
+        work: _Work[Item, Result] = _Work(item)
+        with self._ready:
+            if self._closing:
+                raise errors.ServiceUnavailable("shutting down: not accepting new work")
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+                self._thread.start()
+            self._pending.append(work)
+            self._ready.notify()
+        return work.future
+
+    @property
+    def pending(self) -> int:
+        """Items submitted and not yet taken into a batch."""
+        with self._ready:
+            return len(self._pending)
+
+    @property
+    def backlog(self) -> int:
+        """Items submitted and not yet answered: pending plus the batch being written."""
+        with self._ready:
+            return len(self._pending) + self._writing
+
+    def close(self) -> None:
+        """Refuse new work, let the writer commit what is pending, and join it."""
+        with self._ready:
+            self._closing = True
+            self._ready.notify()
+            thread = self._thread
+        if thread is not None:
+            thread.join()
+
+    def _run(self) -> None:
+        while True:
+            with self._ready:
+                while not self._pending and not self._closing:
+                    self._ready.wait()
+                if not self._pending:
+                    return
+                batch = self._pending[: self.cap]
+                del self._pending[: self.cap]
+                self._writing = len(batch)
+            # A caller that gave up (an asyncio request cancelled) is skipped; past this
+            # point its future can no longer be cancelled, so it always gets an answer.
+            self._write([work for work in batch if work.future.set_running_or_notify_cancel()])
+            with self._ready:
+                self._writing = 0
+
+    def _write(self, batch: list[_Work[Item, Result]]) -> None:
+        if not batch:
+            return
+        outcomes: list[Result | BaseException] = []
+        try:
+            with self.database.transaction() as session:
+                for work in batch:
+                    try:
+                        with self.database.savepoint(session):
+                            outcomes.append(self.apply(session, work.item))
+                    except errors.ServiceUnavailable:
+                        raise
+                    except Exception as exc:
+                        outcomes.append(exc)  # this item's answer; its savepoint is undone
+        except BaseException as exc:
+            for work in batch:
+                work.future.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        results = [outcome for outcome in outcomes if not isinstance(outcome, BaseException)]
+        try:
+            self.after_commit(results)
+        except Exception:
+            # Committed already: the callers get their answers regardless.
+            log.exception("intake.after_commit_failed batch=%d", len(batch))
+        for work, outcome in zip(batch, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                work.future.set_exception(outcome)
+            else:
+                work.future.set_result(outcome)

@@ -1,0 +1,351 @@
+"""Group commit of events (``notifier.intake``): concurrent callers share one transaction.
+
+Batches are made deterministic without mocks: another connection holds the database's
+write lock, so the writer waits inside its first batch (the "plug") while the callers
+under test pile up; letting go commits them together as the next batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy
+
+from notifier import errors
+from notifier.intake import GroupCommit
+from notifier.service import Accepted, Notifier
+from notifier.store import events
+from notifier.store.db import Session
+from notifier.web.app import create_app
+from tests.conftest import START, customer, event
+from tests.faults import TcpProxy, via_proxy
+from tests.processes import wait_until
+
+TOKEN = "test-token"
+
+
+@contextmanager
+def write_lock(url: str) -> Iterator[None]:
+    """Another connection holds the write lock on the events table until the block ends."""
+    if url.startswith("sqlite"):
+        raw = sqlite3.connect(sqlalchemy.make_url(url).database or "", isolation_level=None)
+        raw.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        finally:
+            raw.execute("ROLLBACK")
+            raw.close()
+        return
+    locker = sqlalchemy.create_engine(url, poolclass=sqlalchemy.NullPool)
+    try:
+        with locker.begin() as connection:
+            connection.exec_driver_sql("LOCK TABLE events IN ACCESS EXCLUSIVE MODE")
+            yield
+    finally:
+        locker.dispose()
+
+
+@dataclass
+class Caller:
+    """A thread calling ``handle_event`` once; keeps its answer or its error."""
+
+    engine: Notifier
+    body: dict[str, Any]
+    answer: Accepted | None = None
+    error: BaseException | None = None
+    thread: threading.Thread = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.thread = threading.Thread(target=self._call)
+        self.thread.start()
+
+    def _call(self) -> None:
+        try:
+            self.answer = self.engine.handle_event(self.body)
+        except BaseException as exc:  # the test inspects it
+            self.error = exc
+
+    def join(self) -> Caller:
+        self.thread.join(timeout=60)
+        assert not self.thread.is_alive()
+        return self
+
+
+def one_batch(engine: Notifier, url: str, bodies: Sequence[dict[str, Any]]) -> list[Caller]:
+    """Run ``bodies`` from one thread each so that they are committed as one batch."""
+    with write_lock(url):
+        plug = Caller(engine, event("order.placed", id="evt-plug", customer=customer(id="CP")))
+        wait_until(lambda: engine.intake.backlog == 1 and engine.intake.pending == 0, 10, "plug")
+        callers = [Caller(engine, body) for body in bodies]
+        wait_until(lambda: engine.intake.pending == len(bodies), 10, "all callers queued")
+    answer = plug.join().answer
+    assert answer is not None and answer.created
+    return [caller.join() for caller in callers]
+
+
+def count_commits(engine: Notifier) -> list[int]:
+    commits = [0]
+
+    def counted(_connection: Any) -> None:
+        commits[0] += 1
+
+    sqlalchemy.event.listen(engine.database.engine, "commit", counted)
+    return commits
+
+
+def placed(number: int) -> dict[str, Any]:
+    return event("order.placed", id=f"evt-{number}", customer=customer(id=f"C{number}"))
+
+
+def test_concurrent_events_are_committed_in_one_transaction(
+    engine: Notifier, database_url: str
+) -> None:
+    commits = count_commits(engine)
+    callers = one_batch(engine, database_url, [placed(number) for number in range(16)])
+    assert commits[0] == 2  # the plug's batch, then all sixteen together
+    for number, caller in enumerate(callers):
+        assert caller.error is None and caller.answer is not None and caller.answer.created
+        [message] = engine.customer_messages(f"C{number}")
+        assert message.kind == "order_confirmation"
+        assert caller.answer.body["messages"][0]["id"] == message.id
+
+
+def test_a_poisoned_event_fails_alone_and_the_rest_commit(
+    engine: Notifier, database_url: str
+) -> None:
+    poisoned = event("order.placed", id="evt-poison", customer=customer(id="CX"))
+    del poisoned["order"]  # passes the schema, refused by the business rules
+    good, bad, other = one_batch(engine, database_url, [placed(1), poisoned, placed(2)])
+    assert isinstance(bad.error, errors.InvalidInput) and bad.error.field == "order"
+    assert good.answer is not None and good.answer.created
+    assert other.answer is not None and other.answer.created
+    assert len(engine.customer_messages("C1")) == len(engine.customer_messages("C2")) == 1
+    assert engine.customer_messages("CX") == []
+    # The refused id was not recorded: once corrected it is a new event.
+    assert engine.handle_event(event("order.placed", id="evt-poison")).created
+
+
+def test_duplicates_inside_one_batch_get_the_first_answer(
+    engine: Notifier, database_url: str
+) -> None:
+    bodies = [event("order.placed", id="evt-twice") for _ in range(4)] + [placed(7)]
+    callers = one_batch(engine, database_url, bodies)
+    answers = [caller.answer for caller in callers[:4]]
+    assert all(caller.error is None for caller in callers)
+    assert [answer.created for answer in answers if answer] == [True, False, False, False]
+    assert len({str(answer.body) for answer in answers if answer}) == 1
+    assert len(engine.customer_messages("C42")) == 1
+    assert callers[4].answer is not None and callers[4].answer.created
+
+
+def test_eight_threads_racing_with_one_id_queue_one_message(engine: Notifier) -> None:
+    barrier = threading.Barrier(8)
+    answers: list[Accepted] = []
+
+    def post() -> None:
+        barrier.wait()
+        answers.append(engine.handle_event(event("order.placed", id="evt-race")))
+
+    threads = [threading.Thread(target=post) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(answer.created for answer in answers) == [False] * 7 + [True]
+    assert len({str(answer.body) for answer in answers}) == 1
+    assert len(engine.customer_messages("C42")) == 1
+
+
+def test_close_commits_what_callers_wait_for_and_refuses_the_rest(
+    engine: Notifier, database_url: str, make_engine: Callable[..., Notifier]
+) -> None:
+    with write_lock(database_url):
+        plug = Caller(engine, placed(100))
+        wait_until(lambda: engine.intake.backlog == 1 and engine.intake.pending == 0, 10, "plug")
+        waiting = [Caller(engine, placed(number)) for number in range(5)]
+        wait_until(lambda: engine.intake.pending == 5, 10, "callers queued")
+        closing = threading.Thread(target=engine.close)
+        closing.start()
+    closing.join(timeout=60)
+    assert not closing.is_alive()
+    for caller in [plug.join(), *[caller.join() for caller in waiting]]:
+        assert caller.error is None and caller.answer is not None and caller.answer.created
+    assert not [thread for thread in threading.enumerate() if thread.name == "notifier-intake"]
+    with pytest.raises(errors.ServiceUnavailable):
+        engine.handle_event(placed(200))
+    reopened = make_engine()
+    assert all(len(reopened.customer_messages(f"C{number}")) == 1 for number in range(5))
+
+
+def needs_postgres(database_url: str) -> None:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("needs PostgreSQL: SQLite has one writer and no server to lose")
+
+
+def test_an_outage_fails_every_caller_of_the_batch(
+    database_url: str, make_engine: Callable[..., Notifier]
+) -> None:
+    needs_postgres(database_url)
+    target = sqlalchemy.make_url(database_url)
+    proxy = TcpProxy(target.host or "127.0.0.1", target.port or 5432)
+    try:
+        engine = make_engine(database_url=via_proxy(database_url, proxy.port))
+        assert engine.handle_event(placed(1)).created
+        with write_lock(database_url):
+            plug = Caller(engine, placed(2))
+            wait_until(lambda: engine.intake.pending == 0 and engine.intake.backlog == 1, 10, "p")
+            callers = [Caller(engine, placed(number)) for number in range(3, 6)]
+            wait_until(lambda: engine.intake.pending == 3, 10, "callers queued")
+            proxy.cut()
+        for caller in [plug.join(), *[caller.join() for caller in callers]]:
+            assert isinstance(caller.error, errors.ServiceUnavailable), caller.error
+        proxy.restore()
+        assert engine.handle_event(placed(3)).created  # refused before, so new now
+        counts = [len(engine.customer_messages(f"C{number}")) for number in range(1, 6)]
+        assert counts == [1, 0, 1, 0, 0]
+    finally:
+        proxy.close()
+
+
+async def test_a_race_with_another_process_answers_with_its_event(
+    engine: Notifier, database_url: str
+) -> None:
+    """Another process inserts the same event id first; only that caller's savepoint fails."""
+    needs_postgres(database_url)
+    other = sqlalchemy.create_engine(database_url, poolclass=sqlalchemy.NullPool)
+    app = create_app(engine, [TOKEN], run_worker=False)
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    theirs = {"event_id": "evt-shared", "messages": []}
+    try:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://test", headers=headers
+        ) as client:
+            with other.connect() as connection, connection.begin() as transaction:
+                with Session(bind=connection) as session:
+                    events.record(
+                        session,
+                        event_id="evt-shared",
+                        type="order.placed",
+                        customer_id="C42",
+                        order_id="O-1001",
+                        occurred_at=START,
+                        received_at=START,
+                        response=theirs,
+                    )
+                posts = asyncio.gather(
+                    client.post("/v1/events", json=placed(1)),
+                    client.post("/v1/events", json=event("order.placed", id="evt-shared")),
+                    client.post("/v1/events", json=placed(2)),
+                )
+                blocked = "SELECT count(*) FROM pg_locks WHERE NOT granted"
+                await asyncio.to_thread(
+                    wait_until,
+                    lambda: _scalar(other, blocked) > 0,
+                    10,
+                    "the writer waiting on the other insert",
+                )
+                transaction.commit()
+            first, shared, second = await posts
+        assert (first.status_code, shared.status_code, second.status_code) == (202, 200, 202)
+        assert shared.json() == theirs
+        assert len(engine.customer_messages("C1")) == len(engine.customer_messages("C2")) == 1
+        assert engine.customer_messages("C42") == []
+    finally:
+        other.dispose()
+
+
+def _scalar(engine: sqlalchemy.Engine, query: str) -> int:
+    with engine.connect() as connection:
+        return int(connection.exec_driver_sql(query).scalar_one())
+
+
+# -- GroupCommit itself, with a real database and an item that writes before it fails -------
+
+
+class Gate:
+    """Holds the writer inside its first item until opened, so later items share a batch."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.opened = threading.Event()
+
+    def hold(self) -> None:
+        self.entered.set()
+        assert self.opened.wait(timeout=30)
+
+
+def record(session: Session, event_id: str, gate: Gate) -> str:
+    if event_id == "plug":
+        gate.hold()
+    events.record(
+        session,
+        event_id=event_id,
+        type="order.placed",
+        customer_id=None,
+        order_id=None,
+        occurred_at=START,
+        received_at=START,
+        response={"id": event_id},
+    )
+    if event_id.startswith("poison"):
+        raise RuntimeError(f"{event_id} breaks after writing")
+    return event_id
+
+
+def test_group_commit_rolls_back_only_the_failing_items_savepoint(
+    engine: Notifier,
+) -> None:
+    gate = Gate()
+    batches: list[list[str]] = []
+    database = engine.database
+    writer: GroupCommit[str, str] = GroupCommit(
+        database,
+        lambda session, item: record(session, item, gate),
+        lambda results: batches.append(list(results)),
+    )
+    try:
+        plug = writer.submit("plug")
+        assert gate.entered.wait(timeout=30)
+        ids = ["a", "poison-1", "b", "a", "poison-2", "c"]
+        futures: list[Future[str]] = [writer.submit(item) for item in ids]
+        gate.opened.set()
+        assert plug.result(timeout=30) == "plug"
+        outcomes = [_outcome(future) for future in futures]
+    finally:
+        writer.close()
+    assert outcomes == ["a", "RuntimeError", "b", "Duplicate", "RuntimeError", "c"]
+    assert batches == [["plug"], ["a", "b", "c"]]  # after_commit: once a batch, successes only
+    with database.transaction() as session:
+        stored = {item: events.answer(session, item) for item in [*ids, "plug"]}
+    assert {item for item, answer in stored.items() if answer} == {"plug", "a", "b", "c"}
+
+
+def test_group_commit_after_close_refuses_work(engine: Notifier) -> None:
+    writer: GroupCommit[str, str] = GroupCommit(
+        engine.database, lambda session, item: item, lambda results: None
+    )
+    assert writer.submit("x").result(timeout=30) == "x"
+    writer.close()
+    writer.close()
+    with pytest.raises(errors.ServiceUnavailable):
+        writer.submit("y")
+
+
+def _outcome(future: Future[str]) -> str:
+    error = future.exception(timeout=30)
+    return type(error).__name__ if error else future.result()
+
+
+def test_answers_are_stamped_with_the_callers_clock(engine: Notifier) -> None:
+    accepted = engine.handle_event(placed(9))
+    assert datetime.fromisoformat(accepted.body["messages"][0]["created_at"]) == START

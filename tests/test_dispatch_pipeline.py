@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from datetime import datetime, timedelta
 
 from notifier.clock import FrozenClock
+from notifier.delivery.dispatcher import DispatchConfig, Dispatcher
+from notifier.delivery.transport import SmtpConfig, SmtpTransport
 from notifier.service import Notifier
+from notifier.store import outbox
 from tests.conftest import order
-from tests.faults import queue_messages
+from tests.faults import Faults, FaultySmtpServer, queue_messages
 from tests.smtpd import SmtpServer
 
 BACKLOG = 300
@@ -20,6 +24,13 @@ async def until(condition: Callable[[], bool], seconds: float = 60) -> None:
     async with asyncio.timeout(seconds):
         while not condition():
             await asyncio.sleep(0.005)
+
+
+def leased_until(engine: Notifier, message_id: str = "stalled-0") -> datetime | None:
+    with engine.database.transaction() as session:
+        message = outbox.get(session, message_id)
+        assert message is not None
+        return message.lease_expires_at
 
 
 def queue_urgent(engine: Notifier) -> str:
@@ -82,3 +93,33 @@ async def test_stopping_mid_backlog_hands_back_every_batch_under_way(
     assert "sending" not in statuses, "a batch under way kept its lease"
     assert sent == len(smtp_server.received) < BACKLOG
     assert set(smtp_server.count_by_message_id().values()) == {1}
+
+
+async def test_a_drain_keeps_renewing_the_leases_of_what_it_holds(
+    make_engine: Callable[..., Notifier], clock: FrozenClock
+) -> None:
+    """A send stalled past most of the lease must not let another worker take the batch."""
+    engine = make_engine()
+    server = FaultySmtpServer(Faults(stall=1.0, stall_count=1)).start()
+    lease = timedelta(seconds=30)
+    dispatcher = Dispatcher(
+        engine.database,
+        engine.sealer,
+        engine.assembler,
+        SmtpTransport(SmtpConfig("127.0.0.1", server.port, tls="none")),
+        clock,
+        DispatchConfig(owner="slow-worker", lease=lease, renew_every=timedelta(seconds=0.05)),
+    )
+    queue_messages(engine.database, 1, clock.now(), prefix="stalled")
+    try:
+        draining = asyncio.create_task(dispatcher.run_once())
+        await until(lambda: leased_until(engine) is not None)
+        first = leased_until(engine)
+        clock.advance(timedelta(seconds=25))
+        await until(lambda: leased_until(engine) == clock.now() + lease)
+        assert first is not None and first < clock.now() + lease
+        assert await draining == 1
+    finally:
+        await dispatcher.stop()
+        server.stop()
+    assert engine.get_message("stalled-0").status == "sent"

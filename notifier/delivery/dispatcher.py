@@ -90,6 +90,8 @@ class DispatchConfig:
     batch_size: int = 200
     lease: timedelta = timedelta(minutes=5)
     retry_max_age: timedelta = timedelta(days=3)
+    renew_every: timedelta | None = None
+    """How often the leases of batches under way are extended; a third of ``lease`` if None."""
     concurrency: int = 8
     """Sends under way at once; match the transport's connections (``NOTIFIER_SMTP_CONNECTIONS``).
 
@@ -191,6 +193,7 @@ class Dispatcher:
         """Claim batches until none is due, keeping ``PIPELINE_DEPTH`` of them under way."""
         done = 0
         in_flight: set[asyncio.Task[int]] = set()
+        renewing = asyncio.create_task(self._renew_leases())
         try:
             while not self._stopping:
                 self._again = False
@@ -217,7 +220,25 @@ class Dispatcher:
                     done += outcome
                 elif not isinstance(outcome, asyncio.CancelledError):
                     log.error("dispatch.batch_crashed", exc_info=outcome)
+            renewing.cancel()
         return done
+
+    async def _renew_leases(self) -> None:
+        """While a drain runs, keep extending its leases so no other worker takes them over."""
+        lease = self._config.lease
+        every = (self._config.renew_every or lease / 3).total_seconds()
+        while True:
+            await asyncio.sleep(every)
+            try:
+                renewed = await asyncio.to_thread(self._renew, lease)
+            except errors.ServiceUnavailable:
+                log.warning("dispatch.lease_renewal_failed")  # tried again next time
+            else:
+                log.debug("dispatch.leases_renewed messages=%d", renewed)
+
+    def _renew(self, lease: timedelta) -> int:
+        with self._db.transaction() as session:
+            return outbox.renew_leases(session, self._config.owner, self._clock.now(), lease)
 
     async def stop(self) -> None:
         """Finish the sends in flight, give back the rest of the batches, and stop."""

@@ -129,6 +129,8 @@ class Dispatcher:
         self._stopping = False
         self._express_ids: set[str] = set()
         self._express: asyncio.Task[None] | None = None
+        self._held: set[str] = set()
+        """Messages of the batches under way: leases renewed until their outcomes are written."""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._random = random.Random()
 
@@ -224,7 +226,11 @@ class Dispatcher:
         return done
 
     async def _renew_leases(self) -> None:
-        """While a drain runs, keep extending its leases so no other worker takes them over."""
+        """While a drain runs, keep extending the leases of the batches under way.
+
+        A batch whose outcomes could not be written is no longer held, so its
+        lease runs out and another worker takes it over, on record.
+        """
         lease = self._config.lease
         every = (self._config.renew_every or lease / 3).total_seconds()
         while True:
@@ -237,8 +243,11 @@ class Dispatcher:
                 log.debug("dispatch.leases_renewed messages=%d", renewed)
 
     def _renew(self, lease: timedelta) -> int:
+        held = list(self._held)
+        if not held:
+            return 0
         with self._db.transaction() as session:
-            return outbox.renew_leases(session, self._config.owner, self._clock.now(), lease)
+            return outbox.renew_leases(session, self._config.owner, held, self._clock.now(), lease)
 
     async def stop(self) -> None:
         """Finish the sends in flight, give back the rest of the batches, and stop."""
@@ -293,6 +302,8 @@ class Dispatcher:
     async def _deliver(self, batch: list[_Job], *, in_process: bool = False) -> int:
         """Send each letter of the batch as soon as it is rendered; record every outcome."""
         results = _Results()
+        ids = {job.message.id for job in batch}
+        self._held |= ids
         jobs = self._sendable(batch, results)
         ready: asyncio.Queue[tuple[_Job, Letter] | None] = asyncio.Queue()
         senders = min(self._config.concurrency, len(jobs))
@@ -318,7 +329,10 @@ class Dispatcher:
             # keep their lease and are retried, on record, when it expires.
             settled = results.started | {outcome.id for outcome in results.failed}
             results.released.extend(job.message.id for job in jobs if job.message.id not in settled)
-            await asyncio.shield(self._write(results))
+            try:
+                await asyncio.shield(self._write(results))
+            finally:
+                self._held -= ids
         return len(results)
 
     async def _write(self, results: _Results) -> None:

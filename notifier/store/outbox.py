@@ -428,15 +428,21 @@ def release(session: Session, owner: str, ids: Sequence[str], now: datetime) -> 
     )
 
 
-def renew_leases(session: Session, owner: str, now: datetime, lease: timedelta) -> int:
-    """Extend every lease ``owner`` still holds to ``now + lease``: it is alive and sending.
+def renew_leases(
+    session: Session, owner: str, ids: Collection[str], now: datetime, lease: timedelta
+) -> int:
+    """Extend the leases ``owner`` still holds on ``ids`` to ``now + lease``: it is working on them.
 
     Without this a worker slowed by a stalling server would lose batches it
     is still working on to a takeover, and the mail would go out twice.
     """
     result = session.execute(
         update(_messages)
-        .where(_messages.c.lease_owner == owner, _messages.c.status == MessageStatus.SENDING)
+        .where(
+            _messages.c.id.in_(ids),
+            _messages.c.lease_owner == owner,
+            _messages.c.status == MessageStatus.SENDING,
+        )
         .values(lease_expires_at=now + lease)
     )
     return int(getattr(result, "rowcount", 0) or 0)

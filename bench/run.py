@@ -15,7 +15,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import delivery, enqueue, events, fanout, latency, postoffice, scaleout, workload
+from bench import (
+    delivery,
+    endtoend,
+    enqueue,
+    events,
+    fanout,
+    latency,
+    postoffice,
+    scaleout,
+    workload,
+)
 from bench.common import WORK_DIR, LoadSampler, Table, machine_line, median
 from bench.sinks import Sink, debian_sink_available, running_sink, smtp_source_available
 
@@ -133,6 +143,15 @@ def bench_delivery(plan: Plan, shared: dict[str, float]) -> Table:
             print(delivery.top_costs(plan.profile), file=sys.stderr)
         rate = median([r.rate for r in results])
         shared["notifier_delivery"] = rate
+        ends = []
+        for number in range(runs):
+            end = endtoend.run(sink, plan.n)
+            progress(
+                f"end to end run {number + 1}: {end.rate:,.1f} ev/s "
+                f"(all accepted after {end.enqueue_seconds:.1f} s of {end.seconds:.1f} s)"
+            )
+            ends.append(end)
+        end_to_end = median([end.rate for end in ends])
         progress("building pre-rendered letters for the aiosmtplib baseline")
         letters = delivery.build_letters(sink, plan.n)
         quick_runs = plan.runs_for(5)
@@ -168,7 +187,7 @@ def bench_delivery(plan: Plan, shared: dict[str, float]) -> Table:
         table.compare(
             "aiosmtplib (for calibration)", pushed, "msg/s", "issue ref", REFERENCE["aiosmtplib"]
         )
-        _post_office(plan, sink, table, rate, shared)
+        _post_office(plan, sink, table, rate, end_to_end, shared)
         sample = results[0]
         table.notes += [
             f"N={plan.n:,} mixed kinds {', '.join(workload.KIND_MIX)}; nl and en; "
@@ -179,16 +198,28 @@ def bench_delivery(plan: Plan, shared: dict[str, float]) -> Table:
             f"notifier time from first dispatch_due to empty outbox",
             f"aiosmtplib baseline: one letter per (kind, locale, lines) variant "
             f"({len(letters.by_variant)}), built by engine.assembler.assemble and reused",
+            f"end to end: {plan.n:,} order.placed events through Notifier.handle_event from "
+            f"{endtoend.CLIENTS} threads while the same engine delivers; the last accepted "
+            f"after {ends[0].enqueue_seconds:.1f} s of {ends[0].seconds:.1f} s (run 1)",
+            f"render processes: {_render_processes()}",
         ]
         if plan.profile is not None:
             table.notes.append(f"profile of an extra, uncounted run: {plan.profile}")
     return table
 
 
+def _render_processes() -> str:
+    settings = workload.settings("sqlite://", 25)
+    return f"{settings.render_processes} (NOTIFIER_RENDER_PROCESSES)"
+
+
 def _post_office(
-    plan: Plan, sink: Sink, table: Table, rate: float, shared: dict[str, float]
+    plan: Plan, sink: Sink, table: Table, rate: float, end_to_end: float, shared: dict[str, float]
 ) -> None:
     if not plan.django:
+        table.compare(
+            "notifier end to end (handle_event → sent)", end_to_end, "msg/s", "delivery", rate
+        )
         table.notes.append("post_office baseline skipped (--no-django)")
         return
     progress("django-post_office venv")
@@ -204,7 +235,11 @@ def _post_office(
         "notifier delivery", rate, "msg/s", "post_office send_queued 1 proc", po.send_queued_1
     )
     table.compare(
-        "notifier delivery", rate, "msg/s", "post_office end to end (mail.send)", po.e2e_mail_send
+        "notifier end to end (handle_event → sent)",
+        end_to_end,
+        "msg/s",
+        "post_office end to end (mail.send)",
+        po.e2e_mail_send,
     )
     table.compare(
         "post_office queue, mail.send (renders)",

@@ -29,7 +29,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 ResourceId = Annotated[str, Path(min_length=1, max_length=200)]
 
 
-def notifier(request: Request) -> Notifier:
+async def notifier(request: Request) -> Notifier:
+    """The engine; async so that resolving it needs no threadpool hop."""
     engine: Notifier = request.app.state.notifier
     return engine
 

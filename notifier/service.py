@@ -266,7 +266,7 @@ class Notifier:
 
     def _events_committed(self, batch: Sequence[_Intake]) -> None:
         """After a group commit: one log line per new event, one wake-up for the batch."""
-        due = False
+        due: list[outbox.NewMessage] = []
         for intake in batch:
             if not intake.accepted.created:
                 continue
@@ -277,9 +277,8 @@ class Notifier:
                 event.type.value,
                 len(intake.queued),
             )
-            due = due or any(message.send_after <= intake.now for message in intake.queued)
-        if due:
-            self.dispatcher.wake()
+            due += (message for message in intake.queued if message.send_after <= intake.now)
+        self._wake_for(due)
 
     def send_message(self, data: MessageIn | Mapping[str, Any]) -> Accepted:
         """Queue an ad-hoc message of any kind; its id is the idempotency key.
@@ -396,8 +395,14 @@ class Notifier:
             ) from exc
 
     def _wake_if_due(self, queued: list[outbox.NewMessage], now: datetime) -> None:
-        if any(message.send_after <= now for message in queued):
-            self.dispatcher.wake()
+        self._wake_for([message for message in queued if message.send_after <= now])
+
+    def _wake_for(self, due: list[outbox.NewMessage]) -> None:
+        """Wake the dispatcher for mail due now, naming the urgent ones for its express lane."""
+        if due:
+            self.dispatcher.wake(
+                express=[message.id for message in due if kinds.get(message.kind).urgent]
+            )
 
 
 def _new_message_id() -> str:

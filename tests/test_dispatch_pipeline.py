@@ -11,7 +11,7 @@ from notifier.delivery.dispatcher import DispatchConfig, Dispatcher
 from notifier.delivery.transport import SmtpConfig, SmtpTransport
 from notifier.service import Notifier
 from notifier.store import outbox
-from tests.conftest import order
+from tests.conftest import customer, event, order
 from tests.faults import Faults, FaultySmtpServer, queue_messages
 from tests.smtpd import SmtpServer
 
@@ -64,6 +64,24 @@ async def test_mail_named_in_a_wake_overtakes_the_backlog_in_the_express_lane(
     assert arrival.index(URGENT) < BACKLOG // 3
     assert set(smtp_server.count_by_message_id().values()) == {1}
     assert engine.get_message("urgent").status == "sent"
+
+
+async def test_an_order_confirmation_accepted_mid_backlog_takes_the_express_lane(
+    make_engine: Callable[..., Notifier], smtp_server: SmtpServer, clock: FrozenClock
+) -> None:
+    engine = make_engine(batch_size=20)
+    await engine.start()
+    queue_messages(engine.database, BACKLOG, clock.now(), prefix="backlog")
+    draining = asyncio.create_task(engine.dispatch_due())
+    await until(lambda: len(smtp_server.received) >= 20)
+
+    placed = event("order.placed", customer=customer(id="C-urgent", email=URGENT))
+    assert (await engine.handle_event_async(placed)).created
+
+    assert await draining == BACKLOG
+    await until(lambda: len(smtp_server.received) == BACKLOG + 1)
+    arrival = [received.recipients[0] for received in smtp_server.received]
+    assert arrival.index(URGENT) < BACKLOG // 3
 
 
 async def test_an_express_wake_with_no_drain_running_is_an_ordinary_drain(

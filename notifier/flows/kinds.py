@@ -41,6 +41,11 @@ class Kind:
         """
         return PRIORITIES.get(self.category, 0)
 
+    @property
+    def urgent(self) -> bool:
+        """Someone is looking out for this mail now; due at once, it may skip the queue."""
+        return self.priority == 0
+
 
 KINDS: dict[str, Kind] = {
     kind.name: kind

@@ -28,6 +28,7 @@ from bench import (
 )
 from bench.common import WORK_DIR, LoadSampler, Table, machine_line, median
 from bench.sinks import Sink, debian_sink_available, running_sink, smtp_source_available
+from notifier.mail.pool import default_processes
 
 NAMES = ("delivery", "enqueue", "fanout", "latency", "scaleout")
 REFERENCE = {
@@ -209,8 +210,10 @@ def bench_delivery(plan: Plan, shared: dict[str, float]) -> Table:
 
 
 def _render_processes() -> str:
-    settings = workload.settings("sqlite://", 25)
-    return f"{settings.render_processes} (NOTIFIER_RENDER_PROCESSES)"
+    chosen = workload.settings("sqlite://", 25).render_processes
+    if chosen is None:
+        return f"{default_processes()} (the default: one per core)"
+    return f"{chosen} (NOTIFIER_RENDER_PROCESSES)"
 
 
 def _post_office(

@@ -27,7 +27,7 @@ from notifier.flows import events as event_flows
 from notifier.flows import kinds
 from notifier.intake import GroupCommit
 from notifier.mail.assembly import Assembler
-from notifier.mail.pool import RenderPool
+from notifier.mail.pool import RenderPool, default_processes
 from notifier.metrics import Metrics
 from notifier.newsletters import Newsletters
 from notifier.privacy import Privacy
@@ -99,11 +99,10 @@ class Notifier:
         self.renderer = self.assembler.renderer
         self.preference_tokens = self.assembler.preference_tokens
         self.confirm_tokens = self.assembler.confirm_tokens
-        self.render_pool = (
-            RenderPool(settings, keys.secret_keys, settings.render_processes)
-            if settings.render_processes
-            else None
-        )
+        processes = settings.render_processes
+        if processes is None:
+            processes = default_processes()
+        self.render_pool = RenderPool(settings, keys.secret_keys, processes) if processes else None
         self.capture: CaptureServer | None = None
         if transport is None and settings.capture_mode:
             self.capture = CaptureServer(Inbox(settings.data_dir / INBOX_FOLDER))
@@ -155,14 +154,22 @@ class Notifier:
         """Prepare to deliver in this process: the capture server, the dispatcher's loop."""
         if self.capture is not None:
             self.capture.start()
+        if self.render_pool is not None:
+            self.render_pool.warm()
         self.dispatcher.bind(asyncio.get_running_loop())
 
     async def stop(self) -> None:
-        """Finish sends in flight, hand back leases, close connections."""
+        """Finish sends in flight, hand back leases, close connections, end the render processes.
+
+        The render processes end here rather than in ``close``: ``serve`` may
+        be ended by its signal right after the app's shutdown, before ``close``.
+        """
         await self.dispatcher.stop()
         await self.transport.close()
         if self.capture is not None:
             self.capture.stop()
+        if self.render_pool is not None:
+            await asyncio.to_thread(self.render_pool.close)
 
     def close(self) -> None:
         """Release what the engine holds: events still waiting are committed first."""

@@ -130,7 +130,8 @@ class Settings(BaseSettings):
     page_rate_limit: str = "120/minute"
     consent_text_version: str = "newsletter-2026-11"
     campaign_interval: float = Field(default=10.0, gt=0)
-    render_processes: int = Field(default=0, ge=0, le=64)
+    render_processes: int | None = Field(default=None, ge=0, le=64)
+    """Processes that render mail; None: one per usable CPU core, none on a single core."""
     batch_size: int = Field(default=200, ge=1, le=10_000)
     lease_seconds: int = Field(default=300, ge=10)
     poll_interval: float = Field(default=1.0, gt=0)

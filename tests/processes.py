@@ -21,6 +21,7 @@ def notifier_env(**settings: str) -> dict[str, str]:
         "NOTIFIER_SECRET_KEY": "test-secret-key",
         "NOTIFIER_ENCRYPTION_KEY": TEST_ENCRYPTION_KEY,
         "PYTHONUNBUFFERED": "1",
+        "NOTIFIER_RENDER_PROCESSES": "0",  # unless a test asks: spawning them costs seconds
     }
     env |= {f"NOTIFIER_{name.upper()}": value for name, value in settings.items()}
     return env

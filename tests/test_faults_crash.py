@@ -167,3 +167,39 @@ def test_sigterm_finishes_sends_in_flight_and_gives_back_the_rest(tmp_path: Path
         assert set(state.attempts.values()) == {1}
     finally:
         server.stop()
+
+
+def render_processes_of(parent: int) -> list[int]:
+    """The spawned render processes whose parent is ``parent``, from /proc."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            command = (stat.parent / "cmdline").read_bytes()
+        except OSError:
+            continue  # it ended while we looked
+        if int(fields[1]) == parent and b"spawn_main" in command:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def test_a_killed_workers_render_processes_end_with_it(
+    tmp_path: Path, smtp_server: SmtpServer
+) -> None:
+    """SIGKILL runs no cleanup; the render processes must not live on as orphans."""
+    url = f"sqlite:///{tmp_path / 'notifier.db'}"
+    queue_due_messages(url, 200)
+    worker = start(
+        ["worker"], worker_env(url, smtp_server, render_processes="2"), tmp_path, tmp_path / "log"
+    )
+    try:
+        wait_until(lambda: len(smtp_server.received) >= 50, 120, "mail rendered in the pool")
+        renderers = render_processes_of(worker.pid)
+        assert len(renderers) == 2
+    finally:
+        kill(worker)
+    wait_until(
+        lambda: not any(Path(f"/proc/{pid}").exists() for pid in renderers),
+        30,
+        "the render processes to exit",
+    )

@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import multiprocessing.connection
+import os
+import threading
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
@@ -33,6 +36,7 @@ class RenderPool:
     """A pool of render processes, each with its own assembler."""
 
     def __init__(self, settings: Settings, secret_keys: list[str], processes: int) -> None:
+        self._processes = processes
         self._executor = ProcessPoolExecutor(
             processes,
             mp_context=multiprocessing.get_context("spawn"),
@@ -49,15 +53,43 @@ class RenderPool:
         loop = asyncio.get_running_loop()
         return loop.run_in_executor(self._executor, _assemble_chunk, list(items), now)
 
+    def warm(self) -> None:
+        """Start every process now, so the first batch does not wait for them to boot."""
+        for _ in range(self._processes):
+            self._executor.submit(_ready)
+
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
+
+
+def default_processes() -> int:
+    """One render process per usable core; none on a single core, where they would only compete."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return cores if cores and cores >= 2 else 0
+
+
+def _ready() -> None:
+    """Nothing: submitted only to make the pool start a process."""
 
 
 def _start(settings: Settings, secret_keys: list[str]) -> None:
     """In each worker process: build the assembler once, with a clock the parent sets."""
     global _assembler, _clock
+    threading.Thread(target=_exit_with_parent, name="notifier-render-watch", daemon=True).start()
     _clock = FrozenClock(datetime(1970, 1, 1, tzinfo=UTC))
     _assembler = Assembler.from_settings(settings, secret_keys, _clock)
+
+
+def _exit_with_parent() -> None:
+    """End this process when the parent does, even by SIGKILL: an orphan would render nothing.
+
+    A spawned worker holds both ends of its task queue, so it never sees the
+    parent go; the parent's sentinel does.
+    """
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        multiprocessing.connection.wait([parent.sentinel])
+        os._exit(0)
 
 
 def _assemble_chunk(chunk: list[Item], now: datetime) -> list[Letter | str]:

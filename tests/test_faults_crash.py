@@ -10,6 +10,8 @@ A SIGTERM instead lets the sends in flight finish and gives the rest back: exact
 
 from __future__ import annotations
 
+import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -203,3 +205,22 @@ def test_a_killed_workers_render_processes_end_with_it(
         30,
         "the render processes to exit",
     )
+
+
+def test_a_render_process_killed_mid_run_is_replaced_and_nothing_is_lost(
+    tmp_path: Path, smtp_server: SmtpServer
+) -> None:
+    url = f"sqlite:///{tmp_path / 'notifier.db'}"
+    queue_due_messages(url, GRACEFUL_MESSAGES)
+    log = tmp_path / "worker.log"
+    worker = start(["worker"], worker_env(url, smtp_server, render_processes="2"), tmp_path, log)
+    try:
+        wait_until(lambda: len(smtp_server.received) >= 20, 120, "the first mails")
+        os.kill(render_processes_of(worker.pid)[0], signal.SIGKILL)
+        wait_until(lambda: count_sent(url) == GRACEFUL_MESSAGES, 180, "every message sent")
+    finally:
+        graceful_stop(worker, log)
+    seen = reconcile(smtp_server, outbox_state(url))
+    assert len(seen.delivered) == GRACEFUL_MESSAGES
+    assert seen.twice == {}
+    assert "render.pool_restarted" in log.read_text()

@@ -12,12 +12,14 @@ Processes are spawned, not forked: the parent runs threads and an event loop.
 from __future__ import annotations
 
 import asyncio
+import logging
 import multiprocessing
 import multiprocessing.connection
 import os
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,6 +30,7 @@ from notifier.settings import Settings
 Item = tuple[str, str, Recipient, dict[str, Any]]
 """One message to assemble: its key, kind, recipient and stored context."""
 
+log = logging.getLogger(__name__)
 _assembler: Assembler | None = None
 _clock: FrozenClock | None = None
 
@@ -37,21 +40,33 @@ class RenderPool:
 
     def __init__(self, settings: Settings, secret_keys: list[str], processes: int) -> None:
         self._processes = processes
-        self._executor = ProcessPoolExecutor(
-            processes,
+        self._start_args = (settings, secret_keys)
+        self._executor = self._new_executor()
+
+    def _new_executor(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(
+            self._processes,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_start,
-            initargs=(settings, secret_keys),
+            initargs=self._start_args,
         )
 
     def submit(self, items: Sequence[Item], now: datetime) -> asyncio.Future[list[Letter | str]]:
         """Queue a chunk for the next free process: each item's letter, or why it could not be made.
 
         Chunks run in the order submitted; ``now`` dates the mails. Cancelling
-        the future before a process has taken the chunk drops it.
+        the future before a process has taken the chunk drops it. If a process
+        died (the OOM killer), the chunks under way fail with
+        ``BrokenProcessPool`` and the next submit starts a fresh pool.
         """
         loop = asyncio.get_running_loop()
-        return loop.run_in_executor(self._executor, _assemble_chunk, list(items), now)
+        try:
+            return loop.run_in_executor(self._executor, _assemble_chunk, list(items), now)
+        except BrokenProcessPool:
+            log.warning("render.pool_restarted reason=a render process died")
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = self._new_executor()
+            return loop.run_in_executor(self._executor, _assemble_chunk, list(items), now)
 
     def warm(self) -> None:
         """Start every process now, so the first batch does not wait for them to boot."""

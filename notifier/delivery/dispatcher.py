@@ -12,8 +12,8 @@ lease expires.
 
 Mail a customer is waiting for right now (an order confirmation just
 accepted) need not queue behind a backlog of due mail: ``wake`` may name
-such messages, and while a drain is busy an express lane claims them by id
-and sends them beside it.
+such messages, and an express lane claims them by id and sends them beside
+whatever drain is running.
 """
 
 from __future__ import annotations
@@ -142,7 +142,8 @@ class Dispatcher:
         """Ask for a drain soon; safe from any thread; a no-op before ``bind`` or after ``stop``.
 
         ``express`` names messages just queued, due now, that someone is
-        waiting for; while a drain is busy they are claimed by id beside it.
+        waiting for: they are claimed by id and rendered in this process, not
+        behind a busy drain or a render pool that is still starting.
         """
         loop = self._loop
         if loop is None or self._stopping or loop.is_closed():
@@ -150,9 +151,9 @@ class Dispatcher:
         loop.call_soon_threadsafe(self._start_drain, tuple(express))
 
     def _start_drain(self, express: tuple[str, ...] = ()) -> None:
+        self._start_express(express)
         if self._lock.locked():
             self._again = True
-            self._start_express(express)
             return
         task = asyncio.ensure_future(self.run_once())
         task.add_done_callback(_log_failure)

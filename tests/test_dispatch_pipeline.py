@@ -26,6 +26,27 @@ async def until(condition: Callable[[], bool], seconds: float = 60) -> None:
             await asyncio.sleep(0.005)
 
 
+async def drain_backlog(
+    engine: Notifier, smtp_server: SmtpServer, clock: FrozenClock
+) -> asyncio.Task[int]:
+    """Queue ``BACKLOG`` due confirmations and start draining them; returns once mail flows."""
+    await engine.start()
+    queue_messages(engine.database, BACKLOG, clock.now(), prefix="backlog")
+    draining = asyncio.create_task(engine.dispatch_due())
+    await until(lambda: len(smtp_server.received) >= 20)
+    return draining
+
+
+async def assert_overtaken(draining: asyncio.Task[int], smtp_server: SmtpServer) -> None:
+    """The urgent mail arrived early, sent once, and not by the drain but by the express lane."""
+    assert await draining == BACKLOG
+    await until(lambda: len(smtp_server.received) == BACKLOG + 1)
+    arrival = [received.recipients[0] for received in smtp_server.received]
+    # Queued last, due no earlier than the rest: in the queue it would have come last.
+    assert arrival.index(URGENT) < BACKLOG // 3
+    assert set(smtp_server.count_by_message_id().values()) == {1}
+
+
 def leased_until(engine: Notifier, message_id: str = "stalled-0") -> datetime | None:
     with engine.database.transaction() as session:
         message = outbox.get(session, message_id)
@@ -50,19 +71,11 @@ async def test_mail_named_in_a_wake_overtakes_the_backlog_in_the_express_lane(
     make_engine: Callable[..., Notifier], smtp_server: SmtpServer, clock: FrozenClock
 ) -> None:
     engine = make_engine(batch_size=20)
-    await engine.start()
-    queue_messages(engine.database, BACKLOG, clock.now(), prefix="backlog")
-    draining = asyncio.create_task(engine.dispatch_due())
-    await until(lambda: len(smtp_server.received) >= 20)
+    draining = await drain_backlog(engine, smtp_server, clock)
 
     engine.dispatcher.wake(express=[queue_urgent(engine)])
 
-    assert await draining == BACKLOG  # the drain did not send it: the express lane did
-    await until(lambda: len(smtp_server.received) == BACKLOG + 1)
-    arrival = [received.recipients[0] for received in smtp_server.received]
-    # Queued last, due no earlier than the rest: in the queue it would have come last.
-    assert arrival.index(URGENT) < BACKLOG // 3
-    assert set(smtp_server.count_by_message_id().values()) == {1}
+    await assert_overtaken(draining, smtp_server)
     assert engine.get_message("urgent").status == "sent"
 
 
@@ -70,18 +83,12 @@ async def test_an_order_confirmation_accepted_mid_backlog_takes_the_express_lane
     make_engine: Callable[..., Notifier], smtp_server: SmtpServer, clock: FrozenClock
 ) -> None:
     engine = make_engine(batch_size=20)
-    await engine.start()
-    queue_messages(engine.database, BACKLOG, clock.now(), prefix="backlog")
-    draining = asyncio.create_task(engine.dispatch_due())
-    await until(lambda: len(smtp_server.received) >= 20)
+    draining = await drain_backlog(engine, smtp_server, clock)
 
     placed = event("order.placed", customer=customer(id="C-urgent", email=URGENT))
     assert (await engine.handle_event_async(placed)).created
 
-    assert await draining == BACKLOG
-    await until(lambda: len(smtp_server.received) == BACKLOG + 1)
-    arrival = [received.recipients[0] for received in smtp_server.received]
-    assert arrival.index(URGENT) < BACKLOG // 3
+    await assert_overtaken(draining, smtp_server)
 
 
 async def test_an_express_wake_with_no_drain_running_sends_the_mail_once(
@@ -101,10 +108,7 @@ async def test_stopping_mid_backlog_hands_back_every_batch_under_way(
     make_engine: Callable[..., Notifier], smtp_server: SmtpServer, clock: FrozenClock
 ) -> None:
     engine = make_engine(batch_size=20)
-    await engine.start()
-    queue_messages(engine.database, BACKLOG, clock.now(), prefix="backlog")
-    draining = asyncio.create_task(engine.dispatch_due())
-    await until(lambda: len(smtp_server.received) >= 30)
+    draining = await drain_backlog(engine, smtp_server, clock)
 
     await engine.stop()
     sent = await draining

@@ -1,0 +1,146 @@
+"""The store writes on intake's path: ``customers.upsert`` and ``outbox.add``, on both databases."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from notifier import errors
+from notifier.crypto import Sealer
+from notifier.store import customers, outbox
+from notifier.store.db import Database
+from notifier.store.models import Customer, Message, MessageStatus
+from tests.conftest import START, TEST_ENCRYPTION_KEY, order
+
+LATER = START + timedelta(hours=2)
+
+
+@pytest.fixture
+def database(database_url: str) -> Iterator[Database]:
+    database = Database(database_url)
+    database.upgrade()
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def sealer() -> Sealer:
+    return Sealer([TEST_ENCRYPTION_KEY], "test-secret-key")
+
+
+def upsert(database: Database, sealer: Sealer, **changes: Any) -> None:
+    values: dict[str, Any] = {
+        "customer_id": "C42",
+        "email": "jan@example.nl",
+        "name": "Jan de Vries",
+        "locale": "nl",
+        "now": START,
+    }
+    with database.transaction() as session:
+        customers.upsert(session, sealer, **values | changes)
+
+
+def stored_customer(database: Database) -> Customer:
+    with database.transaction() as session:
+        row = session.scalars(select(Customer).where(Customer.id == "C42")).one()
+        session.expunge(row)
+        return row
+
+
+def test_upsert_creates_the_customer_sealed(database: Database, sealer: Sealer) -> None:
+    upsert(database, sealer)
+    row = stored_customer(database)
+    assert b"jan@example.nl" not in row.email
+    assert sealer.open_text(row.email) == "jan@example.nl"
+    assert row.name is not None and sealer.open_text(row.name) == "Jan de Vries"
+    assert row.email_index == sealer.blind_index("jan@example.nl")
+    assert (row.locale, row.created_at, row.updated_at) == ("nl", START, START)
+
+
+def test_upsert_updates_details_and_keeps_created_at(database: Database, sealer: Sealer) -> None:
+    upsert(database, sealer)
+    upsert(database, sealer, email="Jan@Example.org", name=None, locale="en", now=LATER)
+    row = stored_customer(database)
+    assert sealer.open_text(row.email) == "Jan@Example.org"
+    assert row.email_index == sealer.blind_index("jan@example.org")
+    assert row.name is None
+    assert (row.locale, row.created_at, row.updated_at) == ("en", START, LATER)
+    with database.transaction() as session:
+        assert customers.get(session, sealer, "C42") == customers.Recipient(
+            "C42", "Jan@Example.org", None, "en", sealer.blind_index("jan@example.org")
+        )
+
+
+def test_upsert_twice_in_one_transaction_keeps_the_last(database: Database, sealer: Sealer) -> None:
+    with database.transaction() as session:
+        for number in range(3):
+            customers.upsert(
+                session,
+                sealer,
+                customer_id="C42",
+                email=f"jan{number}@example.nl",
+                name=f"Jan {number}",
+                locale="nl",
+                now=START + timedelta(minutes=number),
+            )
+    row = stored_customer(database)
+    assert sealer.open_text(row.email) == "jan2@example.nl"
+    assert (row.created_at, row.updated_at) == (START, START + timedelta(minutes=2))
+
+
+def new_message(message_id: str, **changes: Any) -> outbox.NewMessage:
+    values: dict[str, Any] = {
+        "id": message_id,
+        "customer_id": "C42",
+        "kind": "order_confirmation",
+        "category": "order_updates",
+        "send_after": LATER,
+        "context": {"order": order(), "data": {}},
+        "event_id": "evt-1",
+        "order_id": "O-1001",
+        "priority": 0,
+    }
+    return outbox.NewMessage(**values | changes)
+
+
+def test_add_queues_scheduled_messages_with_sealed_context(
+    database: Database, sealer: Sealer
+) -> None:
+    batch = [new_message("m-1"), new_message("m-2", kind="shipping_update", priority=1)]
+    with database.transaction() as session:
+        outbox.add(session, sealer, batch, START)
+    with database.transaction() as session:
+        rows = {row.id: row for row in session.scalars(select(Message))}
+        for new in batch:
+            row = rows[new.id]
+            assert row.context is not None and sealer.open_json(row.context) == new.context
+            assert b"O-1001" not in row.context
+            assert (row.customer_id, row.event_id, row.order_id, row.campaign_id) == (
+                "C42",
+                "evt-1",
+                "O-1001",
+                None,
+            )
+            assert (row.kind, row.category, row.priority) == (new.kind, new.category, new.priority)
+            assert (row.status, row.attempts, row.send_after) == (
+                MessageStatus.SCHEDULED,
+                0,
+                LATER,
+            )
+            assert (row.created_at, row.updated_at) == (START, START)
+            assert (row.first_attempt_at, row.sent_at, row.lease_owner) == (None, None, None)
+
+
+def test_add_of_an_existing_id_fails_in_its_savepoint(database: Database, sealer: Sealer) -> None:
+    with database.transaction() as session:
+        outbox.add(session, sealer, [new_message("m-1")], START)
+        outbox.add(session, sealer, [], START)
+        with pytest.raises(errors.Duplicate), database.savepoint(session):
+            outbox.add(session, sealer, [new_message("m-2"), new_message("m-1")], START)
+        outbox.add(session, sealer, [new_message("m-3")], START)
+    with database.transaction() as session:
+        assert sorted(session.scalars(select(Message.id))) == ["m-1", "m-3"]

@@ -4,8 +4,8 @@ With ``synchronous=FULL`` every SQLite commit waits for the disk, and
 concurrent ``BEGIN IMMEDIATE`` writers queue on the busy timeout's sleep loop;
 one commit per event caps intake at a few hundred events per second. Here the
 callers hand their work to one writer thread instead, which takes everything
-pending and commits it together. Each item still runs in its own savepoint,
-so one bad item fails alone.
+pending and commits it together. One bad item still fails alone: a batch in
+which an item fails is done again with a savepoint per item.
 """
 
 from __future__ import annotations
@@ -37,14 +37,23 @@ class GroupCommit(Generic[Item, Result]):
 
     Contract of a batch: the writer takes everything pending (at most
     ``cap``, oldest first) and opens one transaction. For each item it calls
-    ``apply(session, item)`` inside its own savepoint: an exception there
-    (``Duplicate`` for a unique-key race, or anything else) rolls back that
-    savepoint only and becomes that item's answer. A database outage
-    (``ServiceUnavailable``) aborts the whole transaction instead, and so does
-    a failing commit: then every item of the batch gets that error. After the
-    commit returned, ``after_commit`` sees the results of the items that
-    succeeded (once per batch), and only then is each caller's future
-    resolved. Nothing is acknowledged before it is durable.
+    ``apply(session, item)``; an exception there (``Duplicate`` for a
+    unique-key race, or anything else) becomes that item's answer and undoes
+    that item's writes only. A database outage (``ServiceUnavailable``)
+    aborts the whole transaction instead, and so does a failing commit: then
+    every item of the batch gets that error. After the commit returned,
+    ``after_commit`` sees the results of the items that succeeded (once per
+    batch), and only then is each caller's future resolved. Nothing is
+    acknowledged before it is durable.
+
+    How: the items first run one after the other with no savepoints (a
+    SAVEPOINT and its RELEASE cost SQLAlchemy more than the rest of an
+    event's statements together). If one of them raises, that transaction is
+    rolled back and the batch is done again, each item in its own savepoint,
+    so ``apply`` may run twice for an item and must do nothing but write
+    through ``session`` (and log). Failing items are rare (an invalid event,
+    a duplicate racing in from another process), so a batch costs at most
+    twice its work and usually once.
 
     The thread starts with the first ``submit``; ``close`` lets it finish what
     was submitted before and joins it.
@@ -123,17 +132,10 @@ class GroupCommit(Generic[Item, Result]):
     def _write(self, batch: list[_Work[Item, Result]]) -> None:
         if not batch:
             return
-        outcomes: list[Result | BaseException] = []
         try:
-            with self.database.transaction() as session:
-                for work in batch:
-                    try:
-                        with self.database.savepoint(session):
-                            outcomes.append(self.apply(session, work.item))
-                    except errors.ServiceUnavailable:
-                        raise
-                    except Exception as exc:
-                        outcomes.append(exc)  # this item's answer; its savepoint is undone
+            outcomes = self._write_together(batch)
+            if outcomes is None:
+                outcomes = self._write_each(batch)
         except BaseException as exc:
             for work in batch:
                 work.future.set_exception(exc)
@@ -151,3 +153,47 @@ class GroupCommit(Generic[Item, Result]):
                 work.future.set_exception(outcome)
             else:
                 work.future.set_result(outcome)
+
+    def _write_together(
+        self, batch: list[_Work[Item, Result]]
+    ) -> list[Result | BaseException] | None:
+        """Apply the batch in one transaction, no savepoints: the outcomes, or None to redo it.
+
+        An item's exception leaves ``transaction`` rolled back and translated
+        (``Duplicate``, ``ServiceUnavailable``). For a batch of one that is its
+        answer; in a larger batch the others' writes went with it, so the
+        batch must be done again item by item (None). An outage, and a failing
+        commit, are raised for the whole batch as in ``_write_each``.
+        """
+        outcomes: list[Result | BaseException] = []
+        applying = False
+        try:
+            with self.database.transaction() as session:
+                for work in batch:
+                    applying = True
+                    outcomes.append(self.apply(session, work.item))
+                    applying = False
+        except errors.ServiceUnavailable:
+            raise
+        except Exception as exc:
+            if not applying:
+                raise  # the commit failed
+            if len(batch) == 1:
+                return [exc]
+            log.info("intake.batch_redone batch=%d error=%s", len(batch), type(exc).__name__)
+            return None
+        return outcomes
+
+    def _write_each(self, batch: list[_Work[Item, Result]]) -> list[Result | BaseException]:
+        """Apply the batch in one transaction, each item in its own savepoint."""
+        outcomes: list[Result | BaseException] = []
+        with self.database.transaction() as session:
+            for work in batch:
+                try:
+                    with self.database.savepoint(session):
+                        outcomes.append(self.apply(session, work.item))
+                except errors.ServiceUnavailable:
+                    raise
+                except Exception as exc:
+                    outcomes.append(exc)  # this item's answer; its savepoint is undone
+        return outcomes

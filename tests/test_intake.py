@@ -1,0 +1,172 @@
+"""``GroupCommit``'s two ways of writing a batch: together, and item by item after a failure.
+
+(``test_intake_batching`` covers what callers see; this covers how a batch is written.)
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import Future
+from typing import Any
+
+import pytest
+import sqlalchemy
+
+from notifier import errors
+from notifier.intake import GroupCommit
+from notifier.store import events
+from notifier.store.db import Database, Session
+from tests.conftest import START
+
+
+@pytest.fixture
+def database(database_url: str) -> Iterator[Database]:
+    database = Database(database_url)
+    database.upgrade()
+    yield database
+    database.dispose()
+
+
+class Writer:
+    """A GroupCommit that records events by id; ``poison…`` ids fail after writing.
+
+    The first item holds the writer until ``open`` so the items submitted meanwhile
+    form the next batch. Counts every ``apply`` call, and the savepoints and commits
+    each batch took (``written``).
+    """
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+        self.entered = threading.Event()
+        self.opened = threading.Event()
+        self.applied: Counter[str] = Counter()
+        self.batches: list[list[str]] = []
+        self.written: list[tuple[int, int]] = []
+        self.savepoints = [0]
+        self.commits = [0]
+        sqlalchemy.event.listen(database.engine, "savepoint", self._count(self.savepoints))
+        sqlalchemy.event.listen(database.engine, "commit", self._count(self.commits))
+        self.group: GroupCommit[str, str] = GroupCommit(database, self._apply, self._committed)
+
+    def _committed(self, results: Any) -> None:
+        self.batches.append(list(results))
+        self.written.append((self.savepoints[0], self.commits[0]))
+        self.savepoints[0] = self.commits[0] = 0
+
+    @staticmethod
+    def _count(counter: list[int]) -> Any:
+        def counted(*_args: Any) -> None:
+            counter[0] += 1
+
+        return counted
+
+    def _apply(self, session: Session, item: str) -> str:
+        self.applied[item] += 1
+        if item == "plug":
+            self.entered.set()
+            assert self.opened.wait(timeout=30)
+        events.record(
+            session,
+            event_id=item,
+            type="order.placed",
+            customer_id=None,
+            order_id=None,
+            occurred_at=START,
+            received_at=START,
+            response={"id": item},
+        )
+        if item.startswith("poison"):
+            raise RuntimeError(f"{item} breaks after writing")
+        return item
+
+    def one_batch(self, items: list[str]) -> list[str]:
+        """Submit ``items`` while the writer is held, so they are written as one batch."""
+        plug = self.group.submit("plug")
+        assert self.entered.wait(timeout=30)
+        futures = [self.group.submit(item) for item in items]
+        self.opened.set()
+        assert plug.result(timeout=30) == "plug"
+        return [_outcome(future) for future in futures]
+
+    def stored(self) -> set[str]:
+        with self.database.transaction() as session:
+            ids = ["plug", *self.applied]
+            return {item for item in ids if events.answer(session, item) is not None}
+
+
+def _outcome(future: Future[str]) -> str:
+    error = future.exception(timeout=30)
+    return type(error).__name__ if error else future.result()
+
+
+def test_a_batch_without_failures_is_written_once_with_no_savepoints(database: Database) -> None:
+    writer = Writer(database)
+    try:
+        outcomes = writer.one_batch(["a", "b", "c"])
+    finally:
+        writer.group.close()
+    assert outcomes == ["a", "b", "c"]
+    assert writer.written == [(0, 1), (0, 1)]
+    assert writer.applied == Counter({"plug": 1, "a": 1, "b": 1, "c": 1})
+    assert writer.batches == [["plug"], ["a", "b", "c"]]
+
+
+def test_a_failing_item_has_the_batch_redone_with_a_savepoint_each(database: Database) -> None:
+    writer = Writer(database)
+    try:
+        outcomes = writer.one_batch(["a", "poison-1", "b", "a"])
+    finally:
+        writer.group.close()
+    assert outcomes == ["a", "RuntimeError", "b", "Duplicate"]
+    # Together up to the poison (rolled back), then item by item: one savepoint each.
+    assert writer.applied == Counter({"plug": 1, "a": 3, "poison-1": 2, "b": 1})
+    assert writer.written == [(0, 1), (4, 1)]
+    assert writer.batches == [["plug"], ["a", "b"]]
+    assert writer.stored() == {"plug", "a", "b"}
+
+
+def test_a_batch_of_one_failing_item_is_not_redone(database: Database) -> None:
+    writer = Writer(database)
+    try:
+        outcomes = writer.one_batch(["poison-1"])
+        duplicate = _outcome(writer.group.submit("plug"))
+        after = writer.group.submit("d").result(timeout=30)
+    finally:
+        writer.group.close()
+    assert outcomes == ["RuntimeError"]
+    assert duplicate == "Duplicate"  # translated as in a savepoint
+    assert after == "d"
+    assert writer.applied == Counter({"plug": 2, "poison-1": 1, "d": 1})
+    # Each batch of one: the plug, the poison and the duplicate (rolled back, nothing to
+    # commit), then "d".
+    assert writer.written == [(0, 1), (0, 0), (0, 0), (0, 1)]
+    assert writer.batches == [["plug"], [], [], ["d"]]
+    assert writer.stored() == {"plug", "d"}
+
+
+def test_an_item_raising_service_unavailable_fails_the_whole_batch(database: Database) -> None:
+    def apply(session: Session, item: str) -> str:
+        events.record(
+            session,
+            event_id=item,
+            type="order.placed",
+            customer_id=None,
+            order_id=None,
+            occurred_at=START,
+            received_at=START,
+            response={},
+        )
+        if item == "down":
+            raise errors.ServiceUnavailable("database unavailable")
+        return item
+
+    group: GroupCommit[str, str] = GroupCommit(database, apply, lambda results: None)
+    try:
+        assert _outcome(group.submit("down")) == "ServiceUnavailable"
+        assert group.submit("up").result(timeout=30) == "up"
+    finally:
+        group.close()
+    with database.transaction() as session:
+        assert events.answer(session, "down") is None

@@ -85,7 +85,16 @@ def serve(host: str, port: int) -> None:
             bold=True,
             err=True,
         )
-    uvicorn.run(create_app(engine, tokens), host=host, port=port, log_level="info")
+    # "auto" picks uvloop and httptools (both dependencies, as in uvicorn[standard]) over
+    # asyncio and h11: about half the CPU per request.
+    uvicorn.run(
+        create_app(engine, tokens),
+        host=host,
+        port=port,
+        log_level="info",
+        loop="auto",
+        http="auto",
+    )
 
 
 @main.command()

@@ -9,9 +9,12 @@ from typing import Any
 
 import httpx
 import pytest
+from starlette.responses import PlainTextResponse
+from starlette.types import Receive, Scope, Send
 
 from notifier.clock import FrozenClock
 from notifier.service import Notifier
+from notifier.web import security
 from notifier.web.app import create_app
 from notifier.web.limits import MAX_BODY
 from tests.conftest import START, customer, event, order
@@ -419,6 +422,32 @@ async def test_an_international_domain_is_sent_in_punycode(
 
 async def test_healthz(client: httpx.AsyncClient) -> None:
     assert check(await client.get("/healthz"), 200) == {"status": "ok"}
+
+
+async def test_api_answers_carry_each_security_header_once(client: httpx.AsyncClient) -> None:
+    answers = [
+        await client.get("/healthz"),
+        await post_event(client, event("order.placed")),
+        await client.get("/v1/messages/msg_x", headers=AUTH),
+    ]
+    assert [answer.status_code for answer in answers] == [200, 202, 404]
+    for answer in answers:
+        for name, value in security.HEADERS.items():
+            assert answer.headers.get_list(name) == [value], (answer.request.url, name)
+
+
+async def test_a_page_with_its_own_policy_keeps_it() -> None:
+    """The dev inbox sandboxes mail HTML with its own policy; the default must not replace it."""
+
+    async def page(scope: Scope, receive: Receive, send: Send) -> None:
+        response = PlainTextResponse("mail", headers={"Content-Security-Policy": "sandbox"})
+        await response(scope, receive, send)
+
+    transport = httpx.ASGITransport(app=security.SecurityHeaders(page))
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        answer = await client.get("/")
+    assert answer.headers.get_list("content-security-policy") == ["sandbox"]
+    assert answer.headers["x-frame-options"] == "DENY"
 
 
 CONTRACT_V1_PATHS = {

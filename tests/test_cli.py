@@ -54,6 +54,9 @@ def test_serve_on_the_embedded_default_shows_dutch_and_english_mail_in_the_inbox
         page = httpx.get(f"{base}/dev/inbox/{first}")
         assert page.status_code == 200 and "Content-Language" in page.text
         assert httpx.get(f"{base}/dev/inbox/{first}/html").status_code == 200
+        # uvicorn's "auto" found the C event loop and HTTP parser the dependencies bring.
+        loaded = Path(f"/proc/{server.pid}/maps").read_text()
+        assert "uvloop" in loaded and "httptools" in loaded
     finally:
         server.terminate()
         server.wait(timeout=30)

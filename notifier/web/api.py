@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, Path
 from fastapi.responses import JSONResponse
 
 from notifier.schemas import (
@@ -29,17 +29,12 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 ResourceId = Annotated[str, Path(min_length=1, max_length=200)]
 
 
-async def notifier(request: Request) -> Notifier:
-    """The engine; async so that resolving it needs no threadpool hop."""
-    engine: Notifier = request.app.state.notifier
-    return engine
+def router(engine: Notifier) -> APIRouter:
+    """The /v1 routes for ``engine``; ``web.auth.BearerAuth`` guards them, the scheme documents it.
 
-
-Engine = Annotated[Notifier, Depends(notifier)]
-
-
-def router() -> APIRouter:
-    """The /v1 routes; ``web.auth.BearerAuth`` guards them, the dependency documents it."""
+    The routes close over the engine rather than resolve it as a dependency:
+    it never changes, and a dependency costs a resolution on every request.
+    """
     api = APIRouter(prefix="/v1", dependencies=[Depends(auth.scheme)], responses=ERRORS)
 
     @api.post(
@@ -48,7 +43,7 @@ def router() -> APIRouter:
         response_model=EventOut,
         responses={200: {"model": EventOut, "description": "Seen before: the first answer"}},
     )
-    async def post_event(event: EventIn, engine: Engine) -> JSONResponse:
+    async def post_event(event: EventIn) -> JSONResponse:
         """Accept a shop event; its ``id`` is the idempotency key."""
         # Awaits the group commit on the event loop instead of parking a threadpool thread.
         return _accepted(await engine.handle_event_async(event))
@@ -59,43 +54,41 @@ def router() -> APIRouter:
         response_model=MessageOut,
         responses={200: {"model": MessageOut, "description": "Seen before: the first answer"}},
     )
-    def post_message(message: MessageIn, engine: Engine) -> JSONResponse:
+    def post_message(message: MessageIn) -> JSONResponse:
         """Queue an ad-hoc message of any kind; its ``id`` is the idempotency key."""
         return _accepted(engine.send_message(message))
 
     @api.get("/messages/{message_id}", response_model=MessageOut)
-    def get_message(message_id: ResourceId, engine: Engine) -> MessageOut:
+    def get_message(message_id: ResourceId) -> MessageOut:
         return engine.get_message(message_id)
 
     @api.delete("/messages/{message_id}", response_model=MessageOut)
-    def cancel_message(message_id: ResourceId, engine: Engine) -> MessageOut:
+    def cancel_message(message_id: ResourceId) -> MessageOut:
         """Cancel a message that has not been sent yet (409 otherwise)."""
         return engine.cancel_message(message_id)
 
     @api.get("/customers/{customer_id}/messages", response_model=list[MessageOut])
-    def customer_messages(customer_id: ResourceId, engine: Engine) -> list[MessageOut]:
+    def customer_messages(customer_id: ResourceId) -> list[MessageOut]:
         """The customer's messages, newest first."""
         return engine.customer_messages(customer_id)
 
     @api.delete("/customers/{customer_id}")
-    def erase_customer(customer_id: ResourceId, engine: Engine) -> dict[str, Any]:
+    def erase_customer(customer_id: ResourceId) -> dict[str, Any]:
         """Right to erasure: pending mail cancelled, every personal datum removed."""
         return {"erased": customer_id, "messages_anonymised": engine.privacy.erase(customer_id)}
 
     @api.get("/customers/{customer_id}/export")
-    def export_customer(customer_id: ResourceId, engine: Engine) -> dict[str, Any]:
+    def export_customer(customer_id: ResourceId) -> dict[str, Any]:
         """Everything held on the customer, decrypted, as JSON."""
         return engine.privacy.export(customer_id)
 
     @api.get("/customers/{customer_id}/preferences", response_model=dict[str, bool])
-    def get_preferences(customer_id: ResourceId, engine: Engine) -> dict[str, bool]:
+    def get_preferences(customer_id: ResourceId) -> dict[str, bool]:
         """Each category on or off; essential ``service`` mail is always on."""
         return engine.choices.states(customer_id)
 
     @api.put("/customers/{customer_id}/preferences", response_model=dict[str, bool])
-    def put_preferences(
-        customer_id: ResourceId, choices: PreferencesIn, engine: Engine
-    ) -> dict[str, bool]:
+    def put_preferences(customer_id: ResourceId, choices: PreferencesIn) -> dict[str, bool]:
         """Set choices from the account page; the newsletter turned on here is confirmed consent."""
         return engine.choices.update(
             customer_id,
@@ -106,7 +99,7 @@ def router() -> APIRouter:
         )
 
     @api.post("/suppressions", status_code=200)
-    def post_suppression(suppression: SuppressionIn, engine: Engine) -> dict[str, str]:
+    def post_suppression(suppression: SuppressionIn) -> dict[str, str]:
         """Bounce and complaint feed: the address gets no more (non-essential) mail."""
         engine.choices.suppress(
             str(suppression.email), suppression.reason.value, suppression.detail
@@ -121,18 +114,18 @@ def router() -> APIRouter:
             200: {"model": CampaignOut, "description": "Seen before: the campaign as it is"}
         },
     )
-    def post_campaign(campaign: CampaignIn, engine: Engine) -> JSONResponse:
+    def post_campaign(campaign: CampaignIn) -> JSONResponse:
         """Schedule a newsletter to confirmed subscribers at ``send_at`` or by ``cron``."""
         out, created = engine.newsletters.create(campaign)
         return JSONResponse(out.model_dump(mode="json"), status_code=202 if created else 200)
 
     @api.get("/campaigns/{campaign_id}", response_model=CampaignOut)
-    def get_campaign(campaign_id: ResourceId, engine: Engine) -> CampaignOut:
+    def get_campaign(campaign_id: ResourceId) -> CampaignOut:
         """The campaign with its progress: targeted, sent, suppressed, failed."""
         return engine.newsletters.get(campaign_id)
 
     @api.delete("/campaigns/{campaign_id}", response_model=CampaignOut)
-    def cancel_campaign(campaign_id: ResourceId, engine: Engine) -> CampaignOut:
+    def cancel_campaign(campaign_id: ResourceId) -> CampaignOut:
         """Stop the campaign: no further runs, unsent messages cancelled."""
         return engine.newsletters.cancel(campaign_id)
 

@@ -45,14 +45,14 @@ def create_app(engine: Notifier, api_tokens: Sequence[str], *, run_worker: bool 
     app.state.notifier = engine
     logs.install()
     errors.install(app)
-    app.include_router(api.router())
+    app.include_router(api.router(engine))
     app.include_router(pages.router(engine, engine.secret_key))
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     if engine.capture is not None:
         app.include_router(inbox.router(engine.capture.inbox))
 
     @app.get("/healthz", tags=["ops"])
-    def healthz() -> dict[str, str]:
+    async def healthz() -> dict[str, str]:
         """Liveness: the process answers."""
         return {"status": "ok"}
 

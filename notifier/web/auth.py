@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from fastapi.security import HTTPBearer
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from notifier.web import asgi
+
 API_PREFIX = "/v1/"
 scheme = HTTPBearer(auto_error=False, description="One of NOTIFIER_API_TOKENS")
 
@@ -34,7 +36,7 @@ class BearerAuth:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"].startswith(API_PREFIX):
-            header = dict(scope["headers"]).get(b"authorization", b"").decode("latin-1")
+            header = (asgi.header(scope, b"authorization") or b"").decode("latin-1")
             kind, _, token = header.partition(" ")
             if kind.lower() != "bearer" or not token_matches(token.strip(), self._tokens):
                 await _unauthorized(send)

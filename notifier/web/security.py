@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 CONTENT_SECURITY_POLICY = (
@@ -16,10 +15,18 @@ HEADERS = {
     "X-Frame-Options": "DENY",
     "Cache-Control": "no-store",
 }
+_RAW = [
+    (name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in HEADERS.items()
+]
 
 
 class SecurityHeaders:
-    """Adds ``HEADERS`` to responses that do not set their own policy."""
+    """Adds ``HEADERS`` to responses that do not set their own policy.
+
+    Works on the raw header pairs (names lower-case, as the ASGI server and
+    Starlette send them) with the values encoded once, since every answer
+    passes through here.
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -31,10 +38,11 @@ class SecurityHeaders:
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                for name, value in HEADERS.items():
-                    if name not in headers:
-                        headers[name] = value
+                headers = message.get("headers", ())
+                present = {name.lower() for name, _ in headers}
+                missing = [pair for pair in _RAW if pair[0] not in present]
+                if missing:
+                    message["headers"] = [*headers, *missing]
             await send(message)
 
         await self.app(scope, receive, with_headers)

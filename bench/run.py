@@ -336,7 +336,8 @@ def bench_enqueue(plan: Plan, shared: dict[str, float]) -> Table:
         f"{runs} windows of {plan.duration:g} s after {enqueue.WARMUP} warm-up requests, median; "
         f"errors (non-202): {sum(w.errors for w in http)}",
         "HTTP: notifier serve subprocess on SQLite, also delivering the accepted confirmations to "
-        f"{sink.name.split(' ')[0]}; the 16 httpx clients share the same 2 cores",
+        f"{sink.name.split(' ')[0]}; the client (bench/httpclient.py: {enqueue.CLIENTS} "
+        "keep-alive connections, requests encoded ahead) shares the same 2 cores",
         "Python API: same engine in-process, no sender running: the enqueue work alone",
     ]
     if "po_mail_send" not in shared:

@@ -63,6 +63,7 @@ class _Intake:
     accepted: Accepted
     queued: list[outbox.NewMessage]
     now: datetime
+    cancelled: int = 0
 
 
 @dataclass(frozen=True)
@@ -219,7 +220,7 @@ class Notifier:
         return intake.accepted
 
     def _accept_event(self, session: Session, arrival: _Arrival) -> _Intake:
-        """One event's writes, inside its own savepoint of a group commit."""
+        """One event's writes in a group commit; run again if the batch is redone: no logging."""
         event, now = arrival.event, arrival.now
         occurred_at = event.occurred_at or now
         earlier = events.answer(session, event.id)
@@ -263,13 +264,13 @@ class Notifier:
             response=body,
         )
         self._upsert_customer(session, event.customer, now)
+        cancelled: list[str] = []
         if plan.cancel_order is not None:
             cancelled = outbox.cancel_for_order(
                 session, plan.cancel_order, f"cancelled by {event.type.value}", now
             )
-            log.info("event.cancelled_messages event=%s count=%d", event.id, len(cancelled))
         outbox.add(session, self.sealer, queued, now)
-        return _Intake(event, Accepted(body, created=True), queued, now)
+        return _Intake(event, Accepted(body, created=True), queued, now, len(cancelled))
 
     def _events_committed(self, batch: Sequence[_Intake]) -> None:
         """After a group commit: one log line per new event, one wake-up for the batch."""
@@ -284,6 +285,8 @@ class Notifier:
                 event.type.value,
                 len(intake.queued),
             )
+            if intake.cancelled:
+                log.info("event.cancelled_messages event=%s count=%d", event.id, intake.cancelled)
             due += (message for message in intake.queued if message.send_after <= intake.now)
         self._wake_for(due)
 

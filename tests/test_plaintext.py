@@ -81,3 +81,7 @@ def test_lists_scripts_and_entities() -> None:
 def test_an_empty_document_is_an_empty_line() -> None:
     assert to_text("") == "\n"
     assert to_text(mjml("")) == "\n"
+
+
+def test_control_characters_in_the_text_cannot_pose_as_line_breaks() -> None:
+    assert to_text(mjml("<mj-text>one\x00\x01\x02two</mj-text>")) == "onetwo\n"

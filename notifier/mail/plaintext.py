@@ -27,6 +27,8 @@ _PARAGRAPH = "\x01"
 """A paragraph ends here: one blank line, however many blocks end together."""
 _BR = "\x02"
 """A line break typed as <br>: kept while the spaces around it are collapsed."""
+_NOT_MARKS = str.maketrans("", "", _LINE + _PARAGRAPH + _BR)
+"""The marks are control characters no mail text needs; any in the input are dropped."""
 _HIDDEN = '[style*="display:none"], [style*="display: none"]'
 """Content styled away (a preheader) is for the inbox list, not for reading."""
 _BREAKS = re.compile(r"[ \n\x00\x01]*[\x00\x01][ \n\x00\x01]*")
@@ -49,7 +51,7 @@ _IMAGE_TAGS = frozenset({"img", "mj-image"})
 
 def to_text(mjml: str) -> str:
     """The readable plain text of an MJML document (or of plain HTML)."""
-    body = _MJML_HEAD.sub("", mjml, count=1)
+    body = _MJML_HEAD.sub("", mjml, count=1).translate(_NOT_MARKS)
     parser = LexborHTMLParser(_MJML_TABLE.sub(r"<\1table", body))
     for hidden in parser.css(_HIDDEN):
         hidden.decompose()

@@ -429,8 +429,10 @@ async def test_api_answers_carry_each_security_header_once(client: httpx.AsyncCl
         await client.get("/healthz"),
         await post_event(client, event("order.placed")),
         await client.get("/v1/messages/msg_x", headers=AUTH),
+        await client.get("/v1/messages/msg_x"),
+        await client.post("/v1/events", content=b"x" * 2_000_000, headers=AUTH),
     ]
-    assert [answer.status_code for answer in answers] == [200, 202, 404]
+    assert [answer.status_code for answer in answers] == [200, 202, 404, 401, 413]
     for answer in answers:
         for name, value in security.HEADERS.items():
             assert answer.headers.get_list(name) == [value], (answer.request.url, name)

@@ -61,8 +61,9 @@ def create_app(engine: Notifier, api_tokens: Sequence[str], *, run_worker: bool 
         """Prometheus metrics: queue depth by status and category, deliveries, send latency."""
         return Response(engine.metrics.render(), media_type=CONTENT_TYPE)
 
+    # The last added is the outermost: security headers go on every answer, 401 and 413 too.
     app.add_middleware(PublicRateLimit, limit=engine.settings.page_rate_limit)
-    app.add_middleware(security.SecurityHeaders)
     app.add_middleware(BodyLimit)
     app.add_middleware(auth.BearerAuth, tokens=api_tokens)
+    app.add_middleware(security.SecurityHeaders)
     return app

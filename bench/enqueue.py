@@ -8,8 +8,9 @@ sender), as in production; the client runs on the same two cores, so it
 sends requests encoded before the first window and spends about 0.1 ms of
 CPU on each (httpx spent about 3 ms and capped the figure near 300/s by
 itself). Python API: ``engine.handle_event`` in a loop in this process with
-no sender running, i.e. the enqueue work alone; ``run_python(..., threads=16)`` calls it from 16 threads at once, so
-concurrent events share a commit as they do behind the HTTP API.
+no sender running, i.e. the enqueue work alone; ``run_python(..., threads=16)``
+calls it from 16 threads at once, so concurrent events share a commit as they
+do behind the HTTP API.
 """
 
 from __future__ import annotations

@@ -301,6 +301,10 @@ def bench_enqueue(plan: Plan, shared: dict[str, float]) -> Table:
         python = [enqueue.run_python(sink, plan.duration) for _ in range(runs)]
         for number, value in enumerate(python, 1):
             progress(f"python API run {number}: {value:,.1f} ev/s")
+        threaded = [
+            enqueue.run_python(sink, plan.duration, threads=enqueue.CLIENTS) for _ in range(runs)
+        ]
+        progress(f"python API, {enqueue.CLIENTS} threads: {median(threaded):,.1f} ev/s")
     http_rate = median([w.rate for w in http])
     python_rate = median(python)
     table.compare(
@@ -327,6 +331,13 @@ def bench_enqueue(plan: Plan, shared: dict[str, float]) -> Table:
         "ev/s",
         "post_office mail.send",
         shared.get("po_mail_send"),
+    )
+    table.compare(
+        f"engine.handle_event from {enqueue.CLIENTS} threads (events share commits)",
+        median(threaded),
+        "ev/s",
+        "engine.handle_event loop",
+        python_rate,
     )
     table.add(
         "POST latency p50 / p99 (median of runs)",
@@ -436,6 +447,8 @@ def bench_scaleout(plan: Plan, shared: dict[str, float]) -> Table:
                 rate, wall = result.steady, result.wall
                 progress(f"{count} worker(s): {rate:,.1f} msg/s steady, wall {wall:.1f} s")
                 by_workers.setdefault(count, []).append(result)
+        pooled = scaleout.run(sink, 1, plan.scale_n, render_processes=None)
+        progress(f"1 worker with its render processes: {pooled.steady:,.1f} msg/s steady")
         sink_name = sink.name
     base = median([r.steady for r in by_workers[plan.workers[0]]])
     for count, results in by_workers.items():
@@ -448,9 +461,17 @@ def bench_scaleout(plan: Plan, shared: dict[str, float]) -> Table:
             f"{median([r.wall for r in results]):.1f} s",
             f"{median([r.wall_rate for r in results]):,.1f} msg/s incl. start-up",
         )
+    table.compare(
+        f"1 worker + {default_processes()} render processes (the default), steady rate",
+        pooled.steady,
+        "msg/s",
+        f"{plan.workers[0]} worker(s)",
+        base,
+    )
     table.notes += [
         f"fresh schema per configuration; batch_size 500, 8 connections, poll 0.2 s per worker; "
-        f"runs: {runs}; sink: {sink_name}",
+        f"rendering in a thread of each worker (NOTIFIER_RENDER_PROCESSES=0) except the last "
+        f"row; runs: {runs}; sink: {sink_name}",
         "steady rate: from all workers logging worker.started to the last sent (start-up excluded)",
     ]
     if "notifier_delivery" in shared:

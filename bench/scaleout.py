@@ -10,7 +10,10 @@ imports, a few seconds on a loaded box, excluded). Not from the first
 ``sent`` row: outcomes are written per batch of 500, so that count moves in
 steps and would flatter many workers.
 This machine has two cores; past two workers, more processes can only add
-concurrency on the database and the sink, not CPU.
+concurrency on the database and the sink, not CPU. The workers render in a
+thread (``NOTIFIER_RENDER_PROCESSES=0``) so that each is one process on one
+core and the figure shows how workers share the queue; one more run gives a
+single worker its default render processes, which already use every core.
 """
 
 from __future__ import annotations
@@ -57,8 +60,14 @@ def postgres_available(url: str = POSTGRES) -> str | None:
 
 
 def run(
-    sink: Sink, workers: int, count: int, url: str = POSTGRES, timeout: float = 900
+    sink: Sink,
+    workers: int,
+    count: int,
+    render_processes: int | None = 0,
+    url: str = POSTGRES,
+    timeout: float = 900,
 ) -> ScaleRun:
+    """Drain ``count`` messages with ``workers`` workers; ``render_processes`` None: the default."""
     schema = f"bench_{uuid.uuid4().hex[:10]}"
     admin = sqlalchemy.create_engine(url)
     with admin.begin() as connection:
@@ -70,14 +79,23 @@ def run(
         engine.upgrade_database()
         workload.queue_due(engine, count)
         engine.close()
-        return _drain(folder, schema_url, sink.port, workers, count, timeout)
+        return _drain(folder, schema_url, sink.port, workers, count, render_processes, timeout)
     finally:
         with admin.begin() as connection:
             connection.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
         admin.dispose()
 
 
-def _drain(folder: Path, url: str, port: int, workers: int, count: int, timeout: float) -> ScaleRun:
+def _drain(
+    folder: Path,
+    url: str,
+    port: int,
+    workers: int,
+    count: int,
+    render_processes: int | None,
+    timeout: float,
+) -> ScaleRun:
+    rendering = {} if render_processes is None else {"render_processes": str(render_processes)}
     env = notifier_env(
         database_url=url,
         smtp_host="127.0.0.1",
@@ -86,6 +104,7 @@ def _drain(folder: Path, url: str, port: int, workers: int, count: int, timeout:
         smtp_connections="8",
         batch_size="500",
         poll_interval="0.2",
+        **rendering,
     )
     watcher = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
     query = sqlalchemy.text(

@@ -152,11 +152,13 @@ class Notifier:
         self.database.upgrade()
 
     async def start(self) -> None:
-        """Prepare to deliver in this process: the capture server, the dispatcher's loop."""
+        """Prepare to deliver in this process: capture server, render processes, templates, loop."""
         if self.capture is not None:
             self.capture.start()
         if self.render_pool is not None:
             self.render_pool.warm()
+        # The express lane renders here, and a customer waits for its first mail.
+        await asyncio.to_thread(self.renderer.compile_all)
         self.dispatcher.bind(asyncio.get_running_loop())
 
     async def stop(self) -> None:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from notifier.clock import FrozenClock
-from notifier.delivery.dispatcher import DispatchConfig, Dispatcher
+from notifier.delivery.dispatcher import EXPRESS_AHEAD, DispatchConfig, Dispatcher
 from notifier.delivery.transport import SmtpConfig, SmtpTransport
 from notifier.service import Notifier
 from notifier.store import outbox
@@ -15,7 +15,9 @@ from tests.conftest import customer, event, order
 from tests.faults import Faults, FaultySmtpServer, queue_messages
 from tests.smtpd import SmtpServer
 
-BACKLOG = 300
+BACKLOG = 600
+BATCH = EXPRESS_AHEAD
+"""Two batches under way are more than ``EXPRESS_AHEAD``: urgent mail takes the express lane."""
 URGENT = "urgent@example.nl"
 
 
@@ -70,7 +72,7 @@ def queue_urgent(engine: Notifier) -> str:
 async def test_mail_named_in_a_wake_overtakes_the_backlog_in_the_express_lane(
     make_engine: Callable[..., Notifier], smtp_server: SmtpServer, clock: FrozenClock
 ) -> None:
-    engine = make_engine(batch_size=20)
+    engine = make_engine(batch_size=BATCH)
     draining = await drain_backlog(engine, smtp_server, clock)
 
     engine.dispatcher.wake(express=[queue_urgent(engine)])
@@ -82,7 +84,7 @@ async def test_mail_named_in_a_wake_overtakes_the_backlog_in_the_express_lane(
 async def test_an_order_confirmation_accepted_mid_backlog_takes_the_express_lane(
     make_engine: Callable[..., Notifier], smtp_server: SmtpServer, clock: FrozenClock
 ) -> None:
-    engine = make_engine(batch_size=20)
+    engine = make_engine(batch_size=BATCH)
     draining = await drain_backlog(engine, smtp_server, clock)
 
     placed = event("order.placed", customer=customer(id="C-urgent", email=URGENT))
@@ -107,7 +109,7 @@ async def test_an_express_wake_with_no_drain_running_sends_the_mail_once(
 async def test_stopping_mid_backlog_hands_back_every_batch_under_way(
     make_engine: Callable[..., Notifier], smtp_server: SmtpServer, clock: FrozenClock
 ) -> None:
-    engine = make_engine(batch_size=20)
+    engine = make_engine(batch_size=BATCH)
     draining = await drain_backlog(engine, smtp_server, clock)
 
     await engine.stop()

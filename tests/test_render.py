@@ -339,3 +339,14 @@ def test_the_plain_text_part_is_not_markdown_escaped(renderer: render.Renderer) 
     text = renderer.render("verification_question", "nl", context).text
     for line in ("1. Welke auto?", "- bouwjaar", "+ motorcode", "C:\\pad\\naar*bestand"):
         assert line in text
+
+
+def test_compiling_everything_ahead_leaves_a_broken_template_to_render(tmp_path: Path) -> None:
+    templates = tmp_path / "templates"
+    shutil.copytree(render.DEFAULT_TEMPLATES_DIR, templates)
+    (templates / "shipping_notice.mjml.j2").write_text("{% block subject %}", encoding="utf-8")
+    renderer = render.Renderer(templates, i18n.DEFAULT_LOCALES_DIR)
+    renderer.compile_all()  # the start of serve and worker: must not stop on one bad file
+    assert renderer.render("order_confirmation", "en", sample("order_confirmation")).subject
+    with pytest.raises(errors.TemplateError):
+        renderer.render("shipping_notice", "nl", sample("shipping_notice"))

@@ -13,7 +13,7 @@ lease expires.
 Mail a customer is waiting for right now (an order confirmation just
 accepted) need not queue behind a backlog of due mail: ``wake`` may name
 such messages, and an express lane claims them by id and sends them beside
-whatever drain is running.
+a drain that is working through a backlog.
 """
 
 from __future__ import annotations
@@ -50,6 +50,10 @@ RENDER_CHUNK = 25
 """Letters rendered per step: sending begins after the first chunk, not after the whole batch."""
 EXPRESS_LIMIT = 50
 """Most messages the express lane holds; beyond that they are sent from the queue as usual."""
+EXPRESS_AHEAD = 100
+"""Messages under way beyond which urgent mail takes the express lane: a fraction of a second
+of sending. With fewer, and a drain whose last claim took all that was due, the drain's next
+claim takes it about as soon, and the lane's extra transactions would only slow intake down."""
 
 
 class Transport(Protocol):
@@ -126,6 +130,8 @@ class Dispatcher:
         self._lock = asyncio.Lock()
         self._slots = asyncio.Semaphore(config.concurrency)
         self._again = False
+        self._keeping_up = False
+        """The drain's last claim took all that was due (less than a batch): it keeps up."""
         self._stopping = False
         self._express_ids: set[str] = set()
         self._express: asyncio.Task[None] | None = None
@@ -143,7 +149,8 @@ class Dispatcher:
 
         ``express`` names messages just queued, due now, that someone is
         waiting for: they are claimed by id and rendered in this process, not
-        behind a busy drain or a render pool that is still starting.
+        behind a backlog or a render pool that is still starting (see
+        ``EXPRESS_AHEAD``).
         """
         loop = self._loop
         if loop is None or self._stopping or loop.is_closed():
@@ -151,12 +158,14 @@ class Dispatcher:
         loop.call_soon_threadsafe(self._start_drain, tuple(express))
 
     def _start_drain(self, express: tuple[str, ...] = ()) -> None:
-        self._start_express(express)
-        if self._lock.locked():
-            self._again = True
+        if not self._lock.locked():
+            self._start_express(express)
+            task = asyncio.ensure_future(self.run_once())
+            task.add_done_callback(_log_failure)
             return
-        task = asyncio.ensure_future(self.run_once())
-        task.add_done_callback(_log_failure)
+        self._again = True
+        if not self._keeping_up or len(self._held) > EXPRESS_AHEAD:
+            self._start_express(express)
 
     def _start_express(self, ids: tuple[str, ...]) -> None:
         room = EXPRESS_LIMIT - len(self._express_ids)
@@ -194,6 +203,7 @@ class Dispatcher:
 
     async def _drain(self) -> int:
         """Claim batches until none is due, keeping ``PIPELINE_DEPTH`` of them under way."""
+        self._keeping_up = False  # until a claim shows it
         done = 0
         in_flight: set[asyncio.Task[int]] = set()
         renewing = asyncio.create_task(self._renew_leases())
@@ -201,6 +211,7 @@ class Dispatcher:
             while not self._stopping:
                 self._again = False
                 batch = await asyncio.to_thread(self._claim, self._config.batch_size)
+                self._keeping_up = len(batch) < self._config.batch_size
                 if batch:
                     in_flight.add(asyncio.create_task(self._deliver(batch)))
                 elif not in_flight:

@@ -9,6 +9,7 @@ campaign renders tens of thousands of them.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import re
@@ -128,6 +129,16 @@ class Renderer:
         """
         template = self._template(kind, i18n.negotiate(locale, self._locales, self.default_locale))
         return self._guard(kind + SUFFIX, lambda: template.render(dict(context)))
+
+    def compile_all(self) -> None:
+        """Compile every kind in every locale now, so the first mail of each does not wait.
+
+        A template that does not compile is left for ``render`` to report.
+        """
+        for kind in self._kinds:
+            for locale in self._locales:
+                with contextlib.suppress(errors.TemplateError):
+                    self._template(kind, locale)
 
     def template_errors(self) -> list[errors.TemplateError]:
         """Compile every template file, partials included, and return the syntax errors found.

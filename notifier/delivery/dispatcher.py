@@ -19,6 +19,7 @@ a drain that is working through a backlog.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import re
@@ -235,6 +236,8 @@ class Dispatcher:
                 elif not isinstance(outcome, asyncio.CancelledError):
                     log.error("dispatch.batch_crashed", exc_info=outcome)
             renewing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewing
         return done
 
     async def _renew_leases(self) -> None:
@@ -251,6 +254,8 @@ class Dispatcher:
                 renewed = await asyncio.to_thread(self._renew, lease)
             except errors.ServiceUnavailable:
                 log.warning("dispatch.lease_renewal_failed")  # tried again next time
+            except Exception:  # never end the renewals while batches are under way
+                log.exception("dispatch.lease_renewal_crashed")
             else:
                 log.debug("dispatch.leases_renewed messages=%d", renewed)
 

@@ -36,7 +36,7 @@ class GroupCommit(Generic[Item, Result]):
     """One writer thread that applies what callers submit, many items per transaction.
 
     Contract of a batch: the writer takes everything pending (at most
-    ``cap``, oldest first) and opens one transaction. For each item it calls
+    ``cap``, oldest first; sorted by ``order`` if given) and opens one transaction. For each item it calls
     ``apply(session, item)``; an exception there (``Duplicate`` for a
     unique-key race, or anything else) becomes that item's answer and undoes
     that item's writes only. A database outage (``ServiceUnavailable``)
@@ -67,10 +67,16 @@ class GroupCommit(Generic[Item, Result]):
         *,
         cap: int = DEFAULT_CAP,
         name: str = "notifier-group-commit",
+        order: Callable[[Item], str] | None = None,
     ) -> None:
+        """``order``: a key the items of a batch are applied by (stably, so equal keys
+        keep their arrival order). Writers in several processes then lock shared rows,
+        such as one customer's, in the same order and cannot deadlock each other.
+        """
         self.database = database
         self.apply = apply
         self.after_commit = after_commit
+        self.order = order
         self.cap = cap
         self.name = name
         self._ready = threading.Condition()
@@ -122,6 +128,9 @@ class GroupCommit(Generic[Item, Result]):
                     return
                 batch = self._pending[: self.cap]
                 del self._pending[: self.cap]
+                if self.order is not None:
+                    key = self.order
+                    batch.sort(key=lambda work: key(work.item))
                 self._writing = len(batch)
             # A caller that gave up (an asyncio request cancelled) is skipped; past this
             # point its future can no longer be cancelled, so it always gets an answer.

@@ -36,15 +36,15 @@ class GroupCommit(Generic[Item, Result]):
     """One writer thread that applies what callers submit, many items per transaction.
 
     Contract of a batch: the writer takes everything pending (at most
-    ``cap``, oldest first; sorted by ``order`` if given) and opens one transaction. For each item it calls
-    ``apply(session, item)``; an exception there (``Duplicate`` for a
-    unique-key race, or anything else) becomes that item's answer and undoes
-    that item's writes only. A database outage (``ServiceUnavailable``)
-    aborts the whole transaction instead, and so does a failing commit: then
-    every item of the batch gets that error. After the commit returned,
-    ``after_commit`` sees the results of the items that succeeded (once per
-    batch), and only then is each caller's future resolved. Nothing is
-    acknowledged before it is durable.
+    ``cap``, oldest first; sorted by ``order`` if given) and opens one
+    transaction. For each item it calls ``apply(session, item)``; an
+    exception there (``Duplicate`` for a unique-key race, or anything else)
+    becomes that item's answer and undoes that item's writes only. A
+    database outage (``ServiceUnavailable``) aborts the whole transaction
+    instead, and so does a failing commit: then every item of the batch gets
+    that error. After the commit returned, ``after_commit`` sees the results
+    of the items that succeeded (once per batch), and only then is each
+    caller's future resolved. Nothing is acknowledged before it is durable.
 
     How: the items first run one after the other with no savepoints (a
     SAVEPOINT and its RELEASE cost SQLAlchemy more than the rest of an

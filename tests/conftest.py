@@ -16,6 +16,8 @@ import sqlalchemy
 from notifier.clock import FrozenClock
 from notifier.service import Notifier
 from notifier.settings import Settings
+from notifier.store import events
+from notifier.store.db import Database, Session
 from tests.smtpd import SmtpServer
 
 POSTGRES_URL = os.environ.get("NOTIFIER_TEST_POSTGRES_URL")
@@ -61,6 +63,29 @@ def smtp_server() -> Iterator[SmtpServer]:
     server = SmtpServer().start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def database(database_url: str) -> Iterator[Database]:
+    """The schema at head on the test database, for store-level tests without an engine."""
+    database = Database(database_url)
+    database.upgrade()
+    yield database
+    database.dispose()
+
+
+def record_event(session: Session, event_id: str, response: dict[str, Any]) -> None:
+    """An ``order.placed`` event row with no customer: what group-commit tests write."""
+    events.record(
+        session,
+        event_id=event_id,
+        type="order.placed",
+        customer_id=None,
+        order_id=None,
+        occurred_at=START,
+        received_at=START,
+        response=response,
+    )
 
 
 @pytest.fixture

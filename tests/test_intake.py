@@ -7,26 +7,17 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
-import pytest
 import sqlalchemy
 
 from notifier import errors
 from notifier.intake import GroupCommit
 from notifier.store import events
 from notifier.store.db import Database, Session
-from tests.conftest import START
-
-
-@pytest.fixture
-def database(database_url: str) -> Iterator[Database]:
-    database = Database(database_url)
-    database.upgrade()
-    yield database
-    database.dispose()
+from tests.conftest import record_event
 
 
 class Writer:
@@ -69,16 +60,7 @@ class Writer:
         if item == "plug":
             self.entered.set()
             assert self.opened.wait(timeout=30)
-        events.record(
-            session,
-            event_id=item,
-            type="order.placed",
-            customer_id=None,
-            order_id=None,
-            occurred_at=START,
-            received_at=START,
-            response={"id": item},
-        )
+        record_event(session, item, {"id": item})
         if item.startswith("poison"):
             raise RuntimeError(f"{item} breaks after writing")
         return item
@@ -150,16 +132,7 @@ def test_a_batch_of_one_failing_item_is_not_redone(database: Database) -> None:
 
 def test_an_item_raising_service_unavailable_fails_the_whole_batch(database: Database) -> None:
     def apply(session: Session, item: str) -> str:
-        events.record(
-            session,
-            event_id=item,
-            type="order.placed",
-            customer_id=None,
-            order_id=None,
-            occurred_at=START,
-            received_at=START,
-            response={},
-        )
+        record_event(session, item, {})
         if item == "down":
             raise errors.ServiceUnavailable("database unavailable")
         return item

@@ -27,7 +27,7 @@ from notifier.service import Accepted, Notifier
 from notifier.store import events
 from notifier.store.db import Session
 from notifier.web.app import create_app
-from tests.conftest import START, customer, event
+from tests.conftest import START, customer, event, record_event
 from tests.faults import TcpProxy, via_proxy
 from tests.processes import wait_until
 
@@ -146,24 +146,6 @@ def test_duplicates_inside_one_batch_get_the_first_answer(
     assert len({str(answer.body) for answer in answers if answer}) == 1
     assert len(engine.customer_messages("C42")) == 1
     assert callers[4].answer is not None and callers[4].answer.created
-
-
-def test_eight_threads_racing_with_one_id_queue_one_message(engine: Notifier) -> None:
-    barrier = threading.Barrier(8)
-    answers: list[Accepted] = []
-
-    def post() -> None:
-        barrier.wait()
-        answers.append(engine.handle_event(event("order.placed", id="evt-race")))
-
-    threads = [threading.Thread(target=post) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert sorted(answer.created for answer in answers) == [False] * 7 + [True]
-    assert len({str(answer.body) for answer in answers}) == 1
-    assert len(engine.customer_messages("C42")) == 1
 
 
 def test_close_commits_what_callers_wait_for_and_refuses_the_rest(
@@ -287,16 +269,7 @@ class Gate:
 def record(session: Session, event_id: str, gate: Gate) -> str:
     if event_id == "plug":
         gate.hold()
-    events.record(
-        session,
-        event_id=event_id,
-        type="order.placed",
-        customer_id=None,
-        order_id=None,
-        occurred_at=START,
-        received_at=START,
-        response={"id": event_id},
-    )
+    record_event(session, event_id, {"id": event_id})
     if event_id.startswith("poison"):
         raise RuntimeError(f"{event_id} breaks after writing")
     return event_id

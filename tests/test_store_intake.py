@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -17,14 +16,6 @@ from notifier.store.models import Customer, Message, MessageStatus
 from tests.conftest import START, TEST_ENCRYPTION_KEY, order
 
 LATER = START + timedelta(hours=2)
-
-
-@pytest.fixture
-def database(database_url: str) -> Iterator[Database]:
-    database = Database(database_url)
-    database.upgrade()
-    yield database
-    database.dispose()
 
 
 @pytest.fixture

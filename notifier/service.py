@@ -103,7 +103,11 @@ class Notifier:
         processes = settings.render_processes
         if processes is None:
             processes = default_processes()
-        self.render_pool = RenderPool(settings, keys.secret_keys, processes) if processes else None
+        self.render_pool = (
+            RenderPool(settings, keys.secret_keys, processes, settings.render_timeout)
+            if processes
+            else None
+        )
         self.capture: CaptureServer | None = None
         if transport is None and settings.capture_mode:
             self.capture = CaptureServer(Inbox(settings.data_dir / INBOX_FOLDER))

@@ -132,6 +132,8 @@ class Settings(BaseSettings):
     campaign_interval: float = Field(default=10.0, gt=0)
     render_processes: int | None = Field(default=None, ge=0, le=64)
     """Processes that render mail; None: one per usable CPU core, none on a single core."""
+    render_timeout: float = Field(default=60.0, gt=0)
+    """Seconds a chunk of mails may take in a render process before the pool is replaced."""
     batch_size: int = Field(default=200, ge=1, le=10_000)
     lease_seconds: int = Field(default=300, ge=10)
     poll_interval: float = Field(default=1.0, gt=0)

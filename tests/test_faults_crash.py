@@ -207,16 +207,21 @@ def test_a_killed_workers_render_processes_end_with_it(
     )
 
 
-def test_a_render_process_killed_mid_run_is_replaced_and_nothing_is_lost(
-    tmp_path: Path, smtp_server: SmtpServer
+@pytest.mark.parametrize("blow", [signal.SIGKILL, signal.SIGSTOP], ids=["killed", "stopped"])
+def test_a_render_process_lost_mid_run_is_replaced_and_nothing_is_lost(
+    tmp_path: Path, smtp_server: SmtpServer, blow: signal.Signals
 ) -> None:
+    """Killed while idle or rendering, the pool breaks at once. Killed while writing its
+    answer, or stopped, it never answers, and the render timeout notices. Either way a fresh
+    pool takes over and the mail it held goes back to the queue."""
     url = f"sqlite:///{tmp_path / 'notifier.db'}"
     queue_due_messages(url, GRACEFUL_MESSAGES)
     log = tmp_path / "worker.log"
-    worker = start(["worker"], worker_env(url, smtp_server, render_processes="2"), tmp_path, log)
+    env = worker_env(url, smtp_server, render_processes="2", render_timeout="5")
+    worker = start(["worker"], env, tmp_path, log)
     try:
         wait_until(lambda: len(smtp_server.received) >= 20, 120, "the first mails")
-        os.kill(render_processes_of(worker.pid)[0], signal.SIGKILL)
+        os.kill(render_processes_of(worker.pid)[0], blow)
         wait_until(lambda: count_sent(url) == GRACEFUL_MESSAGES, 180, "every message sent")
     finally:
         graceful_stop(worker, log)

@@ -38,8 +38,11 @@ _clock: FrozenClock | None = None
 class RenderPool:
     """A pool of render processes, each with its own assembler."""
 
-    def __init__(self, settings: Settings, secret_keys: list[str], processes: int) -> None:
+    def __init__(
+        self, settings: Settings, secret_keys: list[str], processes: int, timeout: float = 60.0
+    ) -> None:
         self._processes = processes
+        self._timeout = timeout
         self._start_args = (settings, secret_keys)
         self._executor = self._new_executor()
 
@@ -57,16 +60,41 @@ class RenderPool:
         Chunks run in the order submitted; ``now`` dates the mails. Cancelling
         the future before a process has taken the chunk drops it. If a process
         died (the OOM killer), the chunks under way fail with
-        ``BrokenProcessPool`` and the next submit starts a fresh pool.
+        ``BrokenProcessPool`` and a fresh pool takes over.
         """
         loop = asyncio.get_running_loop()
+        executor = self._executor
         try:
-            return loop.run_in_executor(self._executor, _assemble_chunk, list(items), now)
+            future = loop.run_in_executor(executor, _assemble_chunk, list(items), now)
         except BrokenProcessPool:
-            log.warning("render.pool_restarted reason=a render process died")
-            self._executor.shutdown(wait=False, cancel_futures=True)
+            executor = self._replace(executor, "a render process died")
+            future = loop.run_in_executor(executor, _assemble_chunk, list(items), now)
+        return asyncio.ensure_future(self._answer(future, executor))
+
+    async def _answer(
+        self, future: asyncio.Future[list[Letter | str]], executor: ProcessPoolExecutor
+    ) -> list[Letter | str]:
+        """The chunk's letters, unless no answer comes within the timeout.
+
+        A process killed while it wrote its answer leaves half a message in
+        the result pipe, and the executor then waits for the rest forever
+        (CPython's ProcessPoolExecutor cannot tell); the timeout is what
+        notices, and a fresh pool takes over.
+        """
+        try:
+            return await asyncio.wait_for(future, self._timeout)
+        except TimeoutError:
+            self._replace(executor, f"no answer in {self._timeout:g} s")
+            raise BrokenProcessPool("a render process did not answer") from None
+
+    def _replace(self, broken: ProcessPoolExecutor, reason: str) -> ProcessPoolExecutor:
+        """A fresh pool in place of ``broken`` (once, however many chunks noticed)."""
+        if broken is self._executor:
+            log.warning("render.pool_restarted reason=%s", reason)
             self._executor = self._new_executor()
-            return loop.run_in_executor(self._executor, _assemble_chunk, list(items), now)
+            _end_hung(broken)
+            broken.shutdown(wait=False, cancel_futures=True)
+        return self._executor
 
     def warm(self) -> None:
         """Start every process now, so the first batch does not wait for them to boot."""
@@ -75,6 +103,25 @@ class RenderPool:
 
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _end_hung(executor: ProcessPoolExecutor) -> None:
+    """Kill a replaced executor's processes and let its manager thread see the pipe close.
+
+    The executor has no public way to do this. Its manager thread may be
+    blocked reading half an answer; with every writer of that pipe gone (the
+    processes killed, this process's end closed) the read ends, the thread
+    exits, and the interpreter can exit too.
+    """
+    processes: dict[int, multiprocessing.process.BaseProcess] = (
+        getattr(executor, "_processes", None) or {}
+    )
+    for process in list(processes.values()):
+        process.kill()
+    results = getattr(executor, "_result_queue", None)
+    writer = getattr(results, "_writer", None)
+    if writer is not None:
+        writer.close()
 
 
 def default_processes() -> int:

@@ -38,20 +38,25 @@ def stop(process: subprocess.Popen[bytes], timeout: float = 60) -> int:
         return process.wait()
 
 
-@contextmanager
-def serving(folder: Path, database_url: str, smtp_port: int, **settings: Any) -> Iterator[str]:
-    """``notifier serve`` on a free port, delivering to the sink; yields its base URL."""
-    port = free_port()
-    env = notifier_env(
+def sink_env(database_url: str, smtp_port: int, **settings: Any) -> dict[str, str]:
+    """The environment of a benchmarked process: this database, the sink, 8 connections,
+    batches of 500, plus ``settings``."""
+    return notifier_env(
         database_url=database_url,
         smtp_host="127.0.0.1",
         smtp_port=str(smtp_port),
         smtp_tls="none",
         smtp_connections="8",
         batch_size="500",
-        base_url=f"http://127.0.0.1:{port}",
         **{key: str(value) for key, value in settings.items()},
     )
+
+
+@contextmanager
+def serving(folder: Path, database_url: str, smtp_port: int, **settings: Any) -> Iterator[str]:
+    """``notifier serve`` on a free port, delivering to the sink; yields its base URL."""
+    port = free_port()
+    env = sink_env(database_url, smtp_port, base_url=f"http://127.0.0.1:{port}", **settings)
     log = folder / f"serve-{port}.log"
     process = start(["serve", "--port", str(port)], env, folder, log)
     url = f"http://127.0.0.1:{port}"

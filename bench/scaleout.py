@@ -26,8 +26,8 @@ from pathlib import Path
 import sqlalchemy
 
 from bench import workload
-from bench.common import fresh_dir, notifier_env
-from bench.processes import start, stop
+from bench.common import fresh_dir
+from bench.processes import sink_env, start, stop
 from bench.sinks import Sink
 from notifier.service import Notifier
 
@@ -95,17 +95,8 @@ def _drain(
     render_processes: int | None,
     timeout: float,
 ) -> ScaleRun:
-    rendering = {} if render_processes is None else {"render_processes": str(render_processes)}
-    env = notifier_env(
-        database_url=url,
-        smtp_host="127.0.0.1",
-        smtp_port=str(port),
-        smtp_tls="none",
-        smtp_connections="8",
-        batch_size="500",
-        poll_interval="0.2",
-        **rendering,
-    )
+    rendering = {} if render_processes is None else {"render_processes": render_processes}
+    env = sink_env(url, port, poll_interval="0.2", **rendering)
     watcher = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
     query = sqlalchemy.text(
         "SELECT count(*) FILTER (WHERE status = 'sent'),"

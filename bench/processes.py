@@ -53,12 +53,14 @@ def sink_env(database_url: str, smtp_port: int, **settings: Any) -> dict[str, st
 
 
 @contextmanager
-def serving(folder: Path, database_url: str, smtp_port: int, **settings: Any) -> Iterator[str]:
-    """``notifier serve`` on a free port, delivering to the sink; yields its base URL."""
+def serving(
+    folder: Path, database_url: str, smtp_port: int, *, workers: int = 1, **settings: Any
+) -> Iterator[str]:
+    """``notifier serve --workers N`` on a free port, delivering to the sink; yields its base URL."""
     port = free_port()
     env = sink_env(database_url, smtp_port, base_url=f"http://127.0.0.1:{port}", **settings)
     log = folder / f"serve-{port}.log"
-    process = start(["serve", "--port", str(port)], env, folder, log)
+    process = start(["serve", "--port", str(port), "--workers", str(workers)], env, folder, log)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60

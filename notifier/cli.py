@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import secrets
 import signal
 from collections.abc import Callable
@@ -12,9 +13,10 @@ from typing import Any, TypeVar
 
 import click
 
-from notifier import errors, settings
+from notifier import errors, logconfig, settings
 from notifier.authoring import check, samples, translations
 from notifier.flows import kinds
+from notifier.mail.pool import default_processes
 from notifier.service import Notifier
 
 log = logging.getLogger("notifier")
@@ -52,20 +54,22 @@ def _ensure_schema(engine: Notifier) -> None:
 @click.option("-v", "--verbose", is_flag=True, help="Log debug messages.")
 def main(verbose: bool) -> None:
     """notifier: a webshop's customer email, from shop events to delivered mail."""
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
-    # Per-job chatter and aiosmtpd's transcripts (which name addresses) stay out of the log.
-    for noisy in ("apscheduler", "mail.log"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    logconfig.configure(logging.DEBUG if verbose else logging.INFO)
 
 
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8025, show_default=True, type=int)
-def serve(host: str, port: int) -> None:
-    """Run the API, the pages, the scheduler and the sender in one process."""
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    envvar="NOTIFIER_SERVE_WORKERS",
+    help="Processes sharing the port, each with its own sender (also NOTIFIER_SERVE_WORKERS).",
+)
+def serve(host: str, port: int, workers: int) -> None:
+    """Run the API, the pages, the scheduler and the sender; --workers runs several of each."""
     import uvicorn
 
     from notifier.web.app import create_app
@@ -85,15 +89,32 @@ def serve(host: str, port: int) -> None:
             bold=True,
             err=True,
         )
+    if workers > 1 and config.is_sqlite:
+        click.secho(
+            "--workers on SQLite: the processes take turns at its one write lock, so events "
+            "are accepted no faster than by one; PostgreSQL is how serve scales out.",
+            fg="yellow",
+            err=True,
+        )
     # "auto" picks uvloop and httptools (both dependencies, as in uvicorn[standard]) over
     # asyncio and h11: about half the CPU per request.
+    options: dict[str, Any] = {"host": host, "port": port, "loop": "auto", "http": "auto"}
+    if workers == 1:
+        uvicorn.run(create_app(engine, tokens), log_level="info", **options)
+        return
+    # Each spawned process builds its own engine from the environment (web.app.from_environment),
+    # so what this process decided goes there: the token, the log level, the render share.
+    engine.close()
+    os.environ["NOTIFIER_API_TOKENS"] = ",".join(tokens)
+    os.environ[logconfig.LEVEL_VARIABLE] = logging.getLevelName(logging.getLogger().level)
+    if config.render_processes is None:
+        os.environ["NOTIFIER_RENDER_PROCESSES"] = str(default_processes(sharing=workers))
     uvicorn.run(
-        create_app(engine, tokens),
-        host=host,
-        port=port,
+        "notifier.web.app:from_environment",
+        factory=True,
+        workers=workers,
         log_level="info",
-        loop="auto",
-        http="auto",
+        **options,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -80,3 +81,42 @@ def test_a_bad_setting_is_named_without_a_traceback(tmp_path: Path) -> None:
     result = run(["status"], tmp_path, env)
     assert result.returncode == 1
     assert "NOTIFIER_SEND_WINDOW" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_serve_with_two_processes_shares_its_token_and_inbox_and_stops_them_all(
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    log = tmp_path / "serve.log"
+    env = bare_env() | {"PYTHONUNBUFFERED": "1"}
+    server = start(["serve", "--port", str(port), "--workers", "2"], env, tmp_path, log)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(http_ready(f"{base}/healthz"), 60, "notifier serve to answer")
+        token = re.search(r"this run's API token is: (\S+)", log.read_text())
+        assert token is not None
+        auth = {"Authorization": f"Bearer {token[1]}"}
+        for number in range(6):  # a new connection each: both processes take some
+            body = event("order.placed", id=f"evt-{number}")
+            body["customer"]["id"] = f"C{number}"
+            assert httpx.post(f"{base}/v1/events", json=body, headers=auth).status_code == 202
+
+        def six_mails() -> bool:
+            return httpx.get(f"{base}/dev/inbox").text.count('href="/dev/inbox/') == 6
+
+        wait_until(six_mails, 30, "six mails in the one development inbox")
+        children = Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()
+    finally:
+        server.terminate()
+        code = server.wait(timeout=30)
+    output = log.read_text()
+    assert code == 0, output[-3000:]
+    assert len(set(re.findall(r"Started server process \[(\d+)\]", output))) == 2
+    assert "--workers on SQLite" in output
+    assert children
+    wait_until(
+        lambda: not any(Path(f"/proc/{child}").exists() for child in children),
+        10,
+        "the worker processes to end with the server",
+    )

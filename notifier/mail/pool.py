@@ -124,10 +124,15 @@ def _end_hung(executor: ProcessPoolExecutor) -> None:
         writer.close()
 
 
-def default_processes() -> int:
-    """One render process per usable core; none on a single core, where they would only compete."""
+def default_processes(sharing: int = 1) -> int:
+    """Render processes for one of ``sharing`` engine processes on this machine.
+
+    The usable cores divided among them; none when that leaves fewer than
+    two, where render processes would only compete with their parent.
+    """
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return cores if cores and cores >= 2 else 0
+    share = (cores or 1) // sharing
+    return share if share >= 2 else 0
 
 
 def _ready() -> None:

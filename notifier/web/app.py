@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -10,7 +11,7 @@ from fastapi import FastAPI
 from fastapi.responses import PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from notifier import scheduler
+from notifier import logconfig, scheduler, settings
 from notifier.metrics import CONTENT_TYPE
 from notifier.service import Notifier
 from notifier.web import api, auth, errors, inbox, logs, pages, security
@@ -20,21 +21,47 @@ from notifier.web.ratelimit import PublicRateLimit
 STATIC_DIR = Path(__file__).parent / "static"
 
 
-def create_app(engine: Notifier, api_tokens: Sequence[str], *, run_worker: bool = True) -> FastAPI:
-    """The app for ``engine``; with ``run_worker`` it also runs the scheduler and sender."""
+def from_environment() -> FastAPI:
+    """The app of one ``serve --workers`` process, with an engine of its own.
+
+    uvicorn spawns each process and calls this there. ``serve`` has migrated
+    the database first and put the API tokens, the log level and the render
+    processes' share of the cores into the environment.
+    """
+    logconfig.configure(os.environ.get(logconfig.LEVEL_VARIABLE, "INFO"))
+    config = settings.load()
+    return create_app(Notifier(config), config.api_tokens, owns_engine=True)
+
+
+def create_app(
+    engine: Notifier,
+    api_tokens: Sequence[str],
+    *,
+    run_worker: bool = True,
+    owns_engine: bool = False,
+) -> FastAPI:
+    """The app for ``engine``; with ``run_worker`` it also runs the scheduler and sender.
+
+    With ``owns_engine`` the app closes the engine when it shuts down; otherwise
+    whoever made the engine does.
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if not run_worker:
-            yield
-            return
-        await engine.start()
-        clock = scheduler.start(engine)
         try:
-            yield
+            if not run_worker:
+                yield
+                return
+            await engine.start()
+            clock = scheduler.start(engine)
+            try:
+                yield
+            finally:
+                clock.shutdown(wait=False)
+                await engine.stop()
         finally:
-            clock.shutdown(wait=False)
-            await engine.stop()
+            if owns_engine:
+                engine.close()
 
     app = FastAPI(
         title="notifier",

@@ -239,10 +239,12 @@ class Notifier:
         order_id = event.order.id if event.order else None
         history = event_flows.ReviewHistory()
         if event_flows.reviews_triggered_by(event.type, self.settings) and order_id:
-            history = event_flows.ReviewHistory(
-                last_pair_at=outbox.last_review_pair_at(session, event.customer.id),
-                order_has_pair=outbox.order_has_review_pair(session, order_id),
-            )
+            # An order with its pair queued gets none again, whenever the last pair was.
+            if outbox.order_has_review_pair(session, order_id):
+                history = event_flows.ReviewHistory(order_has_pair=True)
+            else:
+                last_pair_at = outbox.last_review_pair_at(session, event.customer.id)
+                history = event_flows.ReviewHistory(last_pair_at=last_pair_at)
         plan = event_flows.plan(event, occurred_at, self.settings, history)
         queued = [
             outbox.NewMessage(

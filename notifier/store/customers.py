@@ -26,8 +26,9 @@ def _upsert(statement: sqlite.Insert | postgresql.Insert) -> Insert:
     )
 
 
-# Built once, by dialect name: intake upserts for every event, and building and compiling a
-# statement per call costs more than executing it.
+# Built once, by dialect name, and executed on the session's connection: intake upserts for
+# every event, and building a statement and going through ``Session.execute`` cost more than
+# executing it.
 _UPSERT: dict[str, Insert] = {
     "sqlite": _upsert(sqlite.insert(_customers)),
     "postgresql": _upsert(postgresql.insert(_customers)),
@@ -65,8 +66,9 @@ def upsert(
     picks up the change by itself: recipients are resolved when a message is
     sent, not when it is queued.
     """
-    session.execute(
-        _UPSERT[session.get_bind().dialect.name],
+    connection = session.connection()
+    connection.execute(
+        _UPSERT[connection.dialect.name],
         {
             "id": customer_id,
             "email": sealer.seal_text(email),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
@@ -11,18 +12,30 @@ from sqlalchemy.orm import Session
 from notifier.store.models import Event
 
 _EVENTS: Table = Event.__table__  # type: ignore[assignment]
-# Built once (Core, not the ORM): intake runs these two for every event, and building and
-# compiling a statement per call costs more than executing it.
+# Built once and executed on the session's connection (Core, not the ORM): intake runs
+# these for every event or group of events, and building a statement and going through
+# ``Session.execute`` cost more than executing it.
 _ANSWER = select(_EVENTS.c.response).where(_EVENTS.c.id == bindparam("event_id"))
+_ANSWERS = select(_EVENTS.c.id, _EVENTS.c.response).where(
+    _EVENTS.c.id.in_(bindparam("event_ids", expanding=True))
+)
 _RECORD = insert(_EVENTS)
 
 
 def answer(session: Session, event_id: str) -> dict[str, Any] | None:
     """The stored answer to an event seen before, or None for a new one."""
-    response: dict[str, Any] | None = session.execute(
-        _ANSWER, {"event_id": event_id}
-    ).scalar_one_or_none()
+    response: dict[str, Any] | None = (
+        session.connection().execute(_ANSWER, {"event_id": event_id}).scalar_one_or_none()
+    )
     return response
+
+
+def answers(session: Session, event_ids: Collection[str]) -> dict[str, dict[str, Any]]:
+    """The stored answers of those of ``event_ids`` seen before, by id, in one query."""
+    if not event_ids:
+        return {}
+    rows = session.connection().execute(_ANSWERS, {"event_ids": list(set(event_ids))})
+    return {event_id: response for event_id, response in rows}
 
 
 def record(
@@ -42,7 +55,7 @@ def record(
     here (a ``Duplicate`` from the transaction or savepoint) before any mail
     is queued twice.
     """
-    session.execute(
+    session.connection().execute(
         _RECORD,
         {
             "id": event_id,

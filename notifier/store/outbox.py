@@ -82,7 +82,7 @@ def add(session: Session, sealer: Sealer, messages: Sequence[NewMessage], now: d
     """
     if not messages:
         return
-    session.execute(
+    session.connection().execute(
         _ADD,
         [
             {
@@ -105,8 +105,19 @@ def add(session: Session, sealer: Sealer, messages: Sequence[NewMessage], now: d
     )
 
 
-# Built once: compiling a statement per call costs more than executing it.
+# Built once and executed on the session's connection: intake runs these for every event,
+# and building a statement and going through ``Session.execute`` cost more than executing it.
 _ADD = insert(_messages)
+_LAST_REVIEW_PAIR_AT = select(func.max(_messages.c.send_after)).where(
+    _messages.c.customer_id == bindparam("customer_id"),
+    _messages.c.kind == REVIEW_PAIR_KIND,
+    _messages.c.status != MessageStatus.CANCELLED,
+)
+_ORDER_REVIEW_PAIR = (
+    select(_messages.c.id)
+    .where(_messages.c.order_id == bindparam("order_id"), _messages.c.kind == REVIEW_PAIR_KIND)
+    .limit(1)
+)
 
 
 def get(session: Session, message_id: str) -> Message | None:
@@ -289,17 +300,15 @@ def export_rows(session: Session, customer_id: str) -> list[Message]:
 
 def last_review_pair_at(session: Session, customer_id: str) -> datetime | None:
     """When the customer's latest review pair was (or is) due, ignoring cancelled pairs."""
-    query = select(func.max(Message.send_after)).where(
-        Message.customer_id == customer_id,
-        Message.kind == REVIEW_PAIR_KIND,
-        Message.status != MessageStatus.CANCELLED,
-    )
-    return session.scalar(query)
+    result = session.connection().execute(_LAST_REVIEW_PAIR_AT, {"customer_id": customer_id})
+    last: datetime | None = result.scalar()
+    return last
 
 
 def order_has_review_pair(session: Session, order_id: str) -> bool:
-    query = select(Message.id).where(Message.order_id == order_id, Message.kind == REVIEW_PAIR_KIND)
-    return session.scalar(query.limit(1)) is not None
+    """Whether the order's review pair was queued already (whatever became of it)."""
+    result = session.connection().execute(_ORDER_REVIEW_PAIR, {"order_id": order_id})
+    return result.first() is not None
 
 
 def claim_due(

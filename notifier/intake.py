@@ -37,9 +37,10 @@ class GroupCommit(Generic[Item, Result]):
 
     Contract of a batch: the writer takes everything pending (at most
     ``cap``, oldest first; sorted by ``order`` if given) and opens one
-    transaction. For each item it calls ``apply(session, item)``; an
-    exception there (``Duplicate`` for a unique-key race, or anything else)
-    becomes that item's answer and undoes that item's writes only. A
+    transaction (``prepare`` below runs first). For each item it calls
+    ``apply(session, item)``; an exception there (``Duplicate`` for a
+    unique-key race, or anything else) becomes that item's answer and undoes
+    that item's writes only. A
     database outage (``ServiceUnavailable``) aborts the whole transaction
     instead, and so does a failing commit: then every item of the batch gets
     that error. After the commit returned, ``after_commit`` sees the results
@@ -57,6 +58,12 @@ class GroupCommit(Generic[Item, Result]):
 
     The thread starts with the first ``submit``; ``close`` lets it finish what
     was submitted before and joins it.
+
+    ``prepare(session, items)``, if given, runs at the start of every
+    transaction of a batch (so once more when it is redone), before any
+    ``apply``: it reads in one query what the items need (for intake, which
+    event ids have an answer already) and leaves it in ``session.info`` for
+    ``apply``. It must not write; if it raises, every item gets that error.
     """
 
     def __init__(
@@ -68,6 +75,7 @@ class GroupCommit(Generic[Item, Result]):
         cap: int = DEFAULT_CAP,
         name: str = "notifier-group-commit",
         order: Callable[[Item], str] | None = None,
+        prepare: Callable[[Session, Sequence[Item]], None] | None = None,
     ) -> None:
         """``order``: a key the items of a batch are applied by (stably, so equal keys
         keep their arrival order). Writers in several processes then lock shared rows,
@@ -77,6 +85,7 @@ class GroupCommit(Generic[Item, Result]):
         self.apply = apply
         self.after_commit = after_commit
         self.order = order
+        self.prepare = prepare
         self.cap = cap
         self.name = name
         self._ready = threading.Condition()
@@ -178,6 +187,7 @@ class GroupCommit(Generic[Item, Result]):
         applying = False
         try:
             with self.database.transaction() as session:
+                self._prepare(session, batch)
                 for work in batch:
                     applying = True
                     outcomes.append(self.apply(session, work.item))
@@ -193,10 +203,15 @@ class GroupCommit(Generic[Item, Result]):
             return None
         return outcomes
 
+    def _prepare(self, session: Session, batch: list[_Work[Item, Result]]) -> None:
+        if self.prepare is not None:
+            self.prepare(session, [work.item for work in batch])
+
     def _write_each(self, batch: list[_Work[Item, Result]]) -> list[Result | BaseException]:
         """Apply the batch in one transaction, each item in its own savepoint."""
         outcomes: list[Result | BaseException] = []
         with self.database.transaction() as session:
+            self._prepare(session, batch)
             for work in batch:
                 try:
                     with self.database.savepoint(session):

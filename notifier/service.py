@@ -39,6 +39,7 @@ from notifier.store.models import Message
 
 log = logging.getLogger(__name__)
 INBOX_FOLDER = ".notifier-inbox"
+_ANSWERS = "notifier.event_answers"
 
 
 @dataclass(frozen=True)
@@ -152,6 +153,7 @@ class Notifier:
             self._events_committed,
             name="notifier-intake",
             order=_customer_of,
+            prepare=_look_up_answers,
         )
 
     # -- lifecycle ---------------------------------------------------------------
@@ -233,7 +235,8 @@ class Notifier:
         """One event's writes in a group commit; run again if the batch is redone: no logging."""
         event, now = arrival.event, arrival.now
         occurred_at = event.occurred_at or now
-        earlier = events.answer(session, event.id)
+        answers = _answers(session)
+        earlier = answers.get(event.id)
         if earlier is not None:
             return _Intake(event, Accepted(earlier, created=False), [], now)
         order_id = event.order.id if event.order else None
@@ -282,6 +285,8 @@ class Notifier:
                 session, plan.cancel_order, f"cancelled by {event.type.value}", now
             )
         outbox.add(session, self.sealer, queued, now)
+        # Last, once everything is written: the same id later in the group gets this answer.
+        answers[event.id] = body
         return _Intake(event, Accepted(body, created=True), queued, now, len(cancelled))
 
     def _events_committed(self, batch: Sequence[_Intake]) -> None:
@@ -425,6 +430,23 @@ class Notifier:
             self.dispatcher.wake(
                 express=[message.id for message in due if kinds.get(message.kind).urgent]
             )
+
+
+def _look_up_answers(session: Session, arrivals: Sequence[_Arrival]) -> None:
+    """Before a group's events are written: the answers of those seen before, in one query.
+
+    ``_accept_event`` reads them from ``session.info`` and adds each answer it
+    gives, so a repeat of an id within the group gets the first one's. An
+    event that failed added nothing, and the savepoint redo of a group starts
+    a new transaction and so asks again.
+    """
+    session.info[_ANSWERS] = events.answers(session, [arrival.event.id for arrival in arrivals])
+
+
+def _answers(session: Session) -> dict[str, dict[str, Any]]:
+    """The answers ``_look_up_answers`` left in this transaction, by event id."""
+    answers: dict[str, dict[str, Any]] = session.info[_ANSWERS]
+    return answers
 
 
 def _customer_of(arrival: _Arrival) -> str:

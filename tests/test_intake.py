@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import Any
 
@@ -28,7 +28,12 @@ class Writer:
     each batch took (``written``).
     """
 
-    def __init__(self, database: Database, order: Callable[[str], str] | None = None) -> None:
+    def __init__(
+        self,
+        database: Database,
+        order: Callable[[str], str] | None = None,
+        prepare: Callable[[Session, Sequence[str]], None] | None = None,
+    ) -> None:
         self.database = database
         self.entered = threading.Event()
         self.opened = threading.Event()
@@ -40,7 +45,7 @@ class Writer:
         sqlalchemy.event.listen(database.engine, "savepoint", self._count(self.savepoints))
         sqlalchemy.event.listen(database.engine, "commit", self._count(self.commits))
         self.group: GroupCommit[str, str] = GroupCommit(
-            database, self._apply, self._committed, order=order
+            database, self._apply, self._committed, order=order, prepare=prepare
         )
 
     def _committed(self, results: Any) -> None:
@@ -155,3 +160,39 @@ def test_a_batch_is_applied_in_key_order_keeping_arrival_order_for_equal_keys(
     items = ["c-1", "a-1", "c-2", "b-1", "a-2"]
     assert writer.one_batch(items) == items
     assert writer.batches[-1] == ["a-1", "a-2", "b-1", "c-1", "c-2"]
+
+
+def test_prepare_sees_each_transaction_of_a_batch_before_its_items(database: Database) -> None:
+    prepared: list[tuple[list[str], Counter[str]]] = []
+
+    def prepare(session: Session, items: Sequence[str]) -> None:
+        prepared.append((list(items), writer.applied.copy()))
+
+    writer = Writer(database, prepare=prepare)
+    try:
+        outcomes = writer.one_batch(["a", "poison-1", "b"])
+    finally:
+        writer.group.close()
+    assert outcomes == ["a", "RuntimeError", "b"]
+    # The plug's batch; this batch together (up to the poison); the redo, before any item.
+    assert prepared == [
+        (["plug"], Counter()),
+        (["a", "poison-1", "b"], Counter({"plug": 1})),
+        (["a", "poison-1", "b"], Counter({"plug": 1, "a": 1, "poison-1": 1})),
+    ]
+
+
+def test_a_failing_prepare_fails_every_item_of_the_batch(database: Database) -> None:
+    def prepare(session: Session, items: Sequence[str]) -> None:
+        if "bad" in items:
+            raise RuntimeError("cannot read")
+
+    writer = Writer(database, prepare=prepare)
+    try:
+        outcomes = writer.one_batch(["a", "bad"])
+        after = writer.group.submit("c").result(timeout=30)
+    finally:
+        writer.group.close()
+    assert outcomes == ["RuntimeError", "RuntimeError"]
+    assert after == "c"
+    assert writer.stored() == {"plug", "c"}

@@ -148,6 +148,40 @@ def test_duplicates_inside_one_batch_get_the_first_answer(
     assert callers[4].answer is not None and callers[4].answer.created
 
 
+def test_a_group_asks_for_earlier_answers_once_and_repeats_get_the_first(
+    engine: Notifier, database_url: str
+) -> None:
+    first = engine.handle_event(event("order.placed", id="evt-seen"))
+    selects: list[str] = []
+
+    def record(_connection: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.startswith("SELECT") and "FROM events" in statement:
+            selects.append(statement)
+
+    sqlalchemy.event.listen(engine.database.engine, "before_cursor_execute", record)
+    bodies = [event("order.placed", id="evt-seen"), placed(1), event("order.placed", id="evt-seen")]
+    seen, new, again = one_batch(engine, database_url, bodies)
+    assert len(selects) == 2  # the plug's batch, then this one's
+    for repeat in (seen, again):
+        assert repeat.answer == Accepted(first.body, created=False)
+    assert new.answer is not None and new.answer.created
+    assert len(engine.customer_messages("C42")) == 1
+
+
+def test_the_id_of_an_event_refused_in_the_group_is_new_to_its_repeat(
+    engine: Notifier, database_url: str
+) -> None:
+    refused = event("order.placed", id="evt-fixed", customer=customer(id="CX"))
+    del refused["order"]
+    fixed = event("order.placed", id="evt-fixed", customer=customer(id="CX"))
+    bad, good, repeat, other = one_batch(engine, database_url, [refused, fixed, fixed, placed(2)])
+    assert isinstance(bad.error, errors.InvalidInput)
+    assert good.answer is not None and good.answer.created
+    assert repeat.answer == Accepted(good.answer.body, created=False)
+    assert other.answer is not None and other.answer.created
+    assert len(engine.customer_messages("CX")) == 1
+
+
 def test_close_commits_what_callers_wait_for_and_refuses_the_rest(
     engine: Notifier, database_url: str, make_engine: Callable[..., Notifier]
 ) -> None:

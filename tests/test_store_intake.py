@@ -1,4 +1,5 @@
-"""The store writes on intake's path: ``customers.upsert`` and ``outbox.add``, on both databases."""
+"""The store on intake's path: ``customers.upsert``, ``outbox.add``, the event answers and the
+review history, on both databases."""
 
 from __future__ import annotations
 
@@ -6,14 +7,15 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+import sqlalchemy
 from sqlalchemy import select
 
 from notifier import errors
 from notifier.crypto import Sealer
-from notifier.store import customers, outbox
+from notifier.store import customers, events, outbox
 from notifier.store.db import Database
 from notifier.store.models import Customer, Message, MessageStatus
-from tests.conftest import START, TEST_ENCRYPTION_KEY, order
+from tests.conftest import START, TEST_ENCRYPTION_KEY, order, record_event
 
 LATER = START + timedelta(hours=2)
 
@@ -135,3 +137,44 @@ def test_add_of_an_existing_id_fails_in_its_savepoint(database: Database, sealer
         outbox.add(session, sealer, [new_message("m-3")], START)
     with database.transaction() as session:
         assert sorted(session.scalars(select(Message.id))) == ["m-1", "m-3"]
+
+
+def test_answers_are_looked_up_for_a_group_in_one_query(database: Database) -> None:
+    with database.transaction() as session:
+        record_event(session, "evt-1", {"event_id": "evt-1", "messages": []})
+        record_event(session, "evt-2", {"event_id": "evt-2"})
+    statements = record_statements(database)
+    with database.transaction() as session:
+        found = events.answers(session, ["evt-2", "evt-new", "evt-1", "evt-2"])
+        assert events.answers(session, []) == {}
+    assert found == {"evt-1": {"event_id": "evt-1", "messages": []}, "evt-2": {"event_id": "evt-2"}}
+    assert [statement.split()[0] for statement in statements if "events" in statement] == ["SELECT"]
+
+
+def test_review_history_of_an_order_and_a_customer(database: Database, sealer: Sealer) -> None:
+    pair = {"kind": outbox.REVIEW_PAIR_KIND}
+    with database.transaction() as session:
+        assert outbox.last_review_pair_at(session, "C42") is None
+        assert not outbox.order_has_review_pair(session, "O-1001")
+        outbox.add(session, sealer, [new_message("m-0", kind="review_service")], START)
+        outbox.add(session, sealer, [new_message("m-1", **pair, send_after=START)], START)
+        outbox.add(session, sealer, [new_message("m-2", **pair, order_id="O-2")], START)
+        outbox.add(session, sealer, [new_message("m-3", **pair, customer_id="C7")], START)
+        # In the same transaction, as for a later event of the same group.
+        assert outbox.last_review_pair_at(session, "C42") == LATER
+        outbox.cancel(session, "m-2", START)
+    with database.transaction() as session:
+        assert outbox.last_review_pair_at(session, "C42") == START  # cancelled pairs do not count
+        assert outbox.order_has_review_pair(session, "O-2")  # cancelled or not
+        assert not outbox.order_has_review_pair(session, "O-3")
+        assert outbox.last_review_pair_at(session, "C8") is None
+
+
+def record_statements(database: Database) -> list[str]:
+    statements: list[str] = []
+
+    def record(_connection: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    sqlalchemy.event.listen(database.engine, "before_cursor_execute", record)
+    return statements

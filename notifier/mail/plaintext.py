@@ -27,7 +27,7 @@ _PARAGRAPH = "\x01"
 """A paragraph ends here: one blank line, however many blocks end together."""
 _BR = "\x02"
 """A line break typed as <br>: kept while the spaces around it are collapsed."""
-_NOT_MARKS = str.maketrans("", "", _LINE + _PARAGRAPH + _BR)
+_MARKS = re.compile(f"[{_LINE}{_PARAGRAPH}{_BR}]")
 """The marks are control characters no mail text needs; any in the input are dropped."""
 _HIDDEN = '[style*="display:none"], [style*="display: none"]'
 """Content styled away (a preheader) is for the inbox list, not for reading."""
@@ -51,7 +51,10 @@ _IMAGE_TAGS = frozenset({"img", "mj-image"})
 
 def to_text(mjml: str) -> str:
     """The readable plain text of an MJML document (or of plain HTML)."""
-    body = _MJML_HEAD.sub("", mjml, count=1).translate(_NOT_MARKS)
+    body = _MJML_HEAD.sub("", mjml, count=1)
+    # Looking is a few microseconds; str.translate or a regex over every mail cost 0.3 ms.
+    if _LINE in body or _PARAGRAPH in body or _BR in body:
+        body = _MARKS.sub("", body)
     parser = LexborHTMLParser(_MJML_TABLE.sub(r"<\1table", body))
     for hidden in parser.css(_HIDDEN):
         hidden.decompose()

@@ -98,7 +98,13 @@ def serve(host: str, port: int, workers: int) -> None:
         )
     # "auto" picks uvloop and httptools (both dependencies, as in uvicorn[standard]) over
     # asyncio and h11: about half the CPU per request.
-    options: dict[str, Any] = {"host": host, "port": port, "loop": "auto", "http": "auto"}
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "loop": "auto",
+        "http": "auto",
+        "access_log": config.access_log,
+    }
     if workers == 1:
         uvicorn.run(create_app(engine, tokens), log_level="info", **options)
         return

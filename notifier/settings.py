@@ -128,6 +128,8 @@ class Settings(BaseSettings):
     review_service_url: str = "https://www.winparts.example/review/service?order={order_number}"
     retention_days: int = Field(default=90, ge=1)
     page_rate_limit: str = "120/minute"
+    access_log: bool = True
+    """uvicorn's line per HTTP request; off behind a proxy that logs requests itself."""
     consent_text_version: str = "newsletter-2026-11"
     campaign_interval: float = Field(default=10.0, gt=0)
     render_processes: int | None = Field(default=None, ge=0, le=64)

@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import logging
+import re
 
 from notifier.flows import privacy
+
+_TOKEN_LINK = re.compile(r"/(?:unsubscribe|preferences|confirm)/")
+"""Where ``privacy.redact_link_tokens`` finds tokens: tested first, as most lines have none."""
 
 
 class RedactLinkTokens(logging.Filter):
     """Rewrites uvicorn's access-log arguments so ``/unsubscribe/<token>`` logs as ``<token>``."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple):
+        args = record.args
+        if isinstance(args, tuple) and any(
+            isinstance(arg, str) and _TOKEN_LINK.search(arg) for arg in args
+        ):
             record.args = tuple(
-                privacy.redact_link_tokens(arg) if isinstance(arg, str) else arg
-                for arg in record.args
+                privacy.redact_link_tokens(arg) if isinstance(arg, str) else arg for arg in args
             )
         return True
 

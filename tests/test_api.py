@@ -476,9 +476,11 @@ async def test_openapi_lists_every_v1_path_and_the_bearer_scheme(client: httpx.A
     ]
     assert len(bearer) == 1 and schemes[bearer[0]]["type"] == "http"
     for path, operations in document["paths"].items():
-        if path.startswith("/v1/"):
-            for operation in operations.values():
+        for operation in operations.values():
+            if path.startswith("/v1/"):
                 assert {bearer[0]: []} in operation["security"], (path, operation)
                 assert "401" in operation["responses"], path
+            else:
+                assert "security" not in operation, path
     post_events = document["paths"]["/v1/events"]["post"]
     assert {"200", "202", "401", "413", "422"} <= set(post_events["responses"])

@@ -6,6 +6,7 @@ import os
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import PlainTextResponse, Response
@@ -19,6 +20,15 @@ from notifier.web.limits import BodyLimit
 from notifier.web.ratelimit import PublicRateLimit
 
 STATIC_DIR = Path(__file__).parent / "static"
+
+
+class App(FastAPI):
+    """FastAPI with the bearer scheme, enforced by middleware, in its OpenAPI document."""
+
+    def openapi(self) -> dict[str, Any]:
+        if self.openapi_schema is None:
+            auth.document(super().openapi())
+        return super().openapi()
 
 
 def from_environment() -> FastAPI:
@@ -63,7 +73,7 @@ def create_app(
             if owns_engine:
                 engine.close()
 
-    app = FastAPI(
+    app = App(
         title="notifier",
         version="1",
         summary="Webshop customer email: events in, correct mail out.",

@@ -1,8 +1,9 @@
 """Bearer-token authentication for the shop backend's API (``/v1``).
 
 Checked in middleware, before any body is read, so an unauthenticated caller
-learns nothing (not even whether its JSON parses). The route dependency only
-declares the scheme in the OpenAPI document.
+learns nothing (not even whether its JSON parses). ``document`` declares the
+scheme in the OpenAPI document: a route dependency would say the same, but
+FastAPI would solve it on every request only to have it ignored.
 """
 
 from __future__ import annotations
@@ -10,14 +11,25 @@ from __future__ import annotations
 import hmac
 import json
 from collections.abc import Sequence
+from typing import Any
 
-from fastapi.security import HTTPBearer
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from notifier.web import asgi
 
 API_PREFIX = "/v1/"
-scheme = HTTPBearer(auto_error=False, description="One of NOTIFIER_API_TOKENS")
+SCHEME_NAME = "HTTPBearer"
+SCHEME = {"type": "http", "scheme": "bearer", "description": "One of NOTIFIER_API_TOKENS"}
+
+
+def document(openapi: dict[str, Any]) -> None:
+    """Declare the bearer scheme in an OpenAPI document and require it on every /v1 operation."""
+    components = openapi.setdefault("components", {})
+    components.setdefault("securitySchemes", {})[SCHEME_NAME] = SCHEME
+    for path, operations in openapi.get("paths", {}).items():
+        if path.startswith(API_PREFIX):
+            for operation in operations.values():
+                operation["security"] = [{SCHEME_NAME: []}]
 
 
 def token_matches(candidate: str, tokens: Sequence[str]) -> bool:

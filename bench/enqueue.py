@@ -54,12 +54,22 @@ Body = Callable[[int], dict[str, Any]]
 
 
 def run_http(
-    sink: Sink, duration: float, runs: int, body: Body = events.order_placed
+    sink: Sink,
+    duration: float,
+    runs: int,
+    body: Body = events.order_placed,
+    *,
+    database_url: str | None = None,
+    workers: int = 1,
 ) -> list[HttpRun]:
-    """``runs`` windows of ``duration`` seconds against one serve process (after a warm-up)."""
-    folder = fresh_dir("enqueue-http")
-    with serving(folder, workload.sqlite_url(folder), sink.port) as url:
-        return asyncio.run(_windows(url, duration, runs, body))
+    """``runs`` windows of ``duration`` seconds against ``serve --workers N`` (after a warm-up).
+
+    The database is a fresh SQLite file unless ``database_url`` names a migrated one.
+    """
+    folder = fresh_dir(f"enqueue-http-{workers}")
+    url = database_url or workload.sqlite_url(folder)
+    with serving(folder, url, sink.port, workers=workers) as base:
+        return asyncio.run(_windows(base, duration, runs, body))
 
 
 class Requests:

@@ -56,7 +56,7 @@ def sink_env(database_url: str, smtp_port: int, **settings: Any) -> dict[str, st
 def serving(
     folder: Path, database_url: str, smtp_port: int, *, workers: int = 1, **settings: Any
 ) -> Iterator[str]:
-    """``notifier serve --workers N`` on a free port, delivering to the sink; yields its base URL."""
+    """``notifier serve --workers N`` on a free port, sending to the sink; yields its base URL."""
     port = free_port()
     env = sink_env(database_url, smtp_port, base_url=f"http://127.0.0.1:{port}", **settings)
     log = folder / f"serve-{port}.log"

@@ -305,6 +305,7 @@ def bench_enqueue(plan: Plan, shared: dict[str, float]) -> Table:
             enqueue.run_python(sink, plan.duration, threads=enqueue.CLIENTS) for _ in range(runs)
         ]
         progress(f"python API, {enqueue.CLIENTS} threads: {median(threaded):,.1f} ev/s")
+        scaled = _enqueue_postgres(sink, plan, runs)
     http_rate = median([w.rate for w in http])
     python_rate = median(python)
     table.compare(
@@ -343,6 +344,17 @@ def bench_enqueue(plan: Plan, shared: dict[str, float]) -> Table:
         "POST latency p50 / p99 (median of runs)",
         f"{median([w.p50_ms for w in http]):.1f} / {median([w.p99_ms for w in http]):.1f} ms",
     )
+    if isinstance(scaled, str):
+        table.notes.append(f"PostgreSQL rows skipped: {scaled}")
+    else:
+        for workers, rate in scaled.items():
+            table.compare(
+                f"POST order.delivered, PostgreSQL, serve --workers {workers}",
+                rate,
+                "ev/s",
+                "--workers 1",
+                scaled[1],
+            )
     table.notes += [
         f"{runs} windows of {plan.duration:g} s after {enqueue.WARMUP} warm-up requests, median; "
         f"errors (non-202): {sum(w.errors for w in http)}",
@@ -354,6 +366,22 @@ def bench_enqueue(plan: Plan, shared: dict[str, float]) -> Table:
     if "po_mail_send" not in shared:
         table.notes.append("post_office mail.send: run `delivery` in the same invocation for it")
     return table
+
+
+def _enqueue_postgres(sink: Sink, plan: Plan, runs: int) -> dict[int, float] | str:
+    """``order.delivered`` over HTTP on PostgreSQL with 1 and 2 serve processes, or why not."""
+    unavailable = scaleout.postgres_available()
+    if unavailable is not None:
+        return unavailable
+    rates: dict[int, float] = {}
+    for workers in (1, 2):
+        with scaleout.fresh_schema(sink) as url:
+            windows = enqueue.run_http(
+                sink, plan.duration, runs, events.order_delivered, database_url=url, workers=workers
+            )
+        rates[workers] = median([w.rate for w in windows])
+        progress(f"http order.delivered, PostgreSQL, {workers} serve: {rates[workers]:,.1f} ev/s")
+    return rates
 
 
 def bench_fanout(plan: Plan, shared: dict[str, float]) -> Table:

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,18 +70,27 @@ def run(
     timeout: float = 900,
 ) -> ScaleRun:
     """Drain ``count`` messages with ``workers`` workers; ``render_processes`` None: the default."""
+    folder = fresh_dir(f"scaleout-{workers}")
+    with fresh_schema(sink, url) as schema_url:
+        engine = Notifier(workload.settings(schema_url, sink.port))
+        workload.queue_due(engine, count)
+        engine.close()
+        return _drain(folder, schema_url, sink.port, workers, count, render_processes, timeout)
+
+
+@contextmanager
+def fresh_schema(sink: Sink, url: str = POSTGRES) -> Iterator[str]:
+    """A new, migrated schema in ``url``'s database, dropped afterwards; yields its URL."""
     schema = f"bench_{uuid.uuid4().hex[:10]}"
     admin = sqlalchemy.create_engine(url)
     with admin.begin() as connection:
         connection.exec_driver_sql(f"CREATE SCHEMA {schema}")
     schema_url = f"{url}?options=-csearch_path%3D{schema}"
-    folder = fresh_dir(f"scaleout-{workers}")
     try:
         engine = Notifier(workload.settings(schema_url, sink.port))
         engine.upgrade_database()
-        workload.queue_due(engine, count)
         engine.close()
-        return _drain(folder, schema_url, sink.port, workers, count, render_processes, timeout)
+        yield schema_url
     finally:
         with admin.begin() as connection:
             connection.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")

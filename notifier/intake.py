@@ -37,15 +37,15 @@ class GroupCommit(Generic[Item, Result]):
 
     Contract of a batch: the writer takes everything pending (at most
     ``cap``, oldest first; sorted by ``order`` if given) and opens one
-    transaction (``prepare`` below runs first). For each item it calls
-    ``apply(session, item)``; an exception there (``Duplicate`` for a
-    unique-key race, or anything else) becomes that item's answer and undoes
-    that item's writes only. A
-    database outage (``ServiceUnavailable``) aborts the whole transaction
-    instead, and so does a failing commit: then every item of the batch gets
-    that error. After the commit returned, ``after_commit`` sees the results
-    of the items that succeeded (once per batch), and only then is each
-    caller's future resolved. Nothing is acknowledged before it is durable.
+    transaction (``prepare`` and ``flush``, below, run around the items).
+    For each item it calls ``apply(session, item)``; an exception there
+    (``Duplicate`` for a unique-key race, or anything else) becomes that
+    item's answer and undoes that item's writes only. A database outage
+    (``ServiceUnavailable``) aborts the whole transaction instead, and so
+    does a failing commit: then every item of the batch gets that error.
+    After the commit returned, ``after_commit`` sees the results of the
+    items that succeeded (once per batch), and only then is each caller's
+    future resolved. Nothing is acknowledged before it is durable.
 
     How: the items first run one after the other with no savepoints (a
     SAVEPOINT and its RELEASE cost SQLAlchemy more than the rest of an
@@ -64,6 +64,11 @@ class GroupCommit(Generic[Item, Result]):
     ``apply``: it reads in one query what the items need (for intake, which
     event ids have an answer already) and leaves it in ``session.info`` for
     ``apply``. It must not write; if it raises, every item gets that error.
+    ``flush(session)``, if given, writes what ``apply`` left pending there
+    (for intake, the rows of all the group's events in one executemany per
+    table): after the last item, or, when a batch is redone, after each item
+    in its savepoint. Its exception counts as the items' own: the batch is
+    redone, and then it is the answer of the one item that left the rows.
     """
 
     def __init__(
@@ -76,6 +81,7 @@ class GroupCommit(Generic[Item, Result]):
         name: str = "notifier-group-commit",
         order: Callable[[Item], str] | None = None,
         prepare: Callable[[Session, Sequence[Item]], None] | None = None,
+        flush: Callable[[Session], None] | None = None,
     ) -> None:
         """``order``: a key the items of a batch are applied by (stably, so equal keys
         keep their arrival order). Writers in several processes then lock shared rows,
@@ -86,6 +92,7 @@ class GroupCommit(Generic[Item, Result]):
         self.after_commit = after_commit
         self.order = order
         self.prepare = prepare
+        self.flush = flush
         self.cap = cap
         self.name = name
         self._ready = threading.Condition()
@@ -188,10 +195,11 @@ class GroupCommit(Generic[Item, Result]):
         try:
             with self.database.transaction() as session:
                 self._prepare(session, batch)
+                applying = True
                 for work in batch:
-                    applying = True
                     outcomes.append(self.apply(session, work.item))
-                    applying = False
+                self._flush(session)
+                applying = False
         except errors.ServiceUnavailable:
             raise
         except Exception as exc:
@@ -207,17 +215,24 @@ class GroupCommit(Generic[Item, Result]):
         if self.prepare is not None:
             self.prepare(session, [work.item for work in batch])
 
+    def _flush(self, session: Session) -> None:
+        if self.flush is not None:
+            self.flush(session)
+
     def _write_each(self, batch: list[_Work[Item, Result]]) -> list[Result | BaseException]:
         """Apply the batch in one transaction, each item in its own savepoint."""
         outcomes: list[Result | BaseException] = []
         with self.database.transaction() as session:
             self._prepare(session, batch)
             for work in batch:
+                outcome: Result | BaseException
                 try:
                     with self.database.savepoint(session):
-                        outcomes.append(self.apply(session, work.item))
+                        outcome = self.apply(session, work.item)
+                        self._flush(session)
                 except errors.ServiceUnavailable:
                     raise
                 except Exception as exc:
-                    outcomes.append(exc)  # this item's answer; its savepoint is undone
+                    outcome = exc  # this item's answer; its savepoint is undone
+                outcomes.append(outcome)
         return outcomes

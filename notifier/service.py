@@ -12,7 +12,7 @@ import logging
 import secrets
 import socket
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -39,7 +39,7 @@ from notifier.store.models import Message
 
 log = logging.getLogger(__name__)
 INBOX_FOLDER = ".notifier-inbox"
-_ANSWERS = "notifier.event_answers"
+_PENDING = "notifier.intake"
 
 
 @dataclass(frozen=True)
@@ -154,6 +154,7 @@ class Notifier:
             name="notifier-intake",
             order=_customer_of,
             prepare=_look_up_answers,
+            flush=self._write_pending,
         )
 
     # -- lifecycle ---------------------------------------------------------------
@@ -232,16 +233,22 @@ class Notifier:
         return intake.accepted
 
     def _accept_event(self, session: Session, arrival: _Arrival) -> _Intake:
-        """One event's writes in a group commit; run again if the batch is redone: no logging."""
+        """One event in a group commit; run again if the batch is redone: no logging.
+
+        Its rows wait in the transaction's ``_Pending`` for ``_write_pending``
+        (``GroupCommit``'s ``flush``); handing them over is its last step, so an
+        event that fails leaves none behind.
+        """
+        pending = _pending(session)
         event, now = arrival.event, arrival.now
         occurred_at = event.occurred_at or now
-        answers = _answers(session)
-        earlier = answers.get(event.id)
+        earlier = pending.answer(event.id)
         if earlier is not None:
             return _Intake(event, Accepted(earlier, created=False), [], now)
         order_id = event.order.id if event.order else None
         history = event_flows.ReviewHistory()
         if event_flows.reviews_triggered_by(event.type, self.settings) and order_id:
+            self._write_pending_messages(session, pending)
             # An order with its pair queued gets none again, whenever the last pair was.
             if outbox.order_has_review_pair(session, order_id):
                 history = event_flows.ReviewHistory(order_has_pair=True)
@@ -267,27 +274,29 @@ class Notifier:
             event_id=event.id,
             messages=[_queued_out(message, now) for message in queued],
         ).model_dump(mode="json")
-        # The event row is the first write, so a concurrent duplicate stops there.
-        events.record(
-            session,
-            event_id=event.id,
-            type=event.type.value,
-            customer_id=event.customer.id,
-            order_id=order_id,
-            occurred_at=occurred_at,
-            received_at=now,
-            response=body,
-        )
-        self._upsert_customer(session, event.customer, now)
         cancelled: list[str] = []
         if plan.cancel_order is not None:
+            self._write_pending_messages(session, pending)
             cancelled = outbox.cancel_for_order(
                 session, plan.cancel_order, f"cancelled by {event.type.value}", now
             )
-        outbox.add(session, self.sealer, queued, now)
-        # Last, once everything is written: the same id later in the group gets this answer.
-        answers[event.id] = body
+        pending.add(
+            events.Record(
+                event.id, event.type.value, event.customer.id, order_id, occurred_at, now, body
+            ),
+            self._details(event.customer, now),
+            [(message, now) for message in queued],
+        )
         return _Intake(event, Accepted(body, created=True), queued, now, len(cancelled))
+
+    def _write_pending(self, session: Session) -> None:
+        """Write the rows the group's events left pending (``GroupCommit``'s ``flush``)."""
+        _pending(session).write(session, self.sealer)
+
+    def _write_pending_messages(self, session: Session, pending: _Pending) -> None:
+        """Before intake reads the outbox: the group's messages so far must be in it."""
+        if pending.queued:
+            pending.write(session, self.sealer)
 
     def _events_committed(self, batch: Sequence[_Intake]) -> None:
         """After a group commit: one log line per new event, one wake-up for the batch."""
@@ -388,15 +397,11 @@ class Notifier:
     # -- helpers -------------------------------------------------------------------
 
     def _upsert_customer(self, session: Session, customer: CustomerIn, now: datetime) -> None:
-        customers.upsert(
-            session,
-            self.sealer,
-            customer_id=customer.id,
-            email=str(customer.email),
-            name=customer.name,
-            locale=customer.locale or self.settings.default_locale,
-            now=now,
-        )
+        customers.upsert_all(session, self.sealer, [self._details(customer, now)])
+
+    def _details(self, customer: CustomerIn, now: datetime) -> customers.Details:
+        locale = customer.locale or self.settings.default_locale
+        return customers.Details(customer.id, str(customer.email), customer.name, locale, now)
 
     def _earlier_answer(self, event_id: str) -> dict[str, Any]:
         with self.database.transaction() as session:
@@ -432,21 +437,71 @@ class Notifier:
             )
 
 
-def _look_up_answers(session: Session, arrivals: Sequence[_Arrival]) -> None:
-    """Before a group's events are written: the answers of those seen before, in one query.
+@dataclass
+class _Pending:
+    """Intake's state in one transaction of a group commit (in ``session.info``).
 
-    ``_accept_event`` reads them from ``session.info`` and adds each answer it
-    gives, so a repeat of an id within the group gets the first one's. An
-    event that failed added nothing, and the savepoint redo of a group starts
-    a new transaction and so asks again.
+    ``answers``: the answers of event ids seen before the group, from one
+    query, and of those written in it since. The rows of the events accepted
+    since the last ``write`` wait here with their answers, to be written
+    together: an executemany costs SQLAlchemy a third of a statement a row.
+    Deferring them is safe because intake reads none of them back but the
+    answers (kept here) and the outbox (written out before it is read).
     """
-    session.info[_ANSWERS] = events.answers(session, [arrival.event.id for arrival in arrivals])
+
+    answers: dict[str, dict[str, Any]]
+    new_answers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    records: list[events.Record] = field(default_factory=list)
+    details: list[customers.Details] = field(default_factory=list)
+    queued: list[tuple[outbox.NewMessage, datetime]] = field(default_factory=list)
+
+    def answer(self, event_id: str) -> dict[str, Any] | None:
+        """The answer this event id got already, before the group or earlier in it."""
+        earlier = self.answers.get(event_id)
+        return earlier if earlier is not None else self.new_answers.get(event_id)
+
+    def add(
+        self,
+        event: events.Record,
+        customer: customers.Details,
+        queued: list[tuple[outbox.NewMessage, datetime]],
+    ) -> None:
+        self.records.append(event)
+        self.details.append(customer)
+        self.queued += queued
+        self.new_answers[event.id] = event.response
+
+    def write(self, session: Session, sealer: Sealer) -> None:
+        """Write the pending rows: events first, customers in order, then messages.
+
+        Whether this succeeds or fails, nothing stays pending; only on success
+        do the new answers join ``answers`` (a failure undoes the rows).
+        """
+        try:
+            events.record_all(session, self.records)
+            customers.upsert_all(session, sealer, self.details)
+            outbox.add_queued(session, sealer, self.queued)
+            self.answers.update(self.new_answers)
+        finally:
+            self.new_answers.clear()
+            self.records.clear()
+            self.details.clear()
+            self.queued.clear()
 
 
-def _answers(session: Session) -> dict[str, dict[str, Any]]:
-    """The answers ``_look_up_answers`` left in this transaction, by event id."""
-    answers: dict[str, dict[str, Any]] = session.info[_ANSWERS]
-    return answers
+def _look_up_answers(session: Session, arrivals: Sequence[_Arrival]) -> None:
+    """Before a group's events: the answers of those seen before, in one query.
+
+    A redone group starts a new transaction and so asks again (``GroupCommit``'s ``prepare``).
+    """
+    answers = events.answers(session, [arrival.event.id for arrival in arrivals])
+    session.info[_PENDING] = _Pending(answers)
+
+
+def _pending(session: Session) -> _Pending:
+    """The intake state ``_look_up_answers`` left in this transaction."""
+    pending: _Pending = session.info[_PENDING]
+    return pending
 
 
 def _customer_of(arrival: _Arrival) -> str:

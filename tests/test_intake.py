@@ -33,6 +33,7 @@ class Writer:
         database: Database,
         order: Callable[[str], str] | None = None,
         prepare: Callable[[Session, Sequence[str]], None] | None = None,
+        flush: Callable[[Session], None] | None = None,
     ) -> None:
         self.database = database
         self.entered = threading.Event()
@@ -45,7 +46,7 @@ class Writer:
         sqlalchemy.event.listen(database.engine, "savepoint", self._count(self.savepoints))
         sqlalchemy.event.listen(database.engine, "commit", self._count(self.commits))
         self.group: GroupCommit[str, str] = GroupCommit(
-            database, self._apply, self._committed, order=order, prepare=prepare
+            database, self._apply, self._committed, order=order, prepare=prepare, flush=flush
         )
 
     def _committed(self, results: Any) -> None:
@@ -68,6 +69,7 @@ class Writer:
         record_event(session, item, {"id": item})
         if item.startswith("poison"):
             raise RuntimeError(f"{item} breaks after writing")
+        session.info.setdefault("unflushed", []).append(item)
         return item
 
     def one_batch(self, items: list[str]) -> list[str]:
@@ -196,3 +198,37 @@ def test_a_failing_prepare_fails_every_item_of_the_batch(database: Database) -> 
     assert outcomes == ["RuntimeError", "RuntimeError"]
     assert after == "c"
     assert writer.stored() == {"plug", "c"}
+
+
+def flushing(database: Database) -> tuple[Writer, list[list[str]]]:
+    """A Writer whose items wait in ``session.info`` for its flush; ``late…`` ones fail there."""
+    flushed: list[list[str]] = []
+
+    def flush(session: Session) -> None:
+        items = session.info.pop("unflushed", [])
+        flushed.append(items)
+        if any(item.startswith("late") for item in items):
+            raise RuntimeError("the pending writes of a late item fail")
+
+    return Writer(database, flush=flush), flushed
+
+
+def test_flush_follows_the_last_item_of_a_batch(database: Database) -> None:
+    writer, flushed = flushing(database)
+    try:
+        assert writer.one_batch(["a", "b"]) == ["a", "b"]
+    finally:
+        writer.group.close()
+    assert flushed == [["plug"], ["a", "b"]]
+
+
+def test_in_a_redo_flush_follows_each_item_in_its_savepoint(database: Database) -> None:
+    writer, flushed = flushing(database)
+    try:
+        outcomes = writer.one_batch(["c", "late-1", "d"])
+    finally:
+        writer.group.close()
+    assert outcomes == ["c", "RuntimeError", "d"]
+    # The batch's flush failed, so it was redone item by item.
+    assert flushed == [["plug"], ["c", "late-1", "d"], ["c"], ["late-1"], ["d"]]
+    assert writer.stored() == {"plug", "c", "d"}

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -27,7 +27,7 @@ from notifier.service import Accepted, Notifier
 from notifier.store import events
 from notifier.store.db import Session
 from notifier.web.app import create_app
-from tests.conftest import START, customer, event, record_event
+from tests.conftest import START, customer, event, order, record_event
 from tests.faults import TcpProxy, via_proxy
 from tests.processes import wait_until
 
@@ -180,6 +180,50 @@ def test_the_id_of_an_event_refused_in_the_group_is_new_to_its_repeat(
     assert repeat.answer == Accepted(good.answer.body, created=False)
     assert other.answer is not None and other.answer.created
     assert len(engine.customer_messages("CX")) == 1
+
+
+def test_a_group_writes_each_table_once(engine: Notifier, database_url: str) -> None:
+    inserts: list[str] = []
+
+    def record(_connection: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.startswith("INSERT"):
+            inserts.append(statement.split()[2])
+
+    sqlalchemy.event.listen(engine.database.engine, "before_cursor_execute", record)
+    callers = one_batch(engine, database_url, [placed(number) for number in range(8)])
+    assert all(caller.answer is not None and caller.answer.created for caller in callers)
+    # The plug's group, then this one's: one (executemany) INSERT per table.
+    assert inserts == ["events", "customers", "messages"] * 2
+    for number in range(8):
+        [message] = engine.customer_messages(f"C{number}")
+        assert message.created_at == START
+
+
+def test_review_rules_see_the_earlier_events_of_the_group(
+    engine: Notifier, database_url: str
+) -> None:
+    bodies = [
+        event("order.delivered", at=START, order=order(id="O-1")),
+        event("order.delivered", at=START, order=order(id="O-1")),  # the same order again
+        event("order.delivered", at=START + timedelta(days=30), order=order(id="O-2")),  # capped
+        event("order.delivered", at=START, order=order(id="O-3"), customer=customer(id="C9")),
+    ]
+    callers = one_batch(engine, database_url, bodies)
+    queued = [len(caller.answer.body["messages"]) for caller in callers if caller.answer]
+    assert queued == [2, 0, 0, 2]
+    assert {m.order_id for m in engine.customer_messages("C42")} == {"O-1"}
+    assert len(engine.customer_messages("C9")) == 2
+
+
+def test_a_cancellation_sees_the_mail_queued_earlier_in_the_group(
+    engine: Notifier, database_url: str
+) -> None:
+    bodies = [event("order.placed", order=order(id="O-7")), event("order.cancelled")]
+    bodies[1]["order"] = order(id="O-7")
+    placing, cancelling = one_batch(engine, database_url, bodies)
+    assert placing.answer is not None and cancelling.answer is not None
+    [confirmation] = engine.customer_messages("C42")
+    assert (confirmation.kind, confirmation.status) == ("order_confirmation", "cancelled")
 
 
 def test_close_commits_what_callers_wait_for_and_refuses_the_rest(

@@ -85,6 +85,49 @@ def test_upsert_twice_in_one_transaction_keeps_the_last(database: Database, seal
     assert (row.created_at, row.updated_at) == (START, START + timedelta(minutes=2))
 
 
+def test_upsert_all_in_one_statement_keeps_the_last_of_a_customer(
+    database: Database, sealer: Sealer
+) -> None:
+    upsert(database, sealer)
+    details = [
+        customers.Details("C42", "jan1@example.nl", None, "en", LATER),
+        customers.Details("C7", "piet@example.nl", "Piet", "nl", LATER),
+        customers.Details("C42", "jan2@example.nl", "Jan 2", "de", LATER + timedelta(minutes=1)),
+    ]
+    with database.transaction() as session:
+        customers.upsert_all(session, sealer, details)
+        customers.upsert_all(session, sealer, [])
+    row = stored_customer(database)
+    assert sealer.open_text(row.email) == "jan2@example.nl"
+    assert row.name is not None and sealer.open_text(row.name) == "Jan 2"
+    assert (row.locale, row.created_at, row.updated_at) == (
+        "de",
+        START,
+        LATER + timedelta(minutes=1),
+    )
+    with database.transaction() as session:
+        assert customers.get(session, sealer, "C7") == customers.Recipient(
+            "C7", "piet@example.nl", "Piet", "nl", sealer.blind_index("piet@example.nl")
+        )
+
+
+def test_record_all_stores_events_and_fails_on_a_known_id(database: Database) -> None:
+    records = [
+        events.Record(f"evt-{n}", "order.placed", "C42", "O-1", START, LATER, {"n": n})
+        for n in range(3)
+    ]
+    with database.transaction() as session:
+        events.record_all(session, records[:2])
+        events.record_all(session, [])
+        with pytest.raises(errors.Duplicate), database.savepoint(session):
+            events.record_all(session, records[2:] + records[:1])
+    with database.transaction() as session:
+        assert events.answers(session, ["evt-0", "evt-1", "evt-2"]) == {
+            "evt-0": {"n": 0},
+            "evt-1": {"n": 1},
+        }
+
+
 def new_message(message_id: str, **changes: Any) -> outbox.NewMessage:
     values: dict[str, Any] = {
         "id": message_id,
@@ -126,6 +169,17 @@ def test_add_queues_scheduled_messages_with_sealed_context(
             )
             assert (row.created_at, row.updated_at) == (START, START)
             assert (row.first_attempt_at, row.sent_at, row.lease_owner) == (None, None, None)
+
+
+def test_add_queued_keeps_each_message_its_own_time(database: Database, sealer: Sealer) -> None:
+    with database.transaction() as session:
+        outbox.add_queued(
+            session, sealer, [(new_message("m-1"), START), (new_message("m-2"), LATER)]
+        )
+    with database.transaction() as session:
+        rows = {row.id: row for row in session.scalars(select(Message))}
+    assert (rows["m-1"].created_at, rows["m-1"].updated_at) == (START, START)
+    assert (rows["m-2"].created_at, rows["m-2"].updated_at) == (LATER, LATER)
 
 
 def test_add_of_an_existing_id_fails_in_its_savepoint(database: Database, sealer: Sealer) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
@@ -36,6 +36,17 @@ _UPSERT: dict[str, Insert] = {
 
 
 @dataclass(frozen=True)
+class Details:
+    """A customer's contact details as the shop sent them ``at`` that time."""
+
+    id: str
+    email: str
+    name: str | None
+    locale: str
+    at: datetime
+
+
+@dataclass(frozen=True)
 class Recipient:
     """A customer's contact details, opened for use."""
 
@@ -56,28 +67,40 @@ def upsert(
     locale: str,
     now: datetime,
 ) -> None:
-    """Create the customer or bring their details up to date.
+    """Create the customer or bring their details up to date (``upsert_all`` for one)."""
+    upsert_all(session, sealer, [Details(customer_id, email, name, locale, now)])
 
-    One ``INSERT … ON CONFLICT (id) DO UPDATE``: an existing row gets the new
-    sealed email, its blind index, name and locale, and ``updated_at``; it
-    keeps its ``created_at``. A single statement is both cheaper than reading
-    the row first (intake runs this for every event) and free of the race in
-    which two transactions both find no row and one insert fails. Unsent mail
+
+def upsert_all(session: Session, sealer: Sealer, details: Sequence[Details]) -> None:
+    """Create the customers or bring their details up to date, in the order given.
+
+    One ``INSERT … ON CONFLICT (id) DO UPDATE`` (an executemany for several;
+    a customer given twice ends with the later details): an existing row
+    gets the new sealed email, its blind index, name and locale, and
+    ``updated_at``; it keeps its ``created_at``. A single statement is both
+    cheaper than reading the row first (intake runs this for every event)
+    and free of the race in which two transactions both find no row and one
+    insert fails. Unsent mail
     picks up the change by itself: recipients are resolved when a message is
     sent, not when it is queued.
     """
+    if not details:
+        return
     connection = session.connection()
     connection.execute(
         _UPSERT[connection.dialect.name],
-        {
-            "id": customer_id,
-            "email": sealer.seal_text(email),
-            "email_index": sealer.blind_index(email),
-            "name": sealer.seal_text(name) if name else None,
-            "locale": locale,
-            "created_at": now,
-            "updated_at": now,
-        },
+        [
+            {
+                "id": customer.id,
+                "email": sealer.seal_text(customer.email),
+                "email_index": sealer.blind_index(customer.email),
+                "name": sealer.seal_text(customer.name) if customer.name else None,
+                "locale": customer.locale,
+                "created_at": customer.at,
+                "updated_at": customer.at,
+            }
+            for customer in details
+        ],
     )
 
 

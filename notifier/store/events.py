@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
@@ -20,6 +21,19 @@ _ANSWERS = select(_EVENTS.c.id, _EVENTS.c.response).where(
     _EVENTS.c.id.in_(bindparam("event_ids", expanding=True))
 )
 _RECORD = insert(_EVENTS)
+
+
+@dataclass(frozen=True)
+class Record:
+    """An accepted event with the answer it got, as stored."""
+
+    id: str
+    type: str
+    customer_id: str | None
+    order_id: str | None
+    occurred_at: datetime
+    received_at: datetime
+    response: dict[str, Any]
 
 
 def answer(session: Session, event_id: str) -> dict[str, Any] | None:
@@ -49,24 +63,22 @@ def record(
     received_at: datetime,
     response: dict[str, Any],
 ) -> None:
-    """Store the event with the answer it gets, before anything else it writes.
-
-    A plain INSERT, executed at once: a concurrent duplicate blocks or fails
-    here (a ``Duplicate`` from the transaction or savepoint) before any mail
-    is queued twice.
-    """
-    session.connection().execute(
-        _RECORD,
-        {
-            "id": event_id,
-            "type": type,
-            "customer_id": customer_id,
-            "order_id": order_id,
-            "occurred_at": occurred_at,
-            "received_at": received_at,
-            "response": response,
-        },
+    """Store the event with the answer it gets (``record_all`` for one)."""
+    record_all(
+        session,
+        [Record(event_id, type, customer_id, order_id, occurred_at, received_at, response)],
     )
+
+
+def record_all(session: Session, records: Sequence[Record]) -> None:
+    """Store events with their answers: one plain INSERT (an executemany for several).
+
+    An id stored already, or being stored by a concurrent transaction, blocks
+    or fails here: a ``Duplicate`` from the transaction or savepoint, which
+    undoes what the event queued with it.
+    """
+    if records:
+        session.connection().execute(_RECORD, [asdict(record) for record in records])
 
 
 def forget_customer(session: Session, customer_id: str) -> None:

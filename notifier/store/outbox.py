@@ -73,14 +73,21 @@ class Outcome:
 
 
 def add(session: Session, sealer: Sealer, messages: Sequence[NewMessage], now: datetime) -> None:
-    """Queue new messages as ``scheduled``, their context sealed.
+    """Queue new messages as ``scheduled`` at ``now``, their context sealed.
 
     One Core INSERT, executed at once (an executemany for several): a message
     id that exists already fails here, as ``Duplicate`` from the transaction
     or savepoint. Intake runs this for every event, and ORM objects and a
     flush cost several times the insert itself.
     """
-    if not messages:
+    add_queued(session, sealer, [(new, now) for new in messages])
+
+
+def add_queued(
+    session: Session, sealer: Sealer, queued: Sequence[tuple[NewMessage, datetime]]
+) -> None:
+    """``add`` for messages queued at different times (by a group of events): one INSERT."""
+    if not queued:
         return
     session.connection().execute(
         _ADD,
@@ -100,7 +107,7 @@ def add(session: Session, sealer: Sealer, messages: Sequence[NewMessage], now: d
                 "created_at": now,
                 "updated_at": now,
             }
-            for new in messages
+            for new, now in queued
         ],
     )
 

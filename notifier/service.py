@@ -248,7 +248,7 @@ class Notifier:
         order_id = event.order.id if event.order else None
         history = event_flows.ReviewHistory()
         if event_flows.reviews_triggered_by(event.type, self.settings) and order_id:
-            self._write_pending_messages(session, pending)
+            self._write_pending_messages(session, pending, event.customer.id, order_id)
             # An order with its pair queued gets none again, whenever the last pair was.
             if outbox.order_has_review_pair(session, order_id):
                 history = event_flows.ReviewHistory(order_has_pair=True)
@@ -276,7 +276,7 @@ class Notifier:
         ).model_dump(mode="json")
         cancelled: list[str] = []
         if plan.cancel_order is not None:
-            self._write_pending_messages(session, pending)
+            self._write_pending_messages(session, pending, None, plan.cancel_order)
             cancelled = outbox.cancel_for_order(
                 session, plan.cancel_order, f"cancelled by {event.type.value}", now
             )
@@ -293,9 +293,17 @@ class Notifier:
         """Write the rows the group's events left pending (``GroupCommit``'s ``flush``)."""
         _pending(session).write(session, self.sealer)
 
-    def _write_pending_messages(self, session: Session, pending: _Pending) -> None:
-        """Before intake reads the outbox: the group's messages so far must be in it."""
-        if pending.queued:
+    def _write_pending_messages(
+        self, session: Session, pending: _Pending, customer_id: str | None, order_id: str
+    ) -> None:
+        """Before intake reads the customer's or the order's messages: those pending go first.
+
+        Intake's reads of the outbox select by customer or by order, so
+        pending messages of others cannot change what they find.
+        """
+        if any(
+            new.order_id == order_id or new.customer_id == customer_id for new, _ in pending.queued
+        ):
             pending.write(session, self.sealer)
 
     def _events_committed(self, batch: Sequence[_Intake]) -> None:

@@ -204,8 +204,8 @@ def test_review_rules_see_the_earlier_events_of_the_group(
 ) -> None:
     bodies = [
         event("order.delivered", at=START, order=order(id="O-1")),
-        event("order.delivered", at=START, order=order(id="O-1")),  # the same order again
         event("order.delivered", at=START + timedelta(days=30), order=order(id="O-2")),  # capped
+        event("order.delivered", at=START, order=order(id="O-1")),  # the same order again
         event("order.delivered", at=START, order=order(id="O-3"), customer=customer(id="C9")),
     ]
     callers = one_batch(engine, database_url, bodies)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -77,8 +77,23 @@ def record_all(session: Session, records: Sequence[Record]) -> None:
     or fails here: a ``Duplicate`` from the transaction or savepoint, which
     undoes what the event queued with it.
     """
-    if records:
-        session.connection().execute(_RECORD, [asdict(record) for record in records])
+    if not records:
+        return
+    session.connection().execute(
+        _RECORD,
+        [
+            {
+                "id": record.id,
+                "type": record.type,
+                "customer_id": record.customer_id,
+                "order_id": record.order_id,
+                "occurred_at": record.occurred_at,
+                "received_at": record.received_at,
+                "response": record.response,
+            }
+            for record in records
+        ],
+    )
 
 
 def forget_customer(session: Session, customer_id: str) -> None:

@@ -80,9 +80,8 @@ def upsert_all(session: Session, sealer: Sealer, details: Sequence[Details]) -> 
     ``updated_at``; it keeps its ``created_at``. A single statement is both
     cheaper than reading the row first (intake runs this for every event)
     and free of the race in which two transactions both find no row and one
-    insert fails. Unsent mail
-    picks up the change by itself: recipients are resolved when a message is
-    sent, not when it is queued.
+    insert fails. Unsent mail picks up the change by itself: recipients are
+    resolved when a message is sent, not when it is queued.
     """
     if not details:
         return

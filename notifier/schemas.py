@@ -8,7 +8,6 @@ input; the error handler turns their failures into 422s naming the field.
 from __future__ import annotations
 
 import enum
-import functools
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
@@ -31,15 +30,11 @@ def _aware(value: datetime | None) -> datetime | None:
 AwareDatetime = Annotated[datetime, AfterValidator(_aware)]
 
 
-@functools.lru_cache(maxsize=4096)
 def _deliverable_address(value: str) -> str:
     """The address as SMTP will carry it: ASCII local part, IDN domain in punycode.
 
     Mail servers without SMTPUTF8 cannot take a non-ASCII local part, so it
     is refused here (422) rather than failing, or worse blocking, at send time.
-    The last addresses checked are remembered: an order's events repeat its
-    customer's address, and the check costs three times the rest of an
-    event's validation. A refused address raises, so it is never remembered.
     """
     try:
         checked = email_validator.validate_email(

@@ -403,7 +403,6 @@ async def test_an_address_smtp_cannot_carry_is_refused_up_front(client: httpx.As
     odd_event = event("order.placed", customer=customer(id="C9", email="jöns@example.nl"))
     problem = check(await post_event(client, odd_event), 422)
     assert "customer.email" in problem["fields"]
-    assert check(await post_event(client, odd_event), 422) == problem  # refused again
     assert await history(client, "C9") == []
 
 

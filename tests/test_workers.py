@@ -67,14 +67,7 @@ def test_four_workers_deliver_every_message_exactly_once(
     postgres_url: str, smtp_server: SmtpServer, tmp_path: Path
 ) -> None:
     queue_due_messages(postgres_url, MESSAGES)
-    env = notifier_env(
-        database_url=postgres_url,
-        smtp_host=smtp_server.host,
-        smtp_port=str(smtp_server.port),
-        smtp_tls="none",
-        poll_interval="0.2",
-        batch_size="100",
-    )
+    env = sending_env(postgres_url, smtp_server, poll_interval="0.2", batch_size="100")
     workers = [
         start(["worker"], env, tmp_path, tmp_path / f"worker{n}.log") for n in range(WORKERS)
     ]
@@ -109,13 +102,7 @@ def test_serve_with_two_processes_accepts_each_event_once_and_sends_it_once(
     database.upgrade()
     database.dispose()
     port = free_port()
-    env = notifier_env(
-        database_url=postgres_url,
-        smtp_host=smtp_server.host,
-        smtp_port=str(smtp_server.port),
-        smtp_tls="none",
-        api_tokens="t0ken",
-    )
+    env = sending_env(postgres_url, smtp_server, api_tokens="t0ken")
     log = tmp_path / "serve.log"
     server = start(["serve", "--port", str(port), "--workers", "2"], env, tmp_path, log)
     base = f"http://127.0.0.1:{port}"
@@ -140,6 +127,17 @@ def test_serve_with_two_processes_accepts_each_event_once_and_sends_it_once(
     assert len(set(re.findall(r"Started server process \[(\d+)\]", output))) == 2
     counts = smtp_server.count_by_message_id()
     assert len(counts) == EVENTS and set(counts.values()) == {1}
+
+
+def sending_env(url: str, smtp_server: SmtpServer, **settings: str) -> dict[str, str]:
+    """The environment of a process on this database that sends to the test SMTP server."""
+    return notifier_env(
+        database_url=url,
+        smtp_host=smtp_server.host,
+        smtp_port=str(smtp_server.port),
+        smtp_tls="none",
+        **settings,
+    )
 
 
 def post(base: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:

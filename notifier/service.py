@@ -12,7 +12,7 @@ import logging
 import secrets
 import socket
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -33,13 +33,12 @@ from notifier.newsletters import Newsletters
 from notifier.privacy import Privacy
 from notifier.schemas import CustomerIn, EventIn, EventOut, MessageIn, MessageOut
 from notifier.settings import Settings
-from notifier.store import customers, events, outbox
+from notifier.store import customers, events, outbox, pending_rows
 from notifier.store.db import Database, Session
 from notifier.store.models import Message
 
 log = logging.getLogger(__name__)
 INBOX_FOLDER = ".notifier-inbox"
-_PENDING = "notifier.intake"
 
 
 @dataclass(frozen=True)
@@ -235,11 +234,11 @@ class Notifier:
     def _accept_event(self, session: Session, arrival: _Arrival) -> _Intake:
         """One event in a group commit; run again if the batch is redone: no logging.
 
-        Its rows wait in the transaction's ``_Pending`` for ``_write_pending``
+        Its rows wait in the transaction's ``PendingRows`` for ``_write_pending``
         (``GroupCommit``'s ``flush``); handing them over is its last step, so an
         event that fails leaves none behind.
         """
-        pending = _pending(session)
+        pending = pending_rows.of(session)
         event, now = arrival.event, arrival.now
         occurred_at = event.occurred_at or now
         earlier = pending.answer(event.id)
@@ -291,10 +290,14 @@ class Notifier:
 
     def _write_pending(self, session: Session) -> None:
         """Write the rows the group's events left pending (``GroupCommit``'s ``flush``)."""
-        _pending(session).write(session, self.sealer)
+        pending_rows.of(session).write(session, self.sealer)
 
     def _write_pending_messages(
-        self, session: Session, pending: _Pending, customer_id: str | None, order_id: str
+        self,
+        session: Session,
+        pending: pending_rows.PendingRows,
+        customer_id: str | None,
+        order_id: str,
     ) -> None:
         """Before intake reads the customer's or the order's messages: those pending go first.
 
@@ -445,71 +448,9 @@ class Notifier:
             )
 
 
-@dataclass
-class _Pending:
-    """Intake's state in one transaction of a group commit (in ``session.info``).
-
-    ``answers``: the answers of event ids seen before the group, from one
-    query, and of those written in it since. The rows of the events accepted
-    since the last ``write`` wait here with their answers, to be written
-    together: an executemany costs SQLAlchemy a third of a statement a row.
-    Deferring them is safe because intake reads none of them back but the
-    answers (kept here) and the outbox (written out before it is read).
-    """
-
-    answers: dict[str, dict[str, Any]]
-    new_answers: dict[str, dict[str, Any]] = field(default_factory=dict)
-    records: list[events.Record] = field(default_factory=list)
-    details: list[customers.Details] = field(default_factory=list)
-    queued: list[tuple[outbox.NewMessage, datetime]] = field(default_factory=list)
-
-    def answer(self, event_id: str) -> dict[str, Any] | None:
-        """The answer this event id got already, before the group or earlier in it."""
-        earlier = self.answers.get(event_id)
-        return earlier if earlier is not None else self.new_answers.get(event_id)
-
-    def add(
-        self,
-        event: events.Record,
-        customer: customers.Details,
-        queued: list[tuple[outbox.NewMessage, datetime]],
-    ) -> None:
-        self.records.append(event)
-        self.details.append(customer)
-        self.queued += queued
-        self.new_answers[event.id] = event.response
-
-    def write(self, session: Session, sealer: Sealer) -> None:
-        """Write the pending rows: events first, customers in order, then messages.
-
-        Whether this succeeds or fails, nothing stays pending; only on success
-        do the new answers join ``answers`` (a failure undoes the rows).
-        """
-        try:
-            events.record_all(session, self.records)
-            customers.upsert_all(session, sealer, self.details)
-            outbox.add_queued(session, sealer, self.queued)
-            self.answers.update(self.new_answers)
-        finally:
-            self.new_answers.clear()
-            self.records.clear()
-            self.details.clear()
-            self.queued.clear()
-
-
 def _look_up_answers(session: Session, arrivals: Sequence[_Arrival]) -> None:
-    """Before a group's events: the answers of those seen before, in one query.
-
-    A redone group starts a new transaction and so asks again (``GroupCommit``'s ``prepare``).
-    """
-    answers = events.answers(session, [arrival.event.id for arrival in arrivals])
-    session.info[_PENDING] = _Pending(answers)
-
-
-def _pending(session: Session) -> _Pending:
-    """The intake state ``_look_up_answers`` left in this transaction."""
-    pending: _Pending = session.info[_PENDING]
-    return pending
+    """Before a group's events: the answers of those seen before (``GroupCommit``'s ``prepare``)."""
+    pending_rows.begin(session, [arrival.event.id for arrival in arrivals])
 
 
 def _customer_of(arrival: _Arrival) -> str:

@@ -12,7 +12,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP
 
 from notifier import errors
-from notifier.delivery.transport import SmtpConfig, SmtpTransport, is_loopback
+from notifier.delivery.transport import SmtpConfig, SmtpTransport, data_payload, is_loopback
 from tests.smtpd import MESSAGE, SENDER, RecordingHandler, SmtpServer, free_port
 
 
@@ -142,6 +142,32 @@ async def test_five_sends_share_one_connection(server: CountingServer) -> None:
     assert server.received[0].data.endswith(b"Hallo Jan\r\n")
     assert server.handler.ehlos == 1
     assert server.handler.peak_connections == 1
+
+
+@pytest.mark.parametrize(
+    ("message", "payload"),
+    [
+        (b"A: b\r\n\r\nbody\r\n", b"A: b\r\n\r\nbody\r\n.\r\n"),
+        (b"A: b\r\n\r\n.\r\n..two\r\n.", b"A: b\r\n\r\n..\r\n...two\r\n..\r\n.\r\n"),
+        (b".starts\r\nx", b"..starts\r\nx\r\n.\r\n"),
+        (b"lone\nlf\rcr\r\n.dot\n", b"lone\r\nlf\r\ncr\r\n..dot\r\n.\r\n"),
+    ],
+)
+def test_the_data_payload_has_crlf_line_ends_and_doubled_leading_dots(
+    message: bytes, payload: bytes
+) -> None:
+    assert data_payload(message) == payload
+
+
+async def test_lines_starting_with_a_dot_arrive_unchanged(server: CountingServer) -> None:
+    """A lone "." line would end the message early; quoted-printable HTML can start lines so."""
+    body = b"\r\n.\r\n.hidden { display: none }\r\n..\r\nend\r\n"
+    transport = transport_for(server)
+    try:
+        await transport.send(SENDER, ["jan@example.nl"], MESSAGE + body)
+    finally:
+        await transport.close()
+    assert server.received[0].data.endswith(b"Hallo Jan\r\n" + body)
 
 
 async def test_close_ends_the_sessions(server: CountingServer) -> None:

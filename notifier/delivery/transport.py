@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import re
 import socket
 import ssl
 import time
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 TLS_MODES = ("tls", "starttls", "none")
 IDLE_LIMIT = 30.0
 """Seconds a pooled connection may sit unused before it is replaced (servers drop idle ones)."""
+_LINE_END = re.compile(rb"\r\n|\r|\n")
 
 
 @dataclass(frozen=True)
@@ -87,11 +89,7 @@ class SmtpTransport:
         async with self._slots:
             connection = await self._acquire()
             try:
-                _refused, reply = await connection.client.sendmail(sender, list(recipients), data)
-            except aiosmtplib.SMTPRecipientsRefused as exc:
-                self._release(connection)
-                first = exc.recipients[0]
-                raise _classify(first.code, first.message) from exc
+                reply = await self._transaction(connection.client, sender, recipients, data)
             except aiosmtplib.SMTPResponseException as exc:
                 if exc.code in (421,) or not connection.client.is_connected:
                     await _discard(connection)
@@ -102,14 +100,42 @@ class SmtpTransport:
             except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
                 await _discard(connection)
                 raise errors.TransientDeliveryError(f"connection failed: {exc}") from exc
-            except UnicodeEncodeError as exc:
-                # An address SMTP cannot carry (no SMTPUTF8): no retry will help.
+            except (UnicodeEncodeError, ValueError) as exc:
+                # An address SMTP cannot carry (no SMTPUTF8, or a character that would end the
+                # command): no retry will help.
                 await _discard(connection)
                 raise errors.PermanentDeliveryError(
                     f"address cannot be sent over SMTP: {exc}"
                 ) from exc
             self._release(connection)
             return reply
+
+    async def _transaction(
+        self, client: aiosmtplib.SMTP, sender: str, recipients: Sequence[str], data: bytes
+    ) -> str:
+        """One mail transaction: MAIL, RCPT for each recipient, DATA; the final reply's text.
+
+        aiosmtplib's ``sendmail`` would parse every address twice and run two
+        regular expressions over the whole message (three with SIZE): a third
+        of the sending process's time per mail. The message is made ready for
+        DATA here instead, and written with the client's own protocol.
+        """
+        payload = data_payload(data)
+        options = [f"SIZE={len(payload)}"] if client.supports_extension("size") else []
+        await client.mail(sender, options=options)
+        for recipient in recipients:
+            await client.rcpt(recipient)
+        start = await client.execute_command(b"DATA")
+        if start.code != 354:
+            raise aiosmtplib.SMTPDataError(start.code, start.message)
+        protocol = client.protocol
+        if protocol is None:
+            raise aiosmtplib.SMTPServerDisconnected("connection lost before the message was sent")
+        protocol.write(payload)
+        reply = await protocol.read_response(timeout=self._config.timeout)
+        if reply.code != 250:
+            raise aiosmtplib.SMTPDataError(reply.code, reply.message)
+        return reply.message
 
     async def close(self) -> None:
         """Quit every idle session; the loop then gets a turn to finish closing the sockets."""
@@ -244,6 +270,22 @@ def verifying_context(context: ssl.SSLContext | None) -> ssl.SSLContext:
             variable="NOTIFIER_SMTP_CA_FILE",
         )
     return context
+
+
+def data_payload(message: bytes) -> bytes:
+    """``message`` as DATA carries it: CRLF line ends, leading dots doubled, ended by ``.``.
+
+    RFC 5321 section 4.5.2. A composed message already ends its lines with
+    CRLF, so the check is three counts and the dot-doubling one replace.
+    """
+    crlf = message.count(b"\r\n")
+    if message.count(b"\n") != crlf or message.count(b"\r") != crlf:
+        message = _LINE_END.sub(b"\r\n", message)
+    if not message.endswith(b"\r\n"):
+        message += b"\r\n"
+    if message.startswith(b"."):
+        message = b"." + message
+    return message.replace(b"\r\n.", b"\r\n..") + b".\r\n"
 
 
 def _tls_error(exc: BaseException) -> ssl.SSLError | None:

@@ -350,3 +350,37 @@ def test_compiling_everything_ahead_leaves_a_broken_template_to_render(tmp_path:
     assert renderer.render("order_confirmation", "en", sample("order_confirmation")).subject
     with pytest.raises(errors.TemplateError):
         renderer.render("shipping_notice", "nl", sample("shipping_notice"))
+
+
+def test_plural_and_context_translations_escape_their_variables(tmp_path: Path) -> None:
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    (templates / "stock.mjml.j2").write_text(
+        "<mjml><mj-head><mj-title>"
+        "{% block subject %}{{ pgettext('button', 'Open') }}{% endblock %}"
+        "</mj-title></mj-head><mj-body><mj-section><mj-column><mj-text>"
+        "{% trans count=n, name=name %}One part for {{ name }}"
+        "{% pluralize %}{{ count }} parts for {{ name }}{% endtrans %}"
+        "|{{ npgettext('stock', '%(num)s left', '%(num)s left', n) }}"
+        "|{{ ngettext('%(num)s <b>box</b>', '%(num)s <b>boxes</b>', n) }}"
+        "</mj-text></mj-column></mj-section></mj-body></mjml>",
+        encoding="utf-8",
+    )
+    catalog = tmp_path / "locales" / "de" / "LC_MESSAGES" / "messages.po"
+    catalog.parent.mkdir(parents=True)
+    catalog.write_text(
+        'msgid ""\nmsgstr ""\n"Language: de\\n"\n"Content-Type: text/plain; charset=utf-8\\n"\n'
+        '"Plural-Forms: nplurals=2; plural=(n != 1);\\n"\n\n'
+        'msgctxt "button"\nmsgid "Open"\nmsgstr "Öffnen"\n\n'
+        'msgid "One part for %(name)s"\nmsgid_plural "%(count)s parts for %(name)s"\n'
+        'msgstr[0] "Ein Teil für %(name)s"\nmsgstr[1] "%(count)s Teile für %(name)s"\n\n'
+        'msgctxt "stock"\nmsgid "%(num)s left"\nmsgid_plural "%(num)s left"\n'
+        'msgstr[0] "noch %(num)s"\nmsgstr[1] "noch %(num)s Stück"\n',
+        encoding="utf-8",
+    )
+    renderer = render.Renderer(templates, tmp_path / "locales", default_locale="de")
+    mail = renderer.render("stock", "de", {"n": 3, "name": "<Zoë>"})
+    assert mail.subject == "Öffnen"
+    assert "3 Teile für &lt;Zoë&gt;|noch 3 Stück|3 <b>boxes</b>" in mail.html
+    one = renderer.render("stock", "de", {"n": 1, "name": "Jan"})
+    assert "Ein Teil für Jan|noch 1|1 <b>box</b>" in one.html

@@ -242,13 +242,15 @@ class _Gettext:
     They behave as Jinja's ``newstyle`` ones with autoescaping on (ours always
     is): the translation is trusted markup, the variables are escaped into
     it. Jinja's own wrappers pass through the template context two or three
-    times a call and make the translation Markup anew each time, about a
-    fifth of rendering a mail; these look a singular translation up once.
+    times a call and make the translation Markup anew each time; these look
+    a singular translation up once.
     """
 
     def __init__(self, translations: gettext.NullTranslations) -> None:
         self._translations = translations
-        self._singular: dict[str, markupsafe.Markup] = {}
+        self._markup: dict[str, markupsafe.Markup] = {}
+        self._filled: dict[str, markupsafe.Markup] = {}
+        """Translations without variables, ``%%`` already made ``%``: most calls want one."""
 
     def install(self, environment: jinja2.Environment) -> None:
         """Replace the i18n extension's callables (installed first: it also sets ``newstyle``)."""
@@ -261,11 +263,20 @@ class _Gettext:
         )
 
     def gettext(self, message: str, /, **variables: Any) -> markupsafe.Markup:
-        translated = self._singular.get(message)
+        if not variables:
+            filled = self._filled.get(message)
+            if filled is None:
+                filled = self._filled[message] = self._translated(message) % {}
+            return filled
+        return self._translated(message) % variables
+
+    def _translated(self, message: str) -> markupsafe.Markup:
+        translated = self._markup.get(message)
         if translated is None:
-            translated = markupsafe.Markup(self._translations.gettext(message))
-            self._singular[message] = translated
-        return translated % variables
+            translated = self._markup[message] = markupsafe.Markup(
+                self._translations.gettext(message)
+            )
+        return translated
 
     def ngettext(
         self, singular: str, plural: str, count: int, /, **variables: Any

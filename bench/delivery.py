@@ -31,6 +31,7 @@ import aiosmtplib
 from bench import workload
 from bench.common import fresh_dir, stopwatch
 from bench.sinks import Sink
+from notifier import eventloop
 from notifier.service import Notifier
 from notifier.store.customers import Recipient
 
@@ -58,7 +59,7 @@ def run_notifier(sink: Sink, count: int, profile_to: Path | None = None) -> Deli
     workload.queue_due(engine, count)
     before = sink.received()
     try:
-        seconds = asyncio.run(_drain(engine, profile_to))
+        seconds = eventloop.run(_drain(engine, profile_to))
         by_status = workload.count_sent(engine)
     finally:
         engine.close()
@@ -195,7 +196,7 @@ def run_aiosmtplib(sink: Sink, letters: Letters, count: int) -> float:
         (workload.customer_email(p.index % workload.CUSTOMERS), letters.by_variant[p.variant])
         for p in workload.plans(count)
     ]
-    return asyncio.run(_push(sink.port, letters.sender, jobs))
+    return eventloop.run(_push(sink.port, letters.sender, jobs))
 
 
 async def _push(port: int, sender: str, jobs: list[tuple[str, bytes]]) -> float:

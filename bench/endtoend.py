@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from bench import events, workload
 from bench.common import fresh_dir, stopwatch
 from bench.sinks import Sink
+from notifier import eventloop
 from notifier.service import Notifier
 
 CLIENTS = 16
@@ -42,7 +43,7 @@ def run(sink: Sink, count: int) -> EndToEndRun:
     engine = Notifier(workload.settings(workload.sqlite_url(folder), sink.port))
     engine.upgrade_database()
     try:
-        return asyncio.run(_run(engine, count))
+        return eventloop.run(_run(engine, count))
     finally:
         engine.close()
 

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import click
 
-from notifier import errors, logconfig, settings
+from notifier import errors, eventloop, logconfig, settings
 from notifier.authoring import check, samples, translations
 from notifier.flows import kinds
 from notifier.mail.pool import default_processes
@@ -130,7 +130,7 @@ def worker() -> None:
     config = _load()
     engine = _engine(config)
     _ensure_schema(engine)
-    asyncio.run(_work(engine))
+    eventloop.run(_work(engine))
 
 
 async def _work(engine: Notifier) -> None:
@@ -295,7 +295,7 @@ def send_test(kind: str, to_email: str, locale: str | None, sample_file: Path | 
     engine = _engine(config)
     language = locale or config.default_locale
     try:
-        message_id = asyncio.run(
+        message_id = eventloop.run(
             engine.send_test(kind, to_email, language, samples.send_context(sample))
         )
     except errors.DeliveryError as exc:

@@ -11,59 +11,34 @@ import asyncio
 import logging
 import secrets
 import socket
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from notifier import errors, keyring
+from notifier import errors, event_intake, keyring
 from notifier.choices import Choices
 from notifier.clock import Clock, SystemClock
 from notifier.crypto import Sealer
 from notifier.delivery.capture import CaptureServer, Inbox
 from notifier.delivery.dispatcher import DispatchConfig, Dispatcher, Transport
 from notifier.delivery.transport import SmtpConfig, SmtpTransport
+from notifier.event_intake import Accepted as Accepted  # handle_event's answer, re-exported
 from notifier.flows import events as event_flows
 from notifier.flows import kinds
-from notifier.intake import GroupCommit
 from notifier.mail.assembly import Assembler
 from notifier.mail.pool import RenderPool, default_processes
 from notifier.metrics import Metrics
 from notifier.newsletters import Newsletters
 from notifier.privacy import Privacy
-from notifier.schemas import CustomerIn, EventIn, EventOut, MessageIn, MessageOut
+from notifier.schemas import CustomerIn, EventIn, MessageIn, MessageOut
 from notifier.settings import Settings
-from notifier.store import customers, events, outbox, pending_rows
+from notifier.store import customers, outbox
 from notifier.store.db import Database, Session
 from notifier.store.models import Message
 
 log = logging.getLogger(__name__)
 INBOX_FOLDER = ".notifier-inbox"
-
-
-@dataclass(frozen=True)
-class Accepted:
-    """The answer to an idempotent request; ``created`` is False for a repeat."""
-
-    body: dict[str, Any]
-    created: bool
-
-
-@dataclass(frozen=True)
-class _Arrival:
-    event: EventIn
-    now: datetime
-
-
-@dataclass(frozen=True)
-class _Intake:
-    """What one event did in a group commit: the caller's answer, and what it queued."""
-
-    event: EventIn
-    accepted: Accepted
-    queued: list[outbox.NewMessage]
-    now: datetime
-    cancelled: int = 0
 
 
 @dataclass(frozen=True)
@@ -146,15 +121,7 @@ class Notifier:
         self.newsletters = Newsletters(
             self.database, self.assembler, self.clock, settings, self.dispatcher.wake
         )
-        self.intake: GroupCommit[_Arrival, _Intake] = GroupCommit(
-            self.database,
-            self._accept_event,
-            self._events_committed,
-            name="notifier-intake",
-            order=_customer_of,
-            prepare=_look_up_answers,
-            flush=self._write_pending,
-        )
+        self.intake = event_intake.EventIntake(self.database, self.sealer, settings, self._wake_for)
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -215,117 +182,22 @@ class Notifier:
         """
         event = data if isinstance(data, EventIn) else EventIn.model_validate(data)
         try:
-            return self.intake.submit(_Arrival(event, self.clock.now())).result().accepted
+            arrival = event_intake.Arrival(event, self.clock.now())
+            return self.intake.submit(arrival).result().accepted
         except errors.Duplicate:
-            return Accepted(self._earlier_answer(event.id), created=False)
+            return Accepted(self.intake.earlier_answer(event.id), created=False)
 
     async def handle_event_async(self, data: EventIn | Mapping[str, Any]) -> Accepted:
         """``handle_event`` for an event loop: waits for the commit without holding a thread."""
         event = data if isinstance(data, EventIn) else EventIn.model_validate(data)
         try:
             intake = await asyncio.wrap_future(
-                self.intake.submit(_Arrival(event, self.clock.now()))
+                self.intake.submit(event_intake.Arrival(event, self.clock.now()))
             )
         except errors.Duplicate:
-            earlier = await asyncio.to_thread(self._earlier_answer, event.id)
+            earlier = await asyncio.to_thread(self.intake.earlier_answer, event.id)
             return Accepted(earlier, created=False)
         return intake.accepted
-
-    def _accept_event(self, session: Session, arrival: _Arrival) -> _Intake:
-        """One event in a group commit; run again if the batch is redone: no logging.
-
-        Its rows wait in the transaction's ``PendingRows`` for ``_write_pending``
-        (``GroupCommit``'s ``flush``); handing them over is its last step, so an
-        event that fails leaves none behind.
-        """
-        pending = pending_rows.of(session)
-        event, now = arrival.event, arrival.now
-        occurred_at = event.occurred_at or now
-        earlier = pending.answer(event.id)
-        if earlier is not None:
-            return _Intake(event, Accepted(earlier, created=False), [], now)
-        order_id = event.order.id if event.order else None
-        history = event_flows.ReviewHistory()
-        if event_flows.reviews_triggered_by(event.type, self.settings) and order_id:
-            self._write_pending_messages(session, pending, event.customer.id, order_id)
-            # An order with its pair queued gets none again, whenever the last pair was.
-            if outbox.order_has_review_pair(session, order_id):
-                history = event_flows.ReviewHistory(order_has_pair=True)
-            else:
-                last_pair_at = outbox.last_review_pair_at(session, event.customer.id)
-                history = event_flows.ReviewHistory(last_pair_at=last_pair_at)
-        plan = event_flows.plan(event, occurred_at, self.settings, history)
-        queued = [
-            outbox.NewMessage(
-                id=_new_message_id(),
-                customer_id=event.customer.id,
-                kind=planned.kind,
-                category=kinds.get(planned.kind).category,
-                priority=kinds.get(planned.kind).priority,
-                send_after=planned.send_after,
-                context=planned.context,
-                event_id=event.id,
-                order_id=order_id,
-            )
-            for planned in plan.messages
-        ]
-        body = EventOut(
-            event_id=event.id,
-            messages=[_queued_out(message, now) for message in queued],
-        ).model_dump(mode="json")
-        cancelled: list[str] = []
-        if plan.cancel_order is not None:
-            self._write_pending_messages(session, pending, None, plan.cancel_order)
-            cancelled = outbox.cancel_for_order(
-                session, plan.cancel_order, f"cancelled by {event.type.value}", now
-            )
-        pending.add(
-            events.Record(
-                event.id, event.type.value, event.customer.id, order_id, occurred_at, now, body
-            ),
-            self._details(event.customer, now),
-            [(message, now) for message in queued],
-        )
-        return _Intake(event, Accepted(body, created=True), queued, now, len(cancelled))
-
-    def _write_pending(self, session: Session) -> None:
-        """Write the rows the group's events left pending (``GroupCommit``'s ``flush``)."""
-        pending_rows.of(session).write(session, self.sealer)
-
-    def _write_pending_messages(
-        self,
-        session: Session,
-        pending: pending_rows.PendingRows,
-        customer_id: str | None,
-        order_id: str,
-    ) -> None:
-        """Before intake reads the customer's or the order's messages: those pending go first.
-
-        Intake's reads of the outbox select by customer or by order, so
-        pending messages of others cannot change what they find.
-        """
-        if any(
-            new.order_id == order_id or new.customer_id == customer_id for new, _ in pending.queued
-        ):
-            pending.write(session, self.sealer)
-
-    def _events_committed(self, batch: Sequence[_Intake]) -> None:
-        """After a group commit: one log line per new event, one wake-up for the batch."""
-        due: list[outbox.NewMessage] = []
-        for intake in batch:
-            if not intake.accepted.created:
-                continue
-            event = intake.event
-            log.info(
-                "event.accepted event=%s type=%s messages=%d",
-                event.id,
-                event.type.value,
-                len(intake.queued),
-            )
-            if intake.cancelled:
-                log.info("event.cancelled_messages event=%s count=%d", event.id, intake.cancelled)
-            due += (message for message in intake.queued if message.send_after <= intake.now)
-        self._wake_for(due)
 
     def send_message(self, data: MessageIn | Mapping[str, Any]) -> Accepted:
         """Queue an ad-hoc message of any kind; its id is the idempotency key.
@@ -358,7 +230,7 @@ class Notifier:
         except errors.Duplicate:
             return Accepted(self.get_message(request.id).model_dump(mode="json"), created=False)
         self._wake_if_due([new], now)
-        return Accepted(_queued_out(new, now).model_dump(mode="json"), created=True)
+        return Accepted(event_intake.queued_out(new, now).model_dump(mode="json"), created=True)
 
     def get_message(self, message_id: str) -> MessageOut:
         with self.database.transaction() as session:
@@ -408,20 +280,8 @@ class Notifier:
     # -- helpers -------------------------------------------------------------------
 
     def _upsert_customer(self, session: Session, customer: CustomerIn, now: datetime) -> None:
-        customers.upsert_all(session, self.sealer, [self._details(customer, now)])
-
-    def _details(self, customer: CustomerIn, now: datetime) -> customers.Details:
-        locale = customer.locale or self.settings.default_locale
-        return customers.Details(customer.id, str(customer.email), customer.name, locale, now)
-
-    def _earlier_answer(self, event_id: str) -> dict[str, Any]:
-        with self.database.transaction() as session:
-            earlier = events.answer(session, event_id)
-        if earlier is None:
-            raise errors.ServiceUnavailable(
-                "a concurrent request with this id is still in progress"
-            )
-        return earlier
+        details = event_intake.customer_details(customer, self.settings, now)
+        customers.upsert_all(session, self.sealer, [details])
 
     def _trial_render(self, request: MessageIn, kind: kinds.Kind) -> None:
         recipient = customers.Recipient(
@@ -448,36 +308,10 @@ class Notifier:
             )
 
 
-def _look_up_answers(session: Session, arrivals: Sequence[_Arrival]) -> None:
-    """Before a group's events: the answers of those seen before (``GroupCommit``'s ``prepare``)."""
-    pending_rows.begin(session, [arrival.event.id for arrival in arrivals])
-
-
-def _customer_of(arrival: _Arrival) -> str:
-    """Events are written in customer order: see ``GroupCommit``'s ``order``."""
-    return arrival.event.customer.id
-
-
-def _new_message_id() -> str:
-    return f"msg_{secrets.token_urlsafe(12)}"
-
-
 def _order_id(context: Mapping[str, Any]) -> str | None:
     order = context.get("order")
     value = order.get("id") if isinstance(order, Mapping) else None
     return str(value)[:100] if value is not None else None
-
-
-def _queued_out(message: outbox.NewMessage, now: datetime) -> MessageOut:
-    return MessageOut(
-        id=message.id,
-        kind=message.kind,
-        category=message.category,
-        status="scheduled",
-        send_after=message.send_after.astimezone(UTC),
-        created_at=now,
-        order_id=message.order_id,
-    )
 
 
 def _message_out(row: Message) -> MessageOut:

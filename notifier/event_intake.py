@@ -1,0 +1,223 @@
+"""Accepting shop events: what one event writes in a group commit, and what follows the commit.
+
+``notifier.intake`` is the mechanism (one writer thread, one transaction per
+batch); this is its use for events: each event is checked against the
+answers given before, planned by ``flows.events``, and leaves its rows
+pending for one write per table; after the commit each new event is logged
+and the dispatcher is woken once for the batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from notifier import errors
+from notifier.crypto import Sealer
+from notifier.flows import events as event_flows
+from notifier.flows import kinds
+from notifier.intake import GroupCommit
+from notifier.schemas import CustomerIn, EventIn, EventOut, MessageOut
+from notifier.settings import Settings
+from notifier.store import customers, events, outbox, pending_rows
+from notifier.store.db import Database, Session
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """The answer to an idempotent request; ``created`` is False for a repeat."""
+
+    body: dict[str, Any]
+    created: bool
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """An event as handed to the writer, with the time it arrived."""
+
+    event: EventIn
+    now: datetime
+
+
+@dataclass(frozen=True)
+class Intake:
+    """What one event did in a group commit: the caller's answer, and what it queued."""
+
+    event: EventIn
+    accepted: Accepted
+    queued: list[outbox.NewMessage]
+    now: datetime
+    cancelled: int = 0
+
+
+class EventIntake(GroupCommit[Arrival, Intake]):
+    """The group commit of shop events: submit an ``Arrival``, get its ``Intake``.
+
+    ``wake`` is called after each commit with the batch's messages due at
+    once (possibly none).
+    """
+
+    def __init__(
+        self,
+        database: Database,
+        sealer: Sealer,
+        settings: Settings,
+        wake: Callable[[list[outbox.NewMessage]], None],
+    ) -> None:
+        super().__init__(
+            database,
+            self._accept,
+            self._committed,
+            name="notifier-intake",
+            order=_customer_of,
+            prepare=_look_up_answers,
+            flush=self._write_pending,
+        )
+        self.sealer = sealer
+        self.settings = settings
+        self.wake = wake
+
+    def earlier_answer(self, event_id: str) -> dict[str, Any]:
+        """The answer an event id got before: for a ``Duplicate`` raced in from elsewhere."""
+        with self.database.transaction() as session:
+            earlier = events.answer(session, event_id)
+        if earlier is None:
+            raise errors.ServiceUnavailable(
+                "a concurrent request with this id is still in progress"
+            )
+        return earlier
+
+    def _accept(self, session: Session, arrival: Arrival) -> Intake:
+        """One event in a group commit; run again if the batch is redone: no logging.
+
+        Its rows wait in the transaction's ``PendingRows`` for ``_write_pending``
+        (``GroupCommit``'s ``flush``); handing them over is its last step, so an
+        event that fails leaves none behind.
+        """
+        pending = pending_rows.of(session)
+        event, now = arrival.event, arrival.now
+        occurred_at = event.occurred_at or now
+        earlier = pending.answer(event.id)
+        if earlier is not None:
+            return Intake(event, Accepted(earlier, created=False), [], now)
+        order_id = event.order.id if event.order else None
+        history = event_flows.ReviewHistory()
+        if event_flows.reviews_triggered_by(event.type, self.settings) and order_id:
+            self._write_pending_messages(session, pending, event.customer.id, order_id)
+            # An order with its pair queued gets none again, whenever the last pair was.
+            if outbox.order_has_review_pair(session, order_id):
+                history = event_flows.ReviewHistory(order_has_pair=True)
+            else:
+                last_pair_at = outbox.last_review_pair_at(session, event.customer.id)
+                history = event_flows.ReviewHistory(last_pair_at=last_pair_at)
+        plan = event_flows.plan(event, occurred_at, self.settings, history)
+        queued = [
+            outbox.NewMessage(
+                id=_new_message_id(),
+                customer_id=event.customer.id,
+                kind=planned.kind,
+                category=kinds.get(planned.kind).category,
+                priority=kinds.get(planned.kind).priority,
+                send_after=planned.send_after,
+                context=planned.context,
+                event_id=event.id,
+                order_id=order_id,
+            )
+            for planned in plan.messages
+        ]
+        body = EventOut(
+            event_id=event.id,
+            messages=[queued_out(message, now) for message in queued],
+        ).model_dump(mode="json")
+        cancelled: list[str] = []
+        if plan.cancel_order is not None:
+            self._write_pending_messages(session, pending, None, plan.cancel_order)
+            cancelled = outbox.cancel_for_order(
+                session, plan.cancel_order, f"cancelled by {event.type.value}", now
+            )
+        pending.add(
+            events.Record(
+                event.id, event.type.value, event.customer.id, order_id, occurred_at, now, body
+            ),
+            customer_details(event.customer, self.settings, now),
+            [(message, now) for message in queued],
+        )
+        return Intake(event, Accepted(body, created=True), queued, now, len(cancelled))
+
+    def _write_pending(self, session: Session) -> None:
+        """Write the rows the group's events left pending (``GroupCommit``'s ``flush``)."""
+        pending_rows.of(session).write(session, self.sealer)
+
+    def _write_pending_messages(
+        self,
+        session: Session,
+        pending: pending_rows.PendingRows,
+        customer_id: str | None,
+        order_id: str,
+    ) -> None:
+        """Before intake reads the customer's or the order's messages: those pending go first.
+
+        Intake's reads of the outbox select by customer or by order, so
+        pending messages of others cannot change what they find.
+        """
+        if any(
+            new.order_id == order_id or new.customer_id == customer_id for new, _ in pending.queued
+        ):
+            pending.write(session, self.sealer)
+
+    def _committed(self, batch: Sequence[Intake]) -> None:
+        """After a group commit: one log line per new event, one wake-up for the batch."""
+        due: list[outbox.NewMessage] = []
+        for intake in batch:
+            if not intake.accepted.created:
+                continue
+            event = intake.event
+            log.info(
+                "event.accepted event=%s type=%s messages=%d",
+                event.id,
+                event.type.value,
+                len(intake.queued),
+            )
+            if intake.cancelled:
+                log.info("event.cancelled_messages event=%s count=%d", event.id, intake.cancelled)
+            due += (message for message in intake.queued if message.send_after <= intake.now)
+        self.wake(due)
+
+
+def customer_details(customer: CustomerIn, settings: Settings, now: datetime) -> customers.Details:
+    """The customer as stored: the shop's details, the default locale if it sent none."""
+    locale = customer.locale or settings.default_locale
+    return customers.Details(customer.id, str(customer.email), customer.name, locale, now)
+
+
+def queued_out(message: outbox.NewMessage, now: datetime) -> MessageOut:
+    """The answer's view of a message queued ``now``."""
+    return MessageOut(
+        id=message.id,
+        kind=message.kind,
+        category=message.category,
+        status="scheduled",
+        send_after=message.send_after.astimezone(UTC),
+        created_at=now,
+        order_id=message.order_id,
+    )
+
+
+def _look_up_answers(session: Session, arrivals: Sequence[Arrival]) -> None:
+    """Before a group's events: the answers of those seen before (``GroupCommit``'s ``prepare``)."""
+    pending_rows.begin(session, [arrival.event.id for arrival in arrivals])
+
+
+def _customer_of(arrival: Arrival) -> str:
+    """Events are written in customer order: see ``GroupCommit``'s ``order``."""
+    return arrival.event.customer.id
+
+
+def _new_message_id() -> str:
+    return f"msg_{secrets.token_urlsafe(12)}"

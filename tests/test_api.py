@@ -292,6 +292,78 @@ async def test_a_body_just_under_the_limit_is_accepted(client: httpx.AsyncClient
     check(response, 202)
 
 
+# -- the short path (web.post_event) and FastAPI's route answer alike ------------------
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["application/json; charset=utf-8", "Application/JSON", "application/vnd.shop+json"],
+)
+async def test_json_content_types_are_accepted(
+    client: httpx.AsyncClient, content_type: str
+) -> None:
+    response = await client.post(
+        "/v1/events",
+        content=json.dumps(event("order.placed")).encode(),
+        headers=AUTH | {"Content-Type": content_type},
+    )
+    assert check(response, 202)["messages"][0]["kind"] == "order_confirmation"
+
+
+@pytest.mark.parametrize("headers", [{}, {"Content-Type": "text/plain"}], ids=["none", "text"])
+async def test_an_event_not_declared_json_422_body(
+    client: httpx.AsyncClient, headers: dict[str, str]
+) -> None:
+    response = await client.post(
+        "/v1/events", content=json.dumps(event("order.placed")).encode(), headers=AUTH | headers
+    )
+    assert "body" in check(response, 422)["fields"]
+    assert await history(client) == []
+
+
+async def test_an_event_nested_deeper_than_the_short_path_reads_is_accepted(
+    client: httpx.AsyncClient,
+) -> None:
+    """pydantic's JSON parser stops at 200 levels; the route's json.loads takes the rest."""
+    nested: list[Any] = []
+    for _ in range(300):
+        nested = [nested]
+    check(await post_event(client, event("order.placed", data={"nested": nested})), 202)
+    assert len(await history(client)) == 1
+
+
+async def test_an_event_sent_in_chunks_is_accepted(client: httpx.AsyncClient) -> None:
+    content = json.dumps(event("order.placed", id="evt-chunked")).encode()
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for start in range(0, len(content), 100):
+            yield content[start : start + 100]
+
+    response = await client.post(
+        "/v1/events", content=chunks(), headers=AUTH | {"Content-Type": "application/json"}
+    )
+    assert check(response, 202)["event_id"] == "evt-chunked"
+
+
+async def test_the_answer_is_rendered_as_the_route_renders_it(client: httpx.AsyncClient) -> None:
+    """Compact JSON, non-ASCII as UTF-8, the headers a JSONResponse has."""
+    response = await post_event(client, event("order.placed", id="evt-ë"))
+    check(response, 202)
+    assert (
+        response.content
+        == json.dumps(response.json(), ensure_ascii=False, separators=(",", ":")).encode()
+    )
+    assert response.headers["content-type"] == "application/json"
+    assert int(response.headers["content-length"]) == len(response.content)
+    assert response.headers["x-content-type-options"] == "nosniff"
+
+
+async def test_other_methods_on_the_events_path_405(client: httpx.AsyncClient) -> None:
+    response = await client.get("/v1/events", headers=AUTH)
+    assert check(response, 405)["error"] == "method_not_allowed"
+    assert response.headers["allow"] == "POST"
+
+
 # -- messages --------------------------------------------------------------------------
 
 

@@ -44,6 +44,8 @@ def router(engine: Notifier) -> APIRouter:
     )
     async def post_event(event: EventIn) -> JSONResponse:
         """Accept a shop event; its ``id`` is the idempotency key."""
+        # ``web.post_event`` answers well-formed JSON events before they get here; this
+        # route answers the rest (other content types, invalid bodies) and documents both.
         # Awaits the group commit on the event loop instead of parking a threadpool thread.
         return _accepted(await engine.handle_event_async(event))
 

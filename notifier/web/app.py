@@ -15,7 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from notifier import logconfig, scheduler, settings
 from notifier.metrics import CONTENT_TYPE
 from notifier.service import Notifier
-from notifier.web import api, auth, errors, inbox, logs, pages, security
+from notifier.web import api, auth, errors, inbox, logs, pages, post_event, security
 from notifier.web.limits import BodyLimit
 from notifier.web.ratelimit import PublicRateLimit
 
@@ -98,7 +98,9 @@ def create_app(
         """Prometheus metrics: queue depth by status and category, deliveries, send latency."""
         return Response(engine.metrics.render(), media_type=CONTENT_TYPE)
 
-    # The last added is the outermost: security headers go on every answer, 401 and 413 too.
+    # The last added is the outermost: security headers go on every answer, 401 and 413 too,
+    # and a posted event meets authentication and the body limit before its short path.
+    app.add_middleware(post_event.PostEvent, engine=engine)
     app.add_middleware(PublicRateLimit, limit=engine.settings.page_rate_limit)
     app.add_middleware(BodyLimit)
     app.add_middleware(auth.BearerAuth, tokens=api_tokens)

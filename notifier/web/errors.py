@@ -36,13 +36,18 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
 
 
-async def _notifier_error(request: Request, exc: errors.NotifierError) -> JSONResponse:
+def notifier_error_response(exc: errors.NotifierError, path: str) -> JSONResponse:
+    """The answer to ``exc``, for the exception handler and for routes that answer by themselves."""
     status = next((code for kind, code in STATUS.items() if isinstance(exc, kind)), 500)
     fields = {exc.field: exc.message} if isinstance(exc, errors.InvalidInput) and exc.field else {}
     headers = {"Retry-After": "5"} if status == 503 else None
     if status == 500:
-        log.error("request.failed path=%s code=%s", request.url.path, exc.code)
+        log.error("request.failed path=%s code=%s", path, exc.code)
     return JSONResponse(error_body(exc.code, exc.message, fields), status, headers=headers)
+
+
+async def _notifier_error(request: Request, exc: errors.NotifierError) -> JSONResponse:
+    return notifier_error_response(exc, request.url.path)
 
 
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

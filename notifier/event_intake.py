@@ -76,7 +76,7 @@ class EventIntake(GroupCommit[Arrival, Intake]):
             self._committed,
             name="notifier-intake",
             order=_customer_of,
-            prepare=_look_up_answers,
+            prepare=self._look_up,
             flush=self._write_pending,
         )
         self.sealer = sealer
@@ -108,14 +108,9 @@ class EventIntake(GroupCommit[Arrival, Intake]):
             return Intake(event, Accepted(earlier, created=False), [], now)
         order_id = event.order.id if event.order else None
         history = event_flows.ReviewHistory()
-        if event_flows.reviews_triggered_by(event.type, self.settings) and order_id:
-            self._write_pending_messages(session, pending, event.customer.id, order_id)
-            # An order with its pair queued gets none again, whenever the last pair was.
-            if outbox.order_has_review_pair(session, order_id):
-                history = event_flows.ReviewHistory(order_has_pair=True)
-            else:
-                last_pair_at = outbox.last_review_pair_at(session, event.customer.id)
-                history = event_flows.ReviewHistory(last_pair_at=last_pair_at)
+        reviewed = self._reviewed_order(event)
+        if reviewed is not None:
+            history = self._review_history(session, pending, event.customer.id, reviewed)
         plan = event_flows.plan(event, occurred_at, self.settings, history)
         queued = [
             outbox.NewMessage(
@@ -141,6 +136,8 @@ class EventIntake(GroupCommit[Arrival, Intake]):
             cancelled = outbox.cancel_for_order(
                 session, plan.cancel_order, f"cancelled by {event.type.value}", now
             )
+            if cancelled:
+                pending.reviews.forget_customers()
         pending.add(
             events.Record(
                 event.id, event.type.value, event.customer.id, order_id, occurred_at, now, body
@@ -149,6 +146,49 @@ class EventIntake(GroupCommit[Arrival, Intake]):
             [(message, now) for message in queued],
         )
         return Intake(event, Accepted(body, created=True), queued, now, len(cancelled))
+
+    def _look_up(self, session: Session, arrivals: Sequence[Arrival]) -> None:
+        """Before a group's events (``GroupCommit``'s ``prepare``): what they need of the past.
+
+        The answers of the event ids seen before, and the review pairs of the
+        orders and customers whose events may queue one: one query each for
+        the group, where each event used to ask for its own.
+        """
+        reviewed = [
+            (arrival.event.customer.id, order_id)
+            for arrival in arrivals
+            if (order_id := self._reviewed_order(arrival.event)) is not None
+        ]
+        pending_rows.begin(
+            session,
+            [arrival.event.id for arrival in arrivals],
+            [customer_id for customer_id, _ in reviewed],
+            [order_id for _, order_id in reviewed],
+        )
+
+    def _reviewed_order(self, event: EventIn) -> str | None:
+        """The order whose review pair ``event`` may queue, if it may queue one."""
+        order_id = event.order.id if event.order else None
+        if order_id and event_flows.reviews_triggered_by(event.type, self.settings):
+            return order_id
+        return None
+
+    def _review_history(
+        self, session: Session, pending: pending_rows.PendingRows, customer_id: str, order_id: str
+    ) -> event_flows.ReviewHistory:
+        """The review cap's view of the order and the customer, from the group's lookup.
+
+        A customer forgotten after a cancellation in the group is looked up
+        again, with their pending mail written first so that the query sees it.
+        """
+        reviews = pending.reviews
+        # An order with its pair queued gets none again, whenever the last pair was.
+        if reviews.order_has_pair(order_id):
+            return event_flows.ReviewHistory(order_has_pair=True)
+        if not reviews.knows(customer_id):
+            self._write_pending_messages(session, pending, customer_id, None)
+            reviews.look_up(session, [customer_id], [])
+        return event_flows.ReviewHistory(last_pair_at=reviews.last_pair_at(customer_id))
 
     def _write_pending(self, session: Session) -> None:
         """Write the rows the group's events left pending (``GroupCommit``'s ``flush``)."""
@@ -159,7 +199,7 @@ class EventIntake(GroupCommit[Arrival, Intake]):
         session: Session,
         pending: pending_rows.PendingRows,
         customer_id: str | None,
-        order_id: str,
+        order_id: str | None,
     ) -> None:
         """Before intake reads the customer's or the order's messages: those pending go first.
 
@@ -167,7 +207,8 @@ class EventIntake(GroupCommit[Arrival, Intake]):
         pending messages of others cannot change what they find.
         """
         if any(
-            new.order_id == order_id or new.customer_id == customer_id for new, _ in pending.queued
+            (order_id is not None and new.order_id == order_id) or new.customer_id == customer_id
+            for new, _ in pending.queued
         ):
             pending.write(session, self.sealer)
 
@@ -207,11 +248,6 @@ def queued_out(message: outbox.NewMessage, now: datetime) -> MessageOut:
         created_at=now,
         order_id=message.order_id,
     )
-
-
-def _look_up_answers(session: Session, arrivals: Sequence[Arrival]) -> None:
-    """Before a group's events: the answers of those seen before (``GroupCommit``'s ``prepare``)."""
-    pending_rows.begin(session, [arrival.event.id for arrival in arrivals])
 
 
 def _customer_of(arrival: Arrival) -> str:

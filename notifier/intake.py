@@ -60,10 +60,13 @@ class GroupCommit(Generic[Item, Result]):
     was submitted before and joins it.
 
     ``prepare(session, items)``, if given, runs at the start of every
-    transaction of a batch (so once more when it is redone), before any
-    ``apply``: it reads in one query what the items need (for intake, which
-    event ids have an answer already) and leaves it in ``session.info`` for
-    ``apply``. It must not write; if it raises, every item gets that error.
+    transaction of a batch (so once more when it is redone, and nothing read
+    or noted in the undone attempt stays), before any ``apply``: it reads
+    with one query per kind what the items need (for intake, which event ids
+    have an answer already, and the review pairs of their orders and
+    customers) and leaves it in ``session.info`` for ``apply``. It must not
+    write; if it raises, every item gets that error. What ``apply`` notes
+    there of its own writes must go with them when its savepoint is undone.
     ``flush(session)``, if given, writes what ``apply`` left pending there
     (for intake, the rows of all the group's events in one executemany per
     table): after the last item, or, when a batch is redone, after each item

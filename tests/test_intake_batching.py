@@ -8,6 +8,7 @@ under test pile up; letting go commits them together as the next batch.
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -24,7 +25,7 @@ import sqlalchemy
 from notifier import errors
 from notifier.intake import GroupCommit
 from notifier.service import Accepted, Notifier
-from notifier.store import events
+from notifier.store import events, outbox
 from notifier.store.db import Session
 from notifier.web.app import create_app
 from tests.conftest import START, customer, event, order, record_event
@@ -32,11 +33,15 @@ from tests.faults import TcpProxy, via_proxy
 from tests.processes import wait_until
 
 TOKEN = "test-token"
+PAIR = outbox.REVIEW_PAIR_KIND
 
 
 @contextmanager
-def write_lock(url: str) -> Iterator[None]:
-    """Another connection holds the write lock on the events table until the block ends."""
+def write_lock(url: str, table: str = "events") -> Iterator[None]:
+    """Another connection holds the write lock on ``table`` until the block ends.
+
+    SQLite has one write lock, for the whole database.
+    """
     if url.startswith("sqlite"):
         raw = sqlite3.connect(sqlalchemy.make_url(url).database or "", isolation_level=None)
         raw.execute("BEGIN IMMEDIATE")
@@ -49,7 +54,7 @@ def write_lock(url: str) -> Iterator[None]:
     locker = sqlalchemy.create_engine(url, poolclass=sqlalchemy.NullPool)
     try:
         with locker.begin() as connection:
-            connection.exec_driver_sql("LOCK TABLE events IN ACCESS EXCLUSIVE MODE")
+            connection.exec_driver_sql(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
             yield
     finally:
         locker.dispose()
@@ -81,9 +86,14 @@ class Caller:
         return self
 
 
-def one_batch(engine: Notifier, url: str, bodies: Sequence[dict[str, Any]]) -> list[Caller]:
-    """Run ``bodies`` from one thread each so that they are committed as one batch."""
-    with write_lock(url):
+def one_batch(
+    engine: Notifier, url: str, bodies: Sequence[dict[str, Any]], locked: str = "events"
+) -> list[Caller]:
+    """Run ``bodies`` from one thread each so that they are committed as one batch.
+
+    The batch before them waits for ``locked``, the table whose lock holds it up.
+    """
+    with write_lock(url, locked):
         plug = Caller(engine, event("order.placed", id="evt-plug", customer=customer(id="CP")))
         wait_until(lambda: engine.intake.backlog == 1 and engine.intake.pending == 0, 10, "plug")
         callers = [Caller(engine, body) for body in bodies]
@@ -215,6 +225,46 @@ def test_review_rules_see_the_earlier_events_of_the_group(
     assert len(engine.customer_messages("C9")) == 2
 
 
+def test_review_rules_see_the_pairs_before_the_group_and_its_cancellations(
+    engine: Notifier, database_url: str
+) -> None:
+    c9 = customer(id="C9")
+    engine.handle_event(event("order.delivered", at=START, order=order(id="O-1")))
+    engine.handle_event(event("order.delivered", at=START, order=order(id="O-5"), customer=c9))
+    bodies = [
+        event("order.delivered", at=START + timedelta(days=30), order=order(id="O-2")),  # capped
+        event("order.cancelled", order=order(id="O-1")),  # the pair that capped it goes
+        event("order.delivered", at=START + timedelta(days=31), order=order(id="O-3")),
+        event("order.delivered", at=START + timedelta(days=32), order=order(id="O-4")),  # capped
+        event("order.delivered", at=START + timedelta(days=95), order=order(id="O-5"), customer=c9),
+        event("order.delivered", at=START + timedelta(days=95), order=order(id="O-6"), customer=c9),
+    ]
+    callers = one_batch(engine, database_url, bodies)
+    queued = [len(caller.answer.body["messages"]) for caller in callers if caller.answer]
+    assert queued == [0, 0, 2, 0, 0, 2]
+    pairs = [(m.order_id, m.status) for m in engine.customer_messages("C42") if m.kind == PAIR]
+    assert sorted(pairs) == [("O-1", "cancelled"), ("O-3", "scheduled")]
+    assert {m.order_id for m in engine.customer_messages("C9")} == {"O-5", "O-6"}
+
+
+def test_a_group_looks_up_review_pairs_in_two_queries(engine: Notifier, database_url: str) -> None:
+    reads: list[str] = []
+
+    def record(_connection: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.startswith("SELECT") and "FROM messages" in statement:
+            reads.append(statement)
+
+    sqlalchemy.event.listen(engine.database.engine, "before_cursor_execute", record)
+    bodies = [
+        event("order.delivered", order=order(id=f"O-{n}"), customer=customer(id=f"C{n % 3}"))
+        for n in range(6)
+    ]
+    callers = one_batch(engine, database_url, bodies)
+    queued = [len(caller.answer.body["messages"]) for caller in callers if caller.answer]
+    assert queued == [2, 2, 2, 0, 0, 0]  # each customer's second pair is capped
+    assert len(reads) == 2  # this group's: the plug's order.placed needs none
+
+
 def test_a_cancellation_sees_the_mail_queued_earlier_in_the_group(
     engine: Notifier, database_url: str
 ) -> None:
@@ -320,6 +370,42 @@ async def test_a_race_with_another_process_answers_with_its_event(
         assert shared.json() == theirs
         assert len(engine.customer_messages("C1")) == len(engine.customer_messages("C2")) == 1
         assert engine.customer_messages("C42") == []
+    finally:
+        other.dispose()
+
+
+def test_a_redone_group_drops_the_pairs_of_its_undone_attempt(
+    engine: Notifier, database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Another process records an event's id while the group writes: the group is redone.
+
+    The first attempt queued the order's pair for that event; in the redo the
+    event is a repeat, and the next event of the same order queues the pair.
+    """
+    needs_postgres(database_url)
+    caplog.set_level(logging.INFO, logger="notifier.intake")
+    other = sqlalchemy.create_engine(database_url, poolclass=sqlalchemy.NullPool)
+    theirs = {"event_id": "evt-raced", "messages": []}
+    waiting = "SELECT count(*) FROM pg_locks WHERE NOT granted AND locktype = 'transactionid'"
+    try:
+        with other.connect() as connection:
+            transaction = connection.begin()
+            with Session(bind=connection) as session:
+                record_event(session, "evt-raced", theirs)
+
+            def commit_when_the_writer_waits() -> None:
+                wait_until(lambda: _scalar(other, waiting) > 0, 30, "the writer waiting")
+                transaction.commit()
+
+            committer = threading.Thread(target=commit_when_the_writer_waits)
+            committer.start()
+            bodies = [event("order.delivered", id="evt-raced"), event("order.delivered")]
+            raced, later = one_batch(engine, database_url, bodies, locked="customers")
+            committer.join(timeout=60)
+        assert "intake.batch_redone batch=2 error=Duplicate" in caplog.text
+        assert raced.answer == Accepted(theirs, created=False)
+        assert later.answer is not None and len(later.answer.body["messages"]) == 2
+        assert {m.order_id for m in engine.customer_messages("C42")} == {"O-1001"}
     finally:
         other.dispose()
 

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from notifier import errors
 from notifier.crypto import Sealer
-from notifier.store import customers, events, outbox
+from notifier.store import customers, events, outbox, pending_rows
 from notifier.store.db import Database
 from notifier.store.models import Customer, Message, MessageStatus
 from tests.conftest import START, TEST_ENCRYPTION_KEY, order, record_event
@@ -205,23 +205,63 @@ def test_answers_are_looked_up_for_a_group_in_one_query(database: Database) -> N
     assert [statement.split()[0] for statement in statements if "events" in statement] == ["SELECT"]
 
 
-def test_review_history_of_an_order_and_a_customer(database: Database, sealer: Sealer) -> None:
+def test_review_history_of_orders_and_customers(database: Database, sealer: Sealer) -> None:
     pair = {"kind": outbox.REVIEW_PAIR_KIND}
     with database.transaction() as session:
-        assert outbox.last_review_pair_at(session, "C42") is None
-        assert not outbox.order_has_review_pair(session, "O-1001")
+        assert outbox.last_review_pairs_at(session, ["C42"]) == {"C42": None}
+        assert outbox.orders_with_review_pair(session, ["O-1001"]) == set()
+        assert outbox.last_review_pairs_at(session, []) == {}
+        assert outbox.orders_with_review_pair(session, []) == set()
         outbox.add(session, sealer, [new_message("m-0", kind="review_service")], START)
         outbox.add(session, sealer, [new_message("m-1", **pair, send_after=START)], START)
         outbox.add(session, sealer, [new_message("m-2", **pair, order_id="O-2")], START)
         outbox.add(session, sealer, [new_message("m-3", **pair, customer_id="C7")], START)
-        # In the same transaction, as for a later event of the same group.
-        assert outbox.last_review_pair_at(session, "C42") == LATER
+        # In the same transaction, as for a customer looked up again in a group.
+        assert outbox.last_review_pairs_at(session, ["C42"]) == {"C42": LATER}
         outbox.cancel(session, "m-2", START)
+    statements = record_statements(database)
     with database.transaction() as session:
-        assert outbox.last_review_pair_at(session, "C42") == START  # cancelled pairs do not count
-        assert outbox.order_has_review_pair(session, "O-2")  # cancelled or not
-        assert not outbox.order_has_review_pair(session, "O-3")
-        assert outbox.last_review_pair_at(session, "C8") is None
+        last = outbox.last_review_pairs_at(session, ["C42", "C8", "C42", "C7"])
+        with_pair = outbox.orders_with_review_pair(session, ["O-2", "O-3", "O-1001", "O-2"])
+    assert last == {"C42": START, "C7": LATER, "C8": None}  # cancelled pairs do not count
+    assert with_pair == {"O-2", "O-1001"}  # cancelled or not
+    assert len([statement for statement in statements if "FROM messages" in statement]) == 2
+
+
+def test_a_groups_review_pairs_count_once_their_rows_are_written(
+    database: Database, sealer: Sealer
+) -> None:
+    pair = {"kind": outbox.REVIEW_PAIR_KIND}
+    with database.transaction() as session:
+        record_event(session, "evt-taken", {})
+        outbox.add(session, sealer, [new_message("m-0", **pair, send_after=START)], START)
+    details = customers.Details("C42", "jan@example.nl", "Jan de Vries", "nl", START)
+
+    def queue(event_id: str, message_id: str) -> None:
+        record = events.Record(event_id, "order.delivered", "C42", "O-2", START, START, {})
+        queued = new_message(message_id, **pair, order_id="O-2", send_after=LATER)
+        pending.add(record, details, [(queued, START)])
+
+    with database.transaction() as session:
+        pending_rows.begin(session, ["evt-1"], ["C42", "C7"], ["O-1001", "O-2"])
+        pending = pending_rows.of(session)
+        reviews = pending.reviews
+        assert reviews.order_has_pair("O-1001") and not reviews.order_has_pair("O-2")
+        assert (reviews.last_pair_at("C42"), reviews.last_pair_at("C7")) == (START, None)
+        # A pair undone with its event's savepoint (here its event id is taken) does not count.
+        with pytest.raises(errors.Duplicate), database.savepoint(session):
+            queue("evt-taken", "m-1")
+            assert reviews.order_has_pair("O-2") and reviews.last_pair_at("C42") == LATER
+            pending.write(session, sealer)
+        assert not reviews.order_has_pair("O-2") and reviews.last_pair_at("C42") == START
+        queue("evt-1", "m-2")
+        pending.write(session, sealer)
+        assert reviews.order_has_pair("O-2") and reviews.last_pair_at("C42") == LATER
+        # After a cancellation the customers are asked again; orders keep their pairs.
+        reviews.forget_customers()
+        assert not reviews.knows("C42") and reviews.order_has_pair("O-2")
+        reviews.look_up(session, ["C42"], [])
+        assert reviews.last_pair_at("C42") == LATER
 
 
 def record_statements(database: Database) -> list[str]:

@@ -115,15 +115,22 @@ def add_queued(
 # Built once and executed on the session's connection: intake runs these for every event,
 # and building a statement and going through ``Session.execute`` cost more than executing it.
 _ADD = insert(_messages)
-_LAST_REVIEW_PAIR_AT = select(func.max(_messages.c.send_after)).where(
-    _messages.c.customer_id == bindparam("customer_id"),
-    _messages.c.kind == REVIEW_PAIR_KIND,
-    _messages.c.status != MessageStatus.CANCELLED,
+_LAST_REVIEW_PAIRS_AT = (
+    select(_messages.c.customer_id, func.max(_messages.c.send_after))
+    .where(
+        _messages.c.customer_id.in_(bindparam("customer_ids", expanding=True)),
+        _messages.c.kind == REVIEW_PAIR_KIND,
+        _messages.c.status != MessageStatus.CANCELLED,
+    )
+    .group_by(_messages.c.customer_id)
 )
-_ORDER_REVIEW_PAIR = (
-    select(_messages.c.id)
-    .where(_messages.c.order_id == bindparam("order_id"), _messages.c.kind == REVIEW_PAIR_KIND)
-    .limit(1)
+_ORDERS_WITH_REVIEW_PAIR = (
+    select(_messages.c.order_id)
+    .where(
+        _messages.c.order_id.in_(bindparam("order_ids", expanding=True)),
+        _messages.c.kind == REVIEW_PAIR_KIND,
+    )
+    .distinct()
 )
 
 
@@ -305,17 +312,33 @@ def export_rows(session: Session, customer_id: str) -> list[Message]:
     return list(session.scalars(query))
 
 
-def last_review_pair_at(session: Session, customer_id: str) -> datetime | None:
-    """When the customer's latest review pair was (or is) due, ignoring cancelled pairs."""
-    result = session.connection().execute(_LAST_REVIEW_PAIR_AT, {"customer_id": customer_id})
-    last: datetime | None = result.scalar()
+def last_review_pairs_at(
+    session: Session, customer_ids: Collection[str]
+) -> dict[str, datetime | None]:
+    """When each customer's latest review pair was (or is) due, ignoring cancelled pairs.
+
+    One query for them all; every id given is a key, None for a customer
+    without such a pair.
+    """
+    if not customer_ids:
+        return {}
+    unique = list(set(customer_ids))
+    last: dict[str, datetime | None] = dict.fromkeys(unique)
+    rows = session.connection().execute(_LAST_REVIEW_PAIRS_AT, {"customer_ids": unique})
+    last.update((customer_id, at) for customer_id, at in rows)
     return last
 
 
-def order_has_review_pair(session: Session, order_id: str) -> bool:
-    """Whether the order's review pair was queued already (whatever became of it)."""
-    result = session.connection().execute(_ORDER_REVIEW_PAIR, {"order_id": order_id})
-    return result.first() is not None
+def orders_with_review_pair(session: Session, order_ids: Collection[str]) -> set[str]:
+    """Those of ``order_ids`` whose review pair was queued already, whatever became of it.
+
+    One query for them all.
+    """
+    if not order_ids:
+        return set()
+    unique = list(set(order_ids))
+    rows = session.connection().execute(_ORDERS_WITH_REVIEW_PAIR, {"order_ids": unique})
+    return {order_id for (order_id,) in rows}
 
 
 def claim_due(

@@ -13,6 +13,7 @@ enqueue benchmark's business, not the delivery benchmark's.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -196,6 +197,18 @@ def queue_due(engine: Notifier, count: int, *, prefix: str = "bench") -> None:
             batch = []
     if batch:
         _add(engine, batch, now)
+
+
+WARM_UP = 500
+"""Messages delivered, untimed, before a timed delivery: the render processes boot and compile
+their templates, as the aiosmtplib baseline opens its connections before its clock starts."""
+
+
+async def warm_up(engine: Notifier) -> None:
+    """Deliver ``WARM_UP`` messages through a started engine (their ids start ``warm-up-``)."""
+    await asyncio.to_thread(queue_due, engine, WARM_UP, prefix="warm-up")
+    while await engine.dispatch_due():
+        pass
 
 
 def _add(engine: Notifier, batch: list[outbox.NewMessage], now: datetime) -> None:

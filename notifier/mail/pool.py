@@ -140,11 +140,16 @@ def _ready() -> None:
 
 
 def _start(settings: Settings, secret_keys: list[str]) -> None:
-    """In each worker process: build the assembler once, with a clock the parent sets."""
+    """In each worker process: build the assembler once, with a clock the parent sets.
+
+    Every template is compiled here, while ``warm`` boots the process, so the
+    first chunks after a start do not wait for it.
+    """
     global _assembler, _clock
     threading.Thread(target=_exit_with_parent, name="notifier-render-watch", daemon=True).start()
     _clock = FrozenClock(datetime(1970, 1, 1, tzinfo=UTC))
     _assembler = Assembler.from_settings(settings, secret_keys, _clock)
+    _assembler.renderer.compile_all()
 
 
 def _exit_with_parent() -> None:

@@ -23,6 +23,7 @@ import pytest
 import sqlalchemy
 
 from notifier import errors
+from notifier.flows import kinds
 from notifier.intake import GroupCommit
 from notifier.service import Accepted, Notifier
 from notifier.store import events, outbox
@@ -486,3 +487,38 @@ def _outcome(future: Future[str]) -> str:
 def test_answers_are_stamped_with_the_callers_clock(engine: Notifier) -> None:
     accepted = engine.handle_event(placed(9))
     assert datetime.fromisoformat(accepted.body["messages"][0]["created_at"]) == START
+
+
+def test_review_decisions_for_one_customer_take_turns_across_processes(
+    engine: Notifier, database_url: str
+) -> None:
+    """Another process is deciding C42's pair: this one waits for it, then sees the cap."""
+    needs_postgres(database_url)
+    engine.handle_event(event("order.placed", order=order(id="O-1")))  # C42 exists
+    review = kinds.get(PAIR)
+    theirs = outbox.NewMessage(
+        id="msg-theirs",
+        customer_id="C42",
+        kind=PAIR,
+        category=review.category,
+        priority=review.priority,
+        send_after=START + timedelta(days=3),
+        context={},
+        order_id="O-1",
+    )
+    other = sqlalchemy.create_engine(database_url, poolclass=sqlalchemy.NullPool)
+    blocked = "SELECT count(*) FROM pg_locks WHERE NOT granted AND locktype = 'advisory'"
+    try:
+        with other.connect() as connection, connection.begin() as transaction:
+            with Session(bind=connection) as session:
+                outbox.lock_review_customers(session, ["C42"])
+                outbox.add(session, engine.sealer, [theirs], START)
+            caller = Caller(engine, event("order.delivered", at=START, order=order(id="O-2")))
+            wait_until(lambda: _scalar(other, blocked) > 0, 10, "intake waiting for the other")
+            transaction.commit()
+        answer = caller.join().answer
+    finally:
+        other.dispose()
+    assert answer is not None and answer.body["messages"] == []  # capped by theirs
+    pairs = [m.order_id for m in engine.customer_messages("C42") if m.kind == PAIR]
+    assert pairs == ["O-1"]

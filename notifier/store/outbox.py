@@ -8,12 +8,25 @@ one executemany for the status update and one for the attempt log.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Select, Table, and_, bindparam, func, insert, literal, or_, select, update
+from sqlalchemy import (
+    Select,
+    Table,
+    and_,
+    bindparam,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -327,6 +340,38 @@ def last_review_pairs_at(
     rows = session.connection().execute(_LAST_REVIEW_PAIRS_AT, {"customer_ids": unique})
     last.update((customer_id, at) for customer_id, at in rows)
     return last
+
+
+_REVIEW_LOCK_SPACE = 0x6E746672
+"""The first key of the review cap's advisory locks, so they keep clear of other users' locks."""
+_LOCK_REVIEW_CUSTOMERS = text(
+    "SELECT count(pg_advisory_xact_lock(:space, key)) FROM unnest(CAST(:keys AS integer[])) AS key"
+)
+
+
+def lock_review_customers(session: Session, customer_ids: Collection[str]) -> None:
+    """On PostgreSQL, hold each customer's review-cap lock until the transaction ends.
+
+    Two processes deciding a review pair for one customer then take turns,
+    and the second reads the pairs after the first committed: at most one
+    pair per customer per 90 days and per order holds across processes. The
+    locks are taken in one order (sorted keys; ``unnest`` reads an array in
+    order) and before any row lock of the transaction, so writers cannot
+    deadlock over them. SQLite needs none: a writer there holds the
+    database's one write lock from its first read to its commit.
+    """
+    if not customer_ids or session.get_bind().dialect.name != "postgresql":
+        return
+    keys = sorted({_lock_key(customer_id) for customer_id in customer_ids})
+    session.connection().execute(
+        _LOCK_REVIEW_CUSTOMERS, {"space": _REVIEW_LOCK_SPACE, "keys": keys}
+    )
+
+
+def _lock_key(customer_id: str) -> int:
+    """A signed 32-bit key for the customer; two customers sharing one only wait for each other."""
+    digest = hashlib.blake2b(customer_id.encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "big", signed=True)
 
 
 def orders_with_review_pair(session: Session, order_ids: Collection[str]) -> set[str]:

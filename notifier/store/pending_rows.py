@@ -38,12 +38,11 @@ class ReviewPairs:
 
     With several writers: on SQLite the group's transaction holds the write
     lock (``BEGIN IMMEDIATE``) from the lookup to the commit, so nothing is
-    missed. On PostgreSQL (read committed) nothing orders two processes'
-    review decisions: a pair another process commits after the lookup is not
-    seen, so two deliveries of one customer (or one order) taken at the same
-    moment by two processes may both queue a pair. The per-event query this
-    replaces had the same gap, from the query to the commit; here it opens at
-    the start of the group, earlier by the group's preceding events.
+    missed. On PostgreSQL ``begin`` first takes the customers' review locks
+    (``outbox.lock_review_customers``), held to the commit: a process
+    deciding for the same customer waits, then reads what this one wrote.
+    An order's pair is decided with its customer's, so one order delivered
+    twice is covered too (unless its two events name different customers).
     """
 
     orders: set[str] = field(default_factory=set)
@@ -172,6 +171,7 @@ def begin(
     attempt rolled back stays.
     """
     reviews = ReviewPairs()
+    outbox.lock_review_customers(session, review_customers)
     reviews.look_up(session, review_customers, review_orders)
     session.info[_KEY] = PendingRows(events.answers(session, list(event_ids)), reviews)
 

@@ -384,3 +384,26 @@ def test_plural_and_context_translations_escape_their_variables(tmp_path: Path) 
     assert "3 Teile für &lt;Zoë&gt;|noch 3 Stück|3 <b>boxes</b>" in mail.html
     one = renderer.render("stock", "de", {"n": 1, "name": "Jan"})
     assert "Ein Teil für Jan|noch 1|1 <b>box</b>" in one.html
+
+
+def test_a_block_the_layout_does_not_show_is_rendered_by_itself(tmp_path: Path) -> None:
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    (templates / "layout.mjml.j2").write_text(
+        "<mjml><mj-head><mj-title>{% block subject %}{% endblock %}</mj-title></mj-head>"
+        "<mj-body><mj-section><mj-column><mj-text>{{ self.subject() }}|{% block content %}"
+        "{% endblock %}</mj-text></mj-column></mj-section></mj-body></mjml>",
+        encoding="utf-8",
+    )
+    (templates / "note.mjml.j2").write_text(
+        '{% extends "layout.mjml.j2" %}'
+        "{% block subject %}Order {{ number }} &amp; more{% endblock %}"
+        "{% block preheader %}Not <b>in</b> the layout {{ number }}{% endblock %}"
+        "{% block content %}Body{% endblock %}",
+        encoding="utf-8",
+    )
+    renderer = render.Renderer(templates, tmp_path / "locales")
+    mail = renderer.render("note", "nl", {"number": "<7>"})
+    assert mail.subject == "Order <7> & more"
+    assert mail.preheader == "Not in the layout <7>"
+    assert "Order &lt;7&gt; &amp; more|Body" in mail.html

@@ -15,7 +15,7 @@ import gettext
 import os
 import re
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 import jinja2
 import markupsafe
 import mjml
+from jinja2.runtime import Context
 
 from notifier import errors
 from notifier.mail import i18n, plaintext
@@ -38,6 +39,9 @@ NOT_KINDS = frozenset({"layout"})
 """Top-level templates that are shared by the kinds rather than kinds themselves."""
 
 _MJML_POSITION = re.compile(r"at position (\d+):(\d+)")
+
+LINE_BLOCKS = ("subject", "preheader")
+"""Blocks that are a line of plain text besides their place in the mail."""
 
 _T = TypeVar("_T")
 
@@ -107,13 +111,19 @@ class Renderer:
         if "subject" not in template.blocks:
             raise errors.TemplateError("the template has no subject block", file=name)
         values = dict(context)
-        subject = self._guard(name, lambda: _block(template, "subject", values))
+        lines = [block for block in LINE_BLOCKS if block in template.blocks]
+        source, shown = self._guard(name, lambda: _render_showing(template, values, lines))
+        found = {}
+        for block in lines:
+            text = shown.get(block)
+            if text is None:  # the layout does not show this block: render it by itself
+                alone = functools.partial(_render_block, template, block, values)
+                text = "".join(self._guard(name, alone))
+            found[block] = markupsafe.Markup(text).striptags()
+        subject = found["subject"]
         if not subject:
             raise errors.TemplateError("the subject is empty", file=name)
-        preheader = ""
-        if "preheader" in template.blocks:
-            preheader = self._guard(name, lambda: _block(template, "preheader", values))
-        source = self._guard(name, lambda: template.render(values))
+        preheader = found.get("preheader", "")
         return RenderedMail(
             subject=subject,
             preheader=preheader,
@@ -298,15 +308,52 @@ class _Gettext:
         return markupsafe.Markup(translated) % variables
 
 
-def _block(template: jinja2.Template, block: str, values: dict[str, Any]) -> str:
-    """Render one block as a single line of plain text (for the subject and preheader)."""
+def _render_showing(
+    template: jinja2.Template, values: dict[str, Any], blocks: list[str]
+) -> tuple[str, dict[str, str]]:
+    """The whole template, and what each of ``blocks`` wrote the first time the layout showed it.
+
+    The subject and the preheader are shown in the mail (the title, the
+    hidden preview) and needed apart as well: kept as they are written,
+    rather than rendered twice more (a twentieth of rendering a mail).
+    """
     context = template.new_context(values)
+    shown: dict[str, str] = {}
+    for block in blocks:
+        stack = context.blocks[block]
+        stack[0] = _showing(stack[0], block, shown)
     try:
-        rendered = markupsafe.Markup("".join(template.blocks[block](context)))
+        source: str = template.environment.concat(template.root_render_func(context))
     except Exception:
         # Rewrites the traceback so it shows template lines, as Template.render does.
         template.environment.handle_exception()
-    return rendered.striptags()
+    return source, shown
+
+
+def _showing(
+    render_block: Callable[[Context], Iterator[str]], block: str, shown: dict[str, str]
+) -> Callable[[Context], Iterator[str]]:
+    """``render_block``, keeping in ``shown`` what it writes on its first call."""
+
+    def render(context: Context) -> Iterator[str]:
+        if block in shown:
+            yield from render_block(context)
+            return
+        pieces = list(render_block(context))
+        shown[block] = "".join(pieces)
+        yield from pieces
+
+    return render
+
+
+def _render_block(template: jinja2.Template, block: str, values: dict[str, Any]) -> list[str]:
+    """One block by itself, as the layout would show it."""
+    context = template.new_context(values)
+    try:
+        return list(template.blocks[block](context))
+    except Exception:
+        template.environment.handle_exception()
+    raise AssertionError("handle_exception always raises")
 
 
 def nl2br(value: str) -> markupsafe.Markup:

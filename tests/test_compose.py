@@ -16,7 +16,14 @@ from hypothesis import strategies as st
 from notifier import errors
 from notifier.clock import FrozenClock
 from notifier.flows import kinds
-from notifier.mail.compose import Composer, Envelope, Headers, Identity, clean_header_text
+from notifier.mail.compose import (
+    Composer,
+    CrlfMessage,
+    Envelope,
+    Headers,
+    Identity,
+    clean_header_text,
+)
 from notifier.mail.render import RenderedMail
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
@@ -427,3 +434,24 @@ def test_any_name_and_subject_without_nel_give_exactly_the_intended_headers(
 ) -> None:
     """The property above minus the NEL bug, so everything else stays guarded meanwhile."""
     check_any_name_and_subject(name, subject, kind)
+
+
+LINE_ENDS = st.lists(st.sampled_from(["a", " ", ".", "é", "\r", "\n", "\r\n", "="])).map("".join)
+
+
+@settings(max_examples=200, deadline=None)
+@given(name=LINE_ENDS, subject=LINE_ENDS, text=LINE_ENDS, html=LINE_ENDS)
+def test_every_line_of_a_composed_message_ends_with_crlf(
+    name: str, subject: str, text: str, html: str
+) -> None:
+    """What ``CrlfMessage`` promises the transport, which then sends it without counting."""
+    mail = RenderedMail(subject=subject, preheader="", html=html, text=text, locale="nl")
+    envelope = Composer(identity(), FrozenClock(NOW)).compose(
+        "msg_1",
+        kinds.get("order_confirmation"),
+        mail,
+        Headers(to_email="jan@example.nl", to_name=name, unsubscribe_url=UNSUBSCRIBE),
+    )
+    data = envelope.data
+    assert isinstance(data, CrlfMessage)
+    assert data.count(b"\n") == data.count(b"\r") == data.count(b"\r\n")

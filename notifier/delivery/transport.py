@@ -26,6 +26,7 @@ from pathlib import Path
 import aiosmtplib
 
 from notifier import errors
+from notifier.mail.compose import CrlfMessage
 
 log = logging.getLogger(__name__)
 TLS_MODES = ("tls", "starttls", "none")
@@ -275,12 +276,13 @@ def verifying_context(context: ssl.SSLContext | None) -> ssl.SSLContext:
 def data_payload(message: bytes) -> bytes:
     """``message`` as DATA carries it: CRLF line ends, leading dots doubled, ended by ``.``.
 
-    RFC 5321 section 4.5.2. A composed message already ends its lines with
-    CRLF, so the check is three counts and the dot-doubling one replace.
+    RFC 5321 section 4.5.2. A composed message (``CrlfMessage``) ends its
+    lines with CRLF already; any other is checked, by three counts.
     """
-    crlf = message.count(b"\r\n")
-    if message.count(b"\n") != crlf or message.count(b"\r") != crlf:
-        message = _LINE_END.sub(b"\r\n", message)
+    if not isinstance(message, CrlfMessage):
+        crlf = message.count(b"\r\n")
+        if message.count(b"\n") != crlf or message.count(b"\r") != crlf:
+            message = _LINE_END.sub(b"\r\n", message)
     if not message.endswith(b"\r\n"):
         message += b"\r\n"
     if message.startswith(b"."):

@@ -29,6 +29,14 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]+")
 MAX_HEADER_TEXT = 200
 
 
+class CrlfMessage(bytes):
+    """Message bytes in which every line ends with CRLF, as ``Composer`` writes them.
+
+    The transport sends such a message as it is (but for doubling leading
+    dots) instead of first counting line ends to find bare CRs or LFs.
+    """
+
+
 @dataclass(frozen=True)
 class Envelope:
     """What the transport needs: the SMTP sender, recipients and the message bytes."""
@@ -166,7 +174,7 @@ class Composer:
         return Envelope(
             sender=sender.addr_spec,
             recipients=(headers.to_email,),
-            data=data,
+            data=CrlfMessage(data),
             message_id=message_id,
         )
 
@@ -213,8 +221,13 @@ def _mailbox(name: str, address: str) -> str:
 
 
 def _part(boundary: str, content_type: str, body: str) -> bytes:
-    """One body part, quoted-printable (7-bit safe, lines under 77 characters)."""
-    encoded = binascii.b2a_qp(body.replace("\r\n", "\n").encode("utf-8"), istext=True)
+    """One body part, quoted-printable (7-bit safe, lines under 77 characters).
+
+    Every line end becomes CRLF, a lone CR too: ``b2a_qp`` would keep it bare,
+    and servers refuse bare CRs (they can smuggle a second message through).
+    """
+    lines = body.replace("\r\n", "\n").replace("\r", "\n")
+    encoded = binascii.b2a_qp(lines.encode("utf-8"), istext=True)
     return b"".join(
         (
             f"--{boundary}\r\n".encode("ascii"),

@@ -352,10 +352,17 @@ def test_compiling_everything_ahead_leaves_a_broken_template_to_render(tmp_path:
         renderer.render("shipping_notice", "nl", sample("shipping_notice"))
 
 
-def test_plural_and_context_translations_escape_their_variables(tmp_path: Path) -> None:
-    templates = tmp_path / "templates"
+def scratch_templates(folder: Path, files: dict[str, str]) -> Path:
+    """A templates folder in ``folder`` holding just ``files`` (name → text)."""
+    templates = folder / "templates"
     templates.mkdir()
-    (templates / "stock.mjml.j2").write_text(
+    for name, text in files.items():
+        (templates / name).write_text(text, encoding="utf-8")
+    return templates
+
+
+def test_plural_and_context_translations_escape_their_variables(tmp_path: Path) -> None:
+    stock = (
         "<mjml><mj-head><mj-title>"
         "{% block subject %}{{ pgettext('button', 'Open') }}{% endblock %}"
         "</mj-title></mj-head><mj-body><mj-section><mj-column><mj-text>"
@@ -363,9 +370,9 @@ def test_plural_and_context_translations_escape_their_variables(tmp_path: Path) 
         "{% pluralize %}{{ count }} parts for {{ name }}{% endtrans %}"
         "|{{ npgettext('stock', '%(num)s left', '%(num)s left', n) }}"
         "|{{ ngettext('%(num)s <b>box</b>', '%(num)s <b>boxes</b>', n) }}"
-        "</mj-text></mj-column></mj-section></mj-body></mjml>",
-        encoding="utf-8",
+        "</mj-text></mj-column></mj-section></mj-body></mjml>"
     )
+    templates = scratch_templates(tmp_path, {"stock.mjml.j2": stock})
     catalog = tmp_path / "locales" / "de" / "LC_MESSAGES" / "messages.po"
     catalog.parent.mkdir(parents=True)
     catalog.write_text(
@@ -387,21 +394,18 @@ def test_plural_and_context_translations_escape_their_variables(tmp_path: Path) 
 
 
 def test_a_block_the_layout_does_not_show_is_rendered_by_itself(tmp_path: Path) -> None:
-    templates = tmp_path / "templates"
-    templates.mkdir()
-    (templates / "layout.mjml.j2").write_text(
+    layout = (
         "<mjml><mj-head><mj-title>{% block subject %}{% endblock %}</mj-title></mj-head>"
         "<mj-body><mj-section><mj-column><mj-text>{{ self.subject() }}|{% block content %}"
-        "{% endblock %}</mj-text></mj-column></mj-section></mj-body></mjml>",
-        encoding="utf-8",
+        "{% endblock %}</mj-text></mj-column></mj-section></mj-body></mjml>"
     )
-    (templates / "note.mjml.j2").write_text(
+    note = (
         '{% extends "layout.mjml.j2" %}'
         "{% block subject %}Order {{ number }} &amp; more{% endblock %}"
         "{% block preheader %}Not <b>in</b> the layout {{ number }}{% endblock %}"
-        "{% block content %}Body{% endblock %}",
-        encoding="utf-8",
+        "{% block content %}Body{% endblock %}"
     )
+    templates = scratch_templates(tmp_path, {"layout.mjml.j2": layout, "note.mjml.j2": note})
     renderer = render.Renderer(templates, tmp_path / "locales")
     mail = renderer.render("note", "nl", {"number": "<7>"})
     assert mail.subject == "Order <7> & more"

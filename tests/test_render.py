@@ -411,3 +411,15 @@ def test_a_block_the_layout_does_not_show_is_rendered_by_itself(tmp_path: Path) 
     assert mail.subject == "Order <7> & more"
     assert mail.preheader == "Not in the layout <7>"
     assert "Order &lt;7&gt; &amp; more|Body" in mail.html
+
+
+def test_only_the_catalogs_translations_are_kept() -> None:
+    """A template translating data (``_(name)``) leaves no customer data behind in the process."""
+    catalogs = i18n.Catalogs(i18n.DEFAULT_LOCALES_DIR)
+    texts = render._Gettext(catalogs.translations("nl"), catalogs.msgids("nl"))
+    assert texts.gettext("Email preferences") == COPY["nl"]
+    assert texts.gettext("Jan de Vries") == "Jan de Vries"
+    assert texts.gettext("Jan %(x)s", x="<b>") == "Jan &lt;b&gt;"
+    kept = {**texts._markup, **texts._filled}
+    assert "Email preferences" in kept
+    assert not {"Jan de Vries", "Jan %(x)s"} & kept.keys()

@@ -97,7 +97,7 @@ class Catalogs:
 
     def __init__(self, locales_dir: Path) -> None:
         self.locales_dir = locales_dir
-        self._cache: dict[str, gettext.NullTranslations] = {}
+        self._cache: dict[str, tuple[gettext.NullTranslations, frozenset[str]]] = {}
         self._lock = threading.Lock()
 
     def available(self) -> list[str]:
@@ -109,16 +109,23 @@ class Catalogs:
 
         Raises TemplateError naming the file and line when the catalog cannot be parsed.
         """
+        return self._loaded(locale)[0]
+
+    def msgids(self, locale: str) -> frozenset[str]:
+        """The singular msgids ``translations`` has a translation for (none without a catalog)."""
+        return self._loaded(locale)[1]
+
+    def _loaded(self, locale: str) -> tuple[gettext.NullTranslations, frozenset[str]]:
         with self._lock:
             if locale not in self._cache:
                 self._cache[locale] = self._load(locale)
             return self._cache[locale]
 
-    def _load(self, locale: str) -> gettext.NullTranslations:
+    def _load(self, locale: str) -> tuple[gettext.NullTranslations, frozenset[str]]:
         """Compile one catalog in memory, as ``pybabel compile`` would without ``--use-fuzzy``."""
         path = self.locales_dir / locale / CATALOG_PATH
         if normalize(locale) is None or not path.is_file():
-            return gettext.NullTranslations()
+            return gettext.NullTranslations(), frozenset()
         where = str(path.relative_to(self.locales_dir))
         try:
             with path.open("rb") as po:
@@ -133,7 +140,12 @@ class Catalogs:
         compiled = io.BytesIO()
         mofile.write_mo(compiled, catalog, use_fuzzy=False)
         compiled.seek(0)
-        return gettext.GNUTranslations(compiled)
+        msgids = frozenset(
+            message.id
+            for message in catalog
+            if isinstance(message.id, str) and message.id and message.string and not message.fuzzy
+        )
+        return gettext.GNUTranslations(compiled), msgids
 
 
 @functools.lru_cache(maxsize=64)

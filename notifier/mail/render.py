@@ -209,7 +209,7 @@ class Renderer:
         environment.install_gettext_translations(  # type: ignore[attr-defined]
             translations, newstyle=True
         )
-        _Gettext(translations).install(environment)
+        _Gettext(translations, self.catalogs.msgids(locale)).install(environment)
         environment.filters.update(i18n.filters(locale, self.timezone))
         environment.filters["nl2br"] = nl2br
         environment.globals["html_lang"] = locale.replace("_", "-")
@@ -252,12 +252,16 @@ class _Gettext:
     They behave as Jinja's ``newstyle`` ones with autoescaping on (ours always
     is): the translation is trusted markup, the variables are escaped into
     it. Jinja's own wrappers pass through the template context two or three
-    times a call and make the translation Markup anew each time; these look
-    a singular translation up once.
+    times a call and make the translation Markup anew each time; these keep
+    the catalog's translations as Markup, filled at once when a call has no
+    variables. Only the catalog's msgids are kept: a string a template
+    translates from data (``_(name)``) is never held on to, as no customer
+    data is.
     """
 
-    def __init__(self, translations: gettext.NullTranslations) -> None:
+    def __init__(self, translations: gettext.NullTranslations, msgids: frozenset[str]) -> None:
         self._translations = translations
+        self._msgids = msgids
         self._markup: dict[str, markupsafe.Markup] = {}
         self._filled: dict[str, markupsafe.Markup] = {}
         """Translations without variables, ``%%`` already made ``%``: most calls want one."""
@@ -273,19 +277,21 @@ class _Gettext:
         )
 
     def gettext(self, message: str, /, **variables: Any) -> markupsafe.Markup:
-        if not variables:
-            filled = self._filled.get(message)
-            if filled is None:
-                filled = self._filled[message] = self._translated(message) % {}
-            return filled
-        return self._translated(message) % variables
+        if variables:
+            return self._translated(message) % variables
+        filled = self._filled.get(message)
+        if filled is None:
+            filled = self._translated(message) % {}
+            if message in self._msgids:
+                self._filled[message] = filled
+        return filled
 
     def _translated(self, message: str) -> markupsafe.Markup:
         translated = self._markup.get(message)
         if translated is None:
-            translated = self._markup[message] = markupsafe.Markup(
-                self._translations.gettext(message)
-            )
+            translated = markupsafe.Markup(self._translations.gettext(message))
+            if message in self._msgids:
+                self._markup[message] = translated
         return translated
 
     def ngettext(

@@ -47,7 +47,7 @@ def router(engine: Notifier) -> APIRouter:
         # ``web.post_event`` answers well-formed JSON events before they get here; this
         # route answers the rest (other content types, invalid bodies) and documents both.
         # Awaits the group commit on the event loop instead of parking a threadpool thread.
-        return _accepted(await engine.handle_event_async(event))
+        return accepted_response(await engine.handle_event_async(event))
 
     @api.post(
         "/messages",
@@ -57,7 +57,7 @@ def router(engine: Notifier) -> APIRouter:
     )
     def post_message(message: MessageIn) -> JSONResponse:
         """Queue an ad-hoc message of any kind; its ``id`` is the idempotency key."""
-        return _accepted(engine.send_message(message))
+        return accepted_response(engine.send_message(message))
 
     @api.get("/messages/{message_id}", response_model=MessageOut)
     def get_message(message_id: ResourceId) -> MessageOut:
@@ -133,5 +133,6 @@ def router(engine: Notifier) -> APIRouter:
     return api
 
 
-def _accepted(result: Accepted) -> JSONResponse:
+def accepted_response(result: Accepted) -> JSONResponse:
+    """202 with the answer for something new, 200 with the first answer for a repeat."""
     return JSONResponse(result.body, status_code=202 if result.created else 200)

@@ -17,6 +17,7 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -31,6 +32,8 @@ Item = tuple[str, str, Recipient, dict[str, Any]]
 """One message to assemble: its key, kind, recipient and stored context."""
 
 log = logging.getLogger(__name__)
+CLOSE_GRACE = 5.0
+"""Seconds the render processes get to exit on close before they are killed."""
 _assembler: Assembler | None = None
 _clock: FrozenClock | None = None
 
@@ -102,10 +105,24 @@ class RenderPool:
             self._executor.submit(_ready)
 
     def close(self) -> None:
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        """End the render processes; any left after ``CLOSE_GRACE`` (stopped, hung) are killed.
+
+        Waiting without a limit would hang the whole stop on one process that
+        can no longer answer but held no chunk, so the timeout never saw it.
+        """
+        executor = self._executor
+        processes = list((getattr(executor, "_processes", None) or {}).values())
+        executor.shutdown(wait=False, cancel_futures=True)
+        deadline = time.monotonic() + CLOSE_GRACE
+        for process in processes:
+            process.join(max(0.0, deadline - time.monotonic()))
+        _end_hung(executor, processes)
 
 
-def _end_hung(executor: ProcessPoolExecutor) -> None:
+def _end_hung(
+    executor: ProcessPoolExecutor,
+    processes: list[multiprocessing.process.BaseProcess] | None = None,
+) -> None:
     """Kill a replaced executor's processes and let its manager thread see the pipe close.
 
     The executor has no public way to do this. Its manager thread may be
@@ -113,11 +130,11 @@ def _end_hung(executor: ProcessPoolExecutor) -> None:
     processes killed, this process's end closed) the read ends, the thread
     exits, and the interpreter can exit too.
     """
-    processes: dict[int, multiprocessing.process.BaseProcess] = (
-        getattr(executor, "_processes", None) or {}
-    )
-    for process in list(processes.values()):
-        process.kill()
+    if processes is None:
+        processes = list((getattr(executor, "_processes", None) or {}).values())
+    for process in processes:
+        if process.is_alive():
+            process.kill()
     results = getattr(executor, "_result_queue", None)
     writer = getattr(results, "_writer", None)
     if writer is not None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -185,6 +186,22 @@ def render_processes_of(parent: int) -> list[int]:
     return found
 
 
+def wait_until_running(pid: int, timeout: float = 60) -> None:
+    """Until ``pid`` is on a CPU (state R): a render process is then making a chunk.
+
+    An idle render process waits on its queue (state S) and holds no mail, so
+    stopping it then would test nothing. A chunk takes tens of milliseconds,
+    so this looks every millisecond rather than at ``wait_until``'s pace.
+    """
+    deadline = time.monotonic() + timeout
+    stat = Path(f"/proc/{pid}/stat")
+    while time.monotonic() < deadline:
+        if stat.read_text().rsplit(")", 1)[1].split()[0] == "R":
+            return
+        time.sleep(0.001)
+    raise AssertionError(f"render process {pid} never rendered within {timeout}s")
+
+
 def test_a_killed_workers_render_processes_end_with_it(
     tmp_path: Path, smtp_server: SmtpServer
 ) -> None:
@@ -213,7 +230,10 @@ def test_a_render_process_lost_mid_run_is_replaced_and_nothing_is_lost(
 ) -> None:
     """Killed while idle or rendering, the pool breaks at once. Killed while writing its
     answer, or stopped, it never answers, and the render timeout notices. Either way a fresh
-    pool takes over and the mail it held goes back to the queue."""
+    pool takes over and the mail it held goes back to the queue.
+
+    It is stopped while rendering: stopped idle, it holds nothing, and the other process
+    takes all the work; the worker kills it when it stops."""
     url = f"sqlite:///{tmp_path / 'notifier.db'}"
     queue_due_messages(url, GRACEFUL_MESSAGES)
     log = tmp_path / "worker.log"
@@ -221,7 +241,10 @@ def test_a_render_process_lost_mid_run_is_replaced_and_nothing_is_lost(
     worker = start(["worker"], env, tmp_path, log)
     try:
         wait_until(lambda: len(smtp_server.received) >= 20, 120, "the first mails")
-        os.kill(render_processes_of(worker.pid)[0], blow)
+        target = render_processes_of(worker.pid)[0]
+        if blow == signal.SIGSTOP:
+            wait_until_running(target)
+        os.kill(target, blow)
         wait_until(lambda: count_sent(url) == GRACEFUL_MESSAGES, 180, "every message sent")
     finally:
         graceful_stop(worker, log)

@@ -47,8 +47,10 @@ PIPELINE_DEPTH = 2
 """Batches in flight at once: the next one is claimed and rendered while the last is sent.
 
 It is also the bound on duplicates after a crash: what a dead worker holds."""
-RENDER_CHUNK = 25
-"""Letters rendered per step: sending begins after the first chunk, not after the whole batch."""
+FIRST_CHUNK = 25
+"""Letters in a batch's first render step: its sending begins after them, not after the batch."""
+RENDER_CHUNK = 100
+"""Letters in each later render step: fewer, larger steps cost less per letter (about 3 %)."""
 EXPRESS_LIMIT = 50
 """Most messages the express lane holds; beyond that they are sent from the queue as usual."""
 EXPRESS_AHEAD = 100
@@ -400,7 +402,9 @@ class Dispatcher:
         The render pool is given every chunk at once and works ahead; in this
         process the chunks are made one after another in a thread.
         """
-        chunks = [jobs[start : start + RENDER_CHUNK] for start in range(0, len(jobs), RENDER_CHUNK)]
+        later = range(FIRST_CHUNK, len(jobs), RENDER_CHUNK)
+        chunks = [jobs[:FIRST_CHUNK]] if jobs else []
+        chunks += [jobs[start : start + RENDER_CHUNK] for start in later]
         pool = None if in_process else self._pool
         now = self._clock.now()
         ahead: list[asyncio.Future[list[Letter | str]]] = []

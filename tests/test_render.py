@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from selectolax.lexbor import LexborHTMLParser
 
 from notifier import errors
 from notifier.flows import kinds
@@ -423,3 +424,25 @@ def test_only_the_catalogs_translations_are_kept() -> None:
     kept = {**texts._markup, **texts._filled}
     assert "Email preferences" in kept
     assert not {"Jan de Vries", "Jan %(x)s"} & kept.keys()
+
+
+def test_attribute_values_arrive_in_the_html_as_written(tmp_path: Path) -> None:
+    """mrml writes attribute values Rust-escaped (``\\n``, ``\\u{a0}``); the HTML must not."""
+    note = (
+        "<mjml><mj-head><mj-title>{% block subject %}Prices{% endblock %}</mj-title></mj-head>"
+        "<mj-body><mj-section><mj-column>"
+        '<mj-image src="https://shop.example/a.png" alt="{{ name }} {{ price|money(\'EUR\') }}" />'
+        '<mj-table><tr><td style="padding:0;\n    color:#ff0000">cell</td></tr></mj-table>'
+        "<mj-text>Save it in C:\\new\\{{ name }}</mj-text>"
+        "</mj-column></mj-section></mj-body></mjml>"
+    )
+    templates = scratch_templates(tmp_path, {"note.mjml.j2": note})
+    renderer = render.Renderer(templates, tmp_path / "locales")
+    name = "Ruit\\wisser \u202f\u0301\t«2»"
+    html = renderer.render("note", "nl", {"name": name, "price": "34.95"}).html
+    page = LexborHTMLParser(html)
+    alt = page.css_first("img").attributes["alt"]
+    assert alt == f"{name} €\u00a034,95"  # Dutch money has a no-break space
+    (cell,) = (td for td in page.css("td") if td.text(deep=False) == "cell")
+    assert cell.attributes["style"] == "padding:0;\n    color:#ff0000"
+    assert f"Save it in C:\\new\\{name}" in html

@@ -39,6 +39,11 @@ NOT_KINDS = frozenset({"layout"})
 """Top-level templates that are shared by the kinds rather than kinds themselves."""
 
 _MJML_POSITION = re.compile(r"at position (\d+):(\d+)")
+_TAG_WITH_BACKSLASH = re.compile(r"<[A-Za-z][^<>]*\\[^<>]*>")
+_ATTRIBUTE_VALUE = re.compile(r'="([^"]*)"')
+_RUST_ESCAPE = re.compile(r"\\(?:u\{([0-9a-f]{1,6})\}|(.))")
+_RUST_ESCAPED = {"t": "\t", "n": "\n", "r": "\r", "0": "\0", '"': "&quot;"}
+"""Escapes other than ``\\u{…}`` whose character is not the letter itself (``\\\\``, ``\\'``)."""
 
 LINE_BLOCKS = ("subject", "preheader")
 """Blocks that are a line of plain text besides their place in the mail."""
@@ -370,7 +375,7 @@ def nl2br(value: str) -> markupsafe.Markup:
 def _to_html(source: str, name: str) -> str:
     """Compile MJML to HTML; an MJML error names the line of the generated MJML."""
     try:
-        return mjml.mjml2html(source, disable_comments=True, fonts={})
+        return _unescape_attributes(mjml.mjml2html(source, disable_comments=True, fonts={}))
     except ValueError as exc:
         message = f"MJML: {exc}"
         position = _MJML_POSITION.search(str(exc))
@@ -381,3 +386,31 @@ def _to_html(source: str, name: str) -> str:
             snippet = raw[start:end].decode(errors="replace")
             message += f" (line {line} of the generated MJML: {snippet!r})"
         raise errors.TemplateError(message, file=name) from exc
+
+
+def _unescape_attributes(html: str) -> str:
+    """Undo the Rust escaping mrml writes into attribute values, so they say what the MJML said.
+
+    mrml (mjml-python 1.4) writes each attribute value as Rust's ``escape_debug``
+    would: a ``style`` typed over two lines gets a literal ``\\n`` in its CSS,
+    the no-break space in a price ``\\u{a0}`` in an ``alt``, a backslash two.
+    Text between tags is written as it is, so only tags are looked at, and only
+    in a mail that holds a backslash at all (few do: the check is a memchr).
+    """
+    if "\\" not in html:
+        return html
+    return _TAG_WITH_BACKSLASH.sub(_unescape_tag, html)
+
+
+def _unescape_tag(tag: re.Match[str]) -> str:
+    return _ATTRIBUTE_VALUE.sub(
+        lambda value: '="' + _RUST_ESCAPE.sub(_unescape_character, value.group(1)) + '"',
+        tag.group(),
+    )
+
+
+def _unescape_character(escape: re.Match[str]) -> str:
+    code, letter = escape.groups()
+    if code is not None:
+        return chr(int(code, 16))
+    return _RUST_ESCAPED.get(letter, letter)

@@ -214,6 +214,19 @@ def test_a_new_string_not_yet_in_the_catalogs(copy: Copy) -> None:
     assert "'Rate us now' is not in the en, nl catalog" in problem.message
 
 
+@pytest.mark.parametrize(
+    "call",
+    ["_(item.title)", 'pgettext("shop", item.title)', 'ngettext("one item", item.title, 2)'],
+)
+def test_data_handed_to_gettext(copy: Copy, call: str) -> None:
+    """A translation is trusted HTML: data given to _() would reach the mail unescaped."""
+    kind = copy.templates / "newsletter.mjml.j2"
+    replace(kind, 'padding="0 0 8px 0">{{ item.title }}', f'padding="0 0 8px 0">{{{{ {call} }}}}')
+    problem = only(copy.run())
+    assert (problem.file, problem.line) == (kind, line_of(kind, call))
+    assert problem.message == check.TRANSLATED_DATA
+
+
 # -- the rules of a finished mail ------------------------------------------------------
 
 

@@ -4,8 +4,8 @@ Runs what the engine runs — every kind rendered in every locale with its
 sample data by a fresh Renderer — and adds the rules a mail must meet
 before it ships: the unsubscribe and preferences links where the law wants
 them, ``alt`` on images, a subject that fits, HTML under Gmail's clipping
-size, every string translated. Pure of any CLI: it returns a Report, and
-the preview page shows the same Report.
+size, every string translated, and text (never data) given to ``_()``. Pure
+of any CLI: it returns a Report, and the preview page shows the same Report.
 """
 
 from __future__ import annotations
@@ -27,6 +27,12 @@ SUBJECT_MAX = 78
 
 GMAIL_CLIPS_AT = 102 * 1024
 """Gmail hides everything after the first 102 KB of HTML behind "[Message clipped]"."""
+
+TRANSLATED_DATA = (
+    "_() is given data, not text: a translation is trusted HTML, so the data would go into "
+    'the mail unescaped, and no catalog can hold it; write the text itself in _("…"), '
+    "or show the data without _()"
+)
 
 _SUBJECT_BLOCK = r"\{%-?\s*block\s+subject\b"
 _MRML_LINE = re.compile(r"line (\d+) of the generated MJML")
@@ -95,6 +101,10 @@ def run(
     found += syntax
     found += _coverage(renderer, templates_dir)
     found += _translations(templates_dir, locales_dir, renderer.locales(), check_usage=not syntax)
+    found += [
+        Problem(file, line, TRANSLATED_DATA)
+        for file, line in translations.translated_data(templates_dir)
+    ]
     sourced_images = _images_in_sources(templates_dir)
     found += sourced_images
     renditions = []

@@ -19,7 +19,9 @@ from datetime import datetime
 from pathlib import Path
 
 import babel
+import jinja2
 from babel.messages import catalog, extract, frontend, mofile, pofile
+from jinja2 import nodes
 
 from notifier import errors
 from notifier.mail import i18n
@@ -34,6 +36,8 @@ JINJA_OPTIONS = {
     "newstyle_gettext": "true",
 }
 """How templates are read for their strings; the same as babel.cfg (a test holds them equal)."""
+MESSAGE_ARGUMENTS = {"_": 1, "gettext": 1, "ngettext": 2, "pgettext": 2, "npgettext": 3}
+"""How many leading arguments of each gettext function are its text (context, singular, plural)."""
 
 Msgid = str | tuple[str, ...]
 
@@ -146,6 +150,31 @@ def template_messages(templates_dir: Path) -> dict[Msgid, tuple[Path, int]]:
         templates_dir, method_map, {"**.j2": JINJA_OPTIONS}
     ):
         found.setdefault(message, (templates_dir / file, line))
+    return found
+
+
+def translated_data(templates_dir: Path) -> list[tuple[Path, int]]:
+    """Where a template hands ``_()`` (or another gettext function) data instead of its own text.
+
+    ``_(item.title)`` can never be in a catalog, and a translation is trusted
+    HTML: the data would go into the mail unescaped. Files that do not parse
+    are left to the syntax check.
+    """
+    environment = jinja2.Environment(extensions=["jinja2.ext.i18n"])
+    found = []
+    for file in sorted(templates_dir.rglob("*.j2")):
+        try:
+            tree = environment.parse(file.read_text(encoding="utf-8"), file.name, str(file))
+        except (jinja2.TemplateSyntaxError, UnicodeDecodeError):
+            continue
+        for call in tree.find_all(nodes.Call):
+            name = call.node.name if isinstance(call.node, nodes.Name) else None
+            texts = call.args[: MESSAGE_ARGUMENTS.get(name or "", 0)]
+            if any(
+                not (isinstance(text, nodes.Const) and isinstance(text.value, str))
+                for text in texts
+            ):
+                found.append((file, call.lineno))
     return found
 
 

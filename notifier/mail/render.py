@@ -43,7 +43,7 @@ _TAG_WITH_BACKSLASH = re.compile(r"<[A-Za-z][^<>]*\\[^<>]*>")
 _ATTRIBUTE_VALUE = re.compile(r'="([^"]*)"')
 _RUST_ESCAPE = re.compile(r"\\(?:u\{([0-9a-f]{1,6})\}|(.))")
 _RUST_ESCAPED = {"t": "\t", "n": "\n", "r": "\r", "0": "\0", '"': "&quot;"}
-"""Escapes other than ``\\u{…}`` whose character is not the letter itself (``\\\\``, ``\\'``)."""
+"""Escapes meaning another character than their letter; any other (``\\\\``) is the letter."""
 
 LINE_BLOCKS = ("subject", "preheader")
 """Blocks that are a line of plain text besides their place in the mail."""

@@ -16,10 +16,6 @@ import re
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
-# The head holds only styling, and its self-closed <mj-table /> defaults would open tables.
-_MJML_HEAD = re.compile(r"<mj-head>.*?</mj-head>", re.DOTALL)
-# An HTML5 parser drops <tr> and <td> outside a <table>, so mj-table becomes one first.
-_MJML_TABLE = re.compile(r"<(/?)mj-table\b")
 _LINE = "\x00"
 """A line ends here, unless one just did."""
 _PARAGRAPH = "\x01"
@@ -30,7 +26,8 @@ _MARKS = re.compile(f"[{_LINE}{_PARAGRAPH}{_BR}]")
 """The marks are control characters no mail text needs; any in the input are dropped."""
 _HIDDEN = '[style*="display:none"], [style*="display: none"]'
 """Content styled away (a preheader) is for the inbox list, not for reading."""
-_BREAKS = re.compile(r"[ \n\x00\x01]*[\x00\x01][ \n\x00\x01]*")
+_BREAKS = re.compile(r"[\x00\x01\n][ \n\x00\x01]*")
+"""A run of line ends and marks; starting at one (not at a space) keeps the search in C."""
 _BLANK_LINES = re.compile(r"\n{3,}")
 
 _SKIPPED = frozenset(
@@ -50,11 +47,13 @@ _IMAGE_TAGS = frozenset({"img", "mj-image"})
 
 def to_text(mjml: str) -> str:
     """The readable plain text of an MJML document (or of plain HTML)."""
-    body = _MJML_HEAD.sub("", mjml, count=1)
+    body = _without_head(mjml)
     # Looking is a few microseconds; str.translate or a regex over every mail cost 0.3 ms.
     if _LINE in body or _PARAGRAPH in body or _BR in body:
         body = _MARKS.sub("", body)
-    parser = LexborHTMLParser(_MJML_TABLE.sub(r"<\1table", body))
+    # An HTML5 parser drops <tr> and <td> outside a <table>, so mj-table becomes one first.
+    body = body.replace("<mj-table", "<table").replace("</mj-table", "</table")
+    parser = LexborHTMLParser(body)
     for hidden in parser.css(_HIDDEN):
         hidden.decompose()
     writer = _Writer()
@@ -62,6 +61,15 @@ def to_text(mjml: str) -> str:
     if root is not None:
         writer.walk(root)
     return writer.result()
+
+
+def _without_head(mjml: str) -> str:
+    """The MJML without its head: it only styles, and its ``<mj-table />`` would open a table."""
+    start = mjml.find("<mj-head>")
+    end = mjml.find("</mj-head>", start)
+    if start < 0 or end < 0:
+        return mjml
+    return mjml[:start] + mjml[end + len("</mj-head>") :]
 
 
 class _Writer:
@@ -121,9 +129,9 @@ class _Writer:
         """Lines trimmed, blank lines between paragraphs made single, references appended."""
         # str.split() collapses whitespace (no-break spaces too) faster than a regex would.
         text = " ".join("".join(self.pieces).split()).replace(_BR, "\n")
-        text = _BREAKS.sub(_break, text)
-        lines = (" ".join(line.split()) for line in text.split("\n"))
-        body = _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip()
+        # Spaces are single now, and a run eats those after it: one before it may be left.
+        text = _BREAKS.sub(_break, text).replace(" \n", "\n")
+        body = _BLANK_LINES.sub("\n\n", text).strip()
         if self.links:
             references = "\n".join(f"[{n}] {href}" for n, href in enumerate(self.links, 1))
             body = f"{body}\n\n{references}"
@@ -131,6 +139,6 @@ class _Writer:
 
 
 def _break(run: re.Match[str]) -> str:
-    """A run of break marks and spaces as newlines; line breaks typed with <br> count."""
+    """A run of break marks, line ends and spaces as newlines; line breaks typed with <br> count."""
     marks = run.group()
     return "\n\n" if _PARAGRAPH in marks else "\n" * max(1, marks.count("\n"))

@@ -14,7 +14,7 @@ from selectolax.lexbor import LexborHTMLParser
 
 from notifier import errors
 from notifier.flows import kinds
-from notifier.mail import i18n, render
+from notifier.mail import i18n, render, translate
 
 KINDS = sorted(kinds.KINDS)
 UNSUBSCRIBABLE = {
@@ -417,7 +417,7 @@ def test_a_block_the_layout_does_not_show_is_rendered_by_itself(tmp_path: Path) 
 def test_only_the_catalogs_translations_are_kept() -> None:
     """A template translating data (``_(name)``) leaves no customer data behind in the process."""
     catalogs = i18n.Catalogs(i18n.DEFAULT_LOCALES_DIR)
-    texts = render._Gettext(catalogs.translations("nl"), catalogs.msgids("nl"))
+    texts = translate.TemplateGettext(catalogs.translations("nl"), catalogs.msgids("nl"))
     assert texts.gettext("Email preferences") == COPY["nl"]
     assert texts.gettext("Jan de Vries") == "Jan de Vries"
     assert texts.gettext("Jan %(x)s", x="<b>") == "Jan &lt;b&gt;"

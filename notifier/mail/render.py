@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import gettext
 import os
 import re
 import threading
@@ -27,7 +26,7 @@ import mjml
 from jinja2.runtime import Context
 
 from notifier import errors
-from notifier.mail import i18n, plaintext
+from notifier.mail import i18n, plaintext, translate
 
 DEFAULT_TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
 """The project's own ``templates/``; a shop may point ``NOTIFIER_TEMPLATES_DIR`` elsewhere."""
@@ -214,7 +213,7 @@ class Renderer:
         environment.install_gettext_translations(  # type: ignore[attr-defined]
             translations, newstyle=True
         )
-        _Gettext(translations, self.catalogs.msgids(locale)).install(environment)
+        translate.TemplateGettext(translations, self.catalogs.msgids(locale)).install(environment)
         environment.filters.update(i18n.filters(locale, self.timezone))
         environment.filters["nl2br"] = nl2br
         environment.globals["html_lang"] = locale.replace("_", "-")
@@ -249,74 +248,6 @@ class Renderer:
                 file, line = Path(filename[len(root) :]).as_posix(), traceback.tb_lineno
             traceback = traceback.tb_next
         return file, line
-
-
-class _Gettext:
-    """The gettext functions templates call, for one locale's environment.
-
-    They behave as Jinja's ``newstyle`` ones with autoescaping on (ours always
-    is): the translation is trusted markup, the variables are escaped into
-    it. Jinja's own wrappers pass through the template context two or three
-    times a call and make the translation Markup anew each time; these keep
-    the catalog's translations as Markup, filled at once when a call has no
-    variables. Only the catalog's msgids are kept: a string a template
-    translates from data (``_(name)``) is never held on to, as no customer
-    data is.
-    """
-
-    def __init__(self, translations: gettext.NullTranslations, msgids: frozenset[str]) -> None:
-        self._translations = translations
-        self._msgids = msgids
-        self._markup: dict[str, markupsafe.Markup] = {}
-        self._filled: dict[str, markupsafe.Markup] = {}
-        """Translations without variables, ``%%`` already made ``%``: most calls want one."""
-
-    def install(self, environment: jinja2.Environment) -> None:
-        """Replace the i18n extension's callables (installed first: it also sets ``newstyle``)."""
-        environment.globals.update(
-            _=self.gettext,
-            gettext=self.gettext,
-            ngettext=self.ngettext,
-            pgettext=self.pgettext,
-            npgettext=self.npgettext,
-        )
-
-    def gettext(self, message: str, /, **variables: Any) -> markupsafe.Markup:
-        if variables:
-            return self._translated(message) % variables
-        filled = self._filled.get(message)
-        if filled is None:
-            filled = self._translated(message) % {}
-            if message in self._msgids:
-                self._filled[message] = filled
-        return filled
-
-    def _translated(self, message: str) -> markupsafe.Markup:
-        translated = self._markup.get(message)
-        if translated is None:
-            translated = markupsafe.Markup(self._translations.gettext(message))
-            if message in self._msgids:
-                self._markup[message] = translated
-        return translated
-
-    def ngettext(
-        self, singular: str, plural: str, count: int, /, **variables: Any
-    ) -> markupsafe.Markup:
-        variables.setdefault("num", count)
-        translated = self._translations.ngettext(singular, plural, count)
-        return markupsafe.Markup(translated) % variables
-
-    def pgettext(self, context: str, message: str, /, **variables: Any) -> markupsafe.Markup:
-        variables.setdefault("context", context)
-        return markupsafe.Markup(self._translations.pgettext(context, message)) % variables
-
-    def npgettext(
-        self, context: str, singular: str, plural: str, count: int, /, **variables: Any
-    ) -> markupsafe.Markup:
-        variables.setdefault("context", context)
-        variables.setdefault("num", count)
-        translated = self._translations.npgettext(context, singular, plural, count)
-        return markupsafe.Markup(translated) % variables
 
 
 def _render_showing(

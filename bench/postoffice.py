@@ -14,8 +14,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import statistics
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -70,6 +72,23 @@ class PostOfficeResult:
     @property
     def e2e_send_many(self) -> float:
         return 1 / (1 / self.send_many + 1 / self.send_queued_1)
+
+
+def median_of(results: Sequence[PostOfficeResult]) -> PostOfficeResult:
+    """Each figure's median over runs: on a shared VM one run of post_office can vary by a third."""
+
+    def median(figure: str) -> float:
+        return float(statistics.median(getattr(result, figure) for result in results))
+
+    return PostOfficeResult(
+        count=results[0].count,
+        send_many=median("send_many"),
+        mail_send=median("mail_send"),
+        send_queued_1=median("send_queued_1"),
+        send_queued_2=median("send_queued_2"),
+        sent_ok=all(result.sent_ok for result in results),
+        mean_size=results[0].mean_size,
+    )
 
 
 def ensure_venv() -> tuple[Path | None, str]:

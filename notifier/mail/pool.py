@@ -111,7 +111,7 @@ class RenderPool:
         can no longer answer but held no chunk, so the timeout never saw it.
         """
         executor = self._executor
-        processes = list((getattr(executor, "_processes", None) or {}).values())
+        processes = _processes_of(executor)
         executor.shutdown(wait=False, cancel_futures=True)
         deadline = time.monotonic() + CLOSE_GRACE
         for process in processes:
@@ -131,7 +131,7 @@ def _end_hung(
     exits, and the interpreter can exit too.
     """
     if processes is None:
-        processes = list((getattr(executor, "_processes", None) or {}).values())
+        processes = _processes_of(executor)
     for process in processes:
         if process.is_alive():
             process.kill()
@@ -139,6 +139,11 @@ def _end_hung(
     writer = getattr(results, "_writer", None)
     if writer is not None:
         writer.close()
+
+
+def _processes_of(executor: ProcessPoolExecutor) -> list[multiprocessing.process.BaseProcess]:
+    """The executor's worker processes (it has no public way to list them)."""
+    return list((getattr(executor, "_processes", None) or {}).values())
 
 
 def default_processes(sharing: int = 1) -> int:

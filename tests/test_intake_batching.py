@@ -26,7 +26,7 @@ from notifier import errors
 from notifier.flows import kinds
 from notifier.intake import GroupCommit
 from notifier.service import Accepted, Notifier
-from notifier.store import events, outbox
+from notifier.store import events, models, outbox
 from notifier.store.db import Session
 from notifier.web.app import create_app
 from tests.conftest import START, customer, event, order, record_event
@@ -34,7 +34,7 @@ from tests.faults import TcpProxy, via_proxy
 from tests.processes import wait_until
 
 TOKEN = "test-token"
-PAIR = outbox.REVIEW_PAIR_KIND
+PAIR = models.REVIEW_PAIR_KIND
 
 
 @contextmanager

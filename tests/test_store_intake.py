@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from notifier import errors
 from notifier.crypto import Sealer
-from notifier.store import customers, events, outbox, pending_rows
+from notifier.store import customers, events, models, outbox, pending_rows
 from notifier.store.db import Database
 from notifier.store.models import Customer, Message, MessageStatus
 from tests.conftest import START, TEST_ENCRYPTION_KEY, order, record_event
@@ -206,7 +206,7 @@ def test_answers_are_looked_up_for_a_group_in_one_query(database: Database) -> N
 
 
 def test_review_history_of_orders_and_customers(database: Database, sealer: Sealer) -> None:
-    pair = {"kind": outbox.REVIEW_PAIR_KIND}
+    pair = {"kind": models.REVIEW_PAIR_KIND}
     with database.transaction() as session:
         assert outbox.last_review_pairs_at(session, ["C42"]) == {"C42": None}
         assert outbox.orders_with_review_pair(session, ["O-1001"]) == set()
@@ -231,7 +231,7 @@ def test_review_history_of_orders_and_customers(database: Database, sealer: Seal
 def test_a_groups_review_pairs_count_once_their_rows_are_written(
     database: Database, sealer: Sealer
 ) -> None:
-    pair = {"kind": outbox.REVIEW_PAIR_KIND}
+    pair = {"kind": models.REVIEW_PAIR_KIND}
     with database.transaction() as session:
         record_event(session, "evt-taken", {})
         outbox.add(session, sealer, [new_message("m-0", **pair, send_after=START)], START)

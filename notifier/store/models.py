@@ -20,6 +20,7 @@ from sqlalchemy import (
     SmallInteger,
     String,
     Text,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -79,6 +80,11 @@ class Event(Base):
     response: Mapped[dict[str, Any]]
 
 
+REVIEW_PAIR_KIND = "review_products"
+"""The kind that stands for a review pair: the cap on review requests counts these rows."""
+_IS_REVIEW_PAIR = text(f"kind = '{REVIEW_PAIR_KIND}'")
+
+
 class Message(Base):
     """The outbox: one row per mail to send, claimed by workers with a lease."""
 
@@ -88,6 +94,17 @@ class Message(Base):
         Index("ix_messages_customer", "customer_id", "created_at"),
         Index("ix_messages_order", "order_id"),
         Index("ix_messages_campaign", "campaign_id", "status"),
+        # The review cap's lookup, answered from the index alone: partial, so the
+        # other kinds (a campaign's million rows) do not pay for it.
+        Index(
+            "ix_messages_review_pairs",
+            "customer_id",
+            "send_after",
+            "status",
+            "kind",
+            sqlite_where=_IS_REVIEW_PAIR,
+            postgresql_where=_IS_REVIEW_PAIR,
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(200), primary_key=True)

@@ -32,11 +32,17 @@ from sqlalchemy.orm import Session
 
 from notifier import errors
 from notifier.crypto import Sealer
-from notifier.store.models import FINAL, PENDING, DeliveryAttempt, Message, MessageStatus
+from notifier.store.models import (
+    FINAL,
+    PENDING,
+    REVIEW_PAIR_KIND,
+    DeliveryAttempt,
+    Message,
+    MessageStatus,
+)
 
 _messages = cast(Table, Message.__table__)
 _attempts = cast(Table, DeliveryAttempt.__table__)
-REVIEW_PAIR_KIND = "review_products"
 
 
 @dataclass(frozen=True)
@@ -132,7 +138,8 @@ _LAST_REVIEW_PAIRS_AT = (
     select(_messages.c.customer_id, func.max(_messages.c.send_after))
     .where(
         _messages.c.customer_id.in_(bindparam("customer_ids", expanding=True)),
-        _messages.c.kind == REVIEW_PAIR_KIND,
+        # Written into the SQL, not bound: a planner matches it to the partial index's WHERE.
+        _messages.c.kind == literal(REVIEW_PAIR_KIND, literal_execute=True),
         _messages.c.status != MessageStatus.CANCELLED,
     )
     .group_by(_messages.c.customer_id)

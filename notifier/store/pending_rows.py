@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from notifier.crypto import Sealer
-from notifier.store import customers, events, outbox
+from notifier.store import customers, events, models, outbox
 
 _KEY = "notifier.pending_rows"
 
@@ -74,7 +74,7 @@ class ReviewPairs:
         An unknown customer stays unknown: the lookup that follows sees the
         pair, since the customer's pending rows are written before it.
         """
-        if message.kind != outbox.REVIEW_PAIR_KIND:
+        if message.kind != models.REVIEW_PAIR_KIND:
             return
         if message.order_id is not None:
             self.new_orders.add(message.order_id)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
 PROJECT_DIR = BENCH_DIR.parent
-WORK_DIR = BENCH_DIR / ".work"
+WORK_DIR = Path(os.environ.get("NOTIFIER_BENCH_WORK_DIR") or BENCH_DIR / ".work")
 """Scratch space (git-ignored): databases, logs, the django-post_office venv."""
 
 SECRET_KEY = "bench-secret-key-not-for-production"

@@ -312,15 +312,15 @@ def _post_office(
 def _target_here(figure: str, times: int, baseline: float, pushed: float, reference: str) -> str:
     """A post_office target in msg/s and as a share of this run's bare client, beside the issue's.
 
-    On the issue's machine 4× post_office's ``send_queued`` was half the bare
+    On the issue's machine 4x post_office's ``send_queued`` was half the bare
     client; where post_office runs relatively faster, a target asks more.
     """
     needed = times * baseline
     on_reference = times * REFERENCE[reference] / REFERENCE["aiosmtplib"]
     return (
-        f"target {figure} ≥ {times}× post_office: {needed:,.0f} msg/s here, "
-        f"{needed / pushed:.2f}× this run's bare aiosmtplib client "
-        f"(on the issue's reference figures {on_reference:.2f}×)"
+        f"target {figure} ≥ {times}x post_office: {needed:,.0f} msg/s here, "
+        f"{needed / pushed:.2f}x this run's bare aiosmtplib client "
+        f"(on the issue's reference figures {on_reference:.2f}x)"
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -40,7 +41,7 @@ def test_every_migration_goes_down_and_up_again(database: Database) -> None:
 def test_the_review_cap_reads_only_its_partial_index(database: Database) -> None:
     """On SQLite the cap's lookup never reads table rows (reading them was 19 % of HTTP intake)."""
     if database.engine.dialect.name != "sqlite":
-        return
+        pytest.skip("PostgreSQL's planner picks by table statistics: an empty table says nothing")
     executed: list[tuple[str, Any]] = []
 
     def keep(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-PROJECT_DIR = Path(__file__).resolve().parents[1]
+from notifier.settings import PROJECT_DIR
+
 pytestmark = pytest.mark.slow
 
 

@@ -31,7 +31,7 @@ import aiosmtplib
 from bench import workload
 from bench.common import fresh_dir, stopwatch
 from bench.sinks import Sink
-from notifier import eventloop
+from notifier.runtime import eventloop
 from notifier.service import Notifier
 from notifier.store.customers import Recipient
 

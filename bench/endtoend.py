@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from bench import events, workload
 from bench.common import fresh_dir, stopwatch
 from bench.sinks import Sink
-from notifier import eventloop
+from notifier.runtime import eventloop
 from notifier.service import Notifier
 
 CLIENTS = 16

@@ -456,7 +456,7 @@ def bench_fanout(plan: Plan, shared: dict[str, float]) -> Table:
 
 
 def fanout_page() -> int:
-    from notifier.newsletters import PAGE_SIZE
+    from notifier.usecases.newsletters import PAGE_SIZE
 
     return PAGE_SIZE
 

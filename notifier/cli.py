@@ -13,10 +13,11 @@ from typing import Any, TypeVar
 
 import click
 
-from notifier import errors, eventloop, logconfig, settings
+from notifier import errors, settings
 from notifier.authoring import check, samples, translations
 from notifier.flows import kinds
 from notifier.mail.pool import default_processes
+from notifier.runtime import eventloop, logconfig
 from notifier.service import Notifier
 
 log = logging.getLogger("notifier")
@@ -134,7 +135,7 @@ def worker() -> None:
 
 
 async def _work(engine: Notifier) -> None:
-    from notifier import scheduler
+    from notifier.runtime import scheduler
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -16,26 +16,27 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from notifier import errors, event_intake, keyring
-from notifier.choices import Choices
+from notifier import errors, keyring
 from notifier.clock import Clock, SystemClock
 from notifier.crypto import Sealer
 from notifier.delivery.capture import CaptureServer, Inbox
 from notifier.delivery.dispatcher import DispatchConfig, Dispatcher, Transport
 from notifier.delivery.transport import SmtpConfig, SmtpTransport
-from notifier.event_intake import Accepted as Accepted  # handle_event's answer, re-exported
 from notifier.flows import events as event_flows
 from notifier.flows import kinds
 from notifier.mail.assembly import Assembler
 from notifier.mail.pool import RenderPool, default_processes
-from notifier.metrics import Metrics
-from notifier.newsletters import Newsletters
-from notifier.privacy import Privacy
+from notifier.runtime.metrics import Metrics
 from notifier.schemas import CustomerIn, EventIn, MessageIn, MessageOut
 from notifier.settings import Settings
 from notifier.store import customers, outbox
 from notifier.store.db import Database, Session
 from notifier.store.models import Message
+from notifier.usecases import intake
+from notifier.usecases.choices import Choices
+from notifier.usecases.intake import Accepted as Accepted  # handle_event's answer, re-exported
+from notifier.usecases.newsletters import Newsletters
+from notifier.usecases.privacy import Privacy
 
 log = logging.getLogger(__name__)
 INBOX_FOLDER = ".notifier-inbox"
@@ -121,7 +122,7 @@ class Notifier:
         self.newsletters = Newsletters(
             self.database, self.assembler, self.clock, settings, self.dispatcher.wake
         )
-        self.intake = event_intake.EventIntake(self.database, self.sealer, settings, self._wake_for)
+        self.intake = intake.EventIntake(self.database, self.sealer, settings, self._wake_for)
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -177,12 +178,12 @@ class Notifier:
 
         The same event id again returns the first answer and changes nothing,
         also when both arrive at the same moment. Concurrent calls are
-        committed together (see ``notifier.intake``); this returns once the
+        committed together (see ``notifier.store.group_commit``); this returns once the
         event's transaction is on disk.
         """
         event = data if isinstance(data, EventIn) else EventIn.model_validate(data)
         try:
-            arrival = event_intake.Arrival(event, self.clock.now())
+            arrival = intake.Arrival(event, self.clock.now())
             return self.intake.submit(arrival).result().accepted
         except errors.Duplicate:
             return Accepted(self.intake.earlier_answer(event.id), created=False)
@@ -191,13 +192,13 @@ class Notifier:
         """``handle_event`` for an event loop: waits for the commit without holding a thread."""
         event = data if isinstance(data, EventIn) else EventIn.model_validate(data)
         try:
-            intake = await asyncio.wrap_future(
-                self.intake.submit(event_intake.Arrival(event, self.clock.now()))
+            written = await asyncio.wrap_future(
+                self.intake.submit(intake.Arrival(event, self.clock.now()))
             )
         except errors.Duplicate:
             earlier = await asyncio.to_thread(self.intake.earlier_answer, event.id)
             return Accepted(earlier, created=False)
-        return intake.accepted
+        return written.accepted
 
     def send_message(self, data: MessageIn | Mapping[str, Any]) -> Accepted:
         """Queue an ad-hoc message of any kind; its id is the idempotency key.
@@ -230,7 +231,7 @@ class Notifier:
         except errors.Duplicate:
             return Accepted(self.get_message(request.id).model_dump(mode="json"), created=False)
         self._wake_if_due([new], now)
-        return Accepted(event_intake.queued_out(new, now).model_dump(mode="json"), created=True)
+        return Accepted(intake.queued_out(new, now).model_dump(mode="json"), created=True)
 
     def get_message(self, message_id: str) -> MessageOut:
         with self.database.transaction() as session:
@@ -280,7 +281,7 @@ class Notifier:
     # -- helpers -------------------------------------------------------------------
 
     def _upsert_customer(self, session: Session, customer: CustomerIn, now: datetime) -> None:
-        details = event_intake.customer_details(customer, self.settings, now)
+        details = intake.customer_details(customer, self.settings, now)
         customers.upsert_all(session, self.sealer, [details])
 
     def _trial_render(self, request: MessageIn, kind: kinds.Kind) -> None:

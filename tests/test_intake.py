@@ -14,9 +14,9 @@ from typing import Any
 import sqlalchemy
 
 from notifier import errors
-from notifier.intake import GroupCommit
 from notifier.store import events
 from notifier.store.db import Database, Session
+from notifier.store.group_commit import GroupCommit
 from tests.conftest import record_event
 
 

@@ -1,4 +1,4 @@
-"""Group commit of events (``notifier.intake``): concurrent callers share one transaction.
+"""Group commit of events (``store.group_commit``): concurrent callers share one transaction.
 
 Batches are made deterministic without mocks: another connection holds the database's
 write lock, so the writer waits inside its first batch (the "plug") while the callers
@@ -24,10 +24,10 @@ import sqlalchemy
 
 from notifier import errors
 from notifier.flows import kinds
-from notifier.intake import GroupCommit
 from notifier.service import Accepted, Notifier
 from notifier.store import events, models, outbox
 from notifier.store.db import Session
+from notifier.store.group_commit import GroupCommit
 from notifier.web.app import create_app
 from tests.conftest import START, customer, event, order, record_event
 from tests.faults import TcpProxy, via_proxy
@@ -384,7 +384,7 @@ def test_a_redone_group_drops_the_pairs_of_its_undone_attempt(
     event is a repeat, and the next event of the same order queues the pair.
     """
     needs_postgres(database_url)
-    caplog.set_level(logging.INFO, logger="notifier.intake")
+    caplog.set_level(logging.INFO, logger="notifier.store.group_commit")
     other = sqlalchemy.create_engine(database_url, poolclass=sqlalchemy.NullPool)
     theirs = {"event_id": "evt-raced", "messages": []}
     waiting = "SELECT count(*) FROM pg_locks WHERE NOT granted AND locktype = 'transactionid'"

@@ -12,8 +12,9 @@ from fastapi import FastAPI
 from fastapi.responses import PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from notifier import logconfig, scheduler, settings
-from notifier.metrics import CONTENT_TYPE
+from notifier import settings
+from notifier.runtime import logconfig, scheduler
+from notifier.runtime.metrics import CONTENT_TYPE
 from notifier.service import Notifier
 from notifier.web import api, auth, errors, inbox, logs, pages, post_event, security
 from notifier.web.limits import BodyLimit

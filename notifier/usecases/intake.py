@@ -1,6 +1,6 @@
 """Accepting shop events: what one event writes in a group commit, and what follows the commit.
 
-``notifier.intake`` is the mechanism (one writer thread, one transaction per
+``notifier.store.group_commit`` is the mechanism (one writer thread, one transaction per
 batch); this is its use for events: each event is checked against the
 answers given before, planned by ``flows.events``, and leaves its rows
 pending for one write per table; after the commit each new event is logged
@@ -20,11 +20,11 @@ from notifier import errors
 from notifier.crypto import Sealer
 from notifier.flows import events as event_flows
 from notifier.flows import kinds
-from notifier.intake import GroupCommit
 from notifier.schemas import CustomerIn, EventIn, EventOut, MessageOut
 from notifier.settings import Settings
 from notifier.store import customers, events, outbox, pending_rows
 from notifier.store.db import Database, Session
+from notifier.store.group_commit import GroupCommit
 
 log = logging.getLogger(__name__)
 

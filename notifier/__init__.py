@@ -7,6 +7,8 @@ Embed it in-process::
     engine.handle_event({...})
 """
 
+from importlib import metadata
+
 from notifier.clock import Clock, FrozenClock, SystemClock
 from notifier.errors import (
     BadToken,
@@ -22,6 +24,9 @@ from notifier.schemas import CustomerIn, EventIn, EventOut, MessageIn, MessageOu
 from notifier.service import Accepted, Notifier
 from notifier.settings import Settings
 from notifier.settings import load as load_settings
+
+__version__ = metadata.version("notifier")
+"""The installed distribution's version: ``pyproject.toml`` is its one source."""
 
 __all__ = [
     "Accepted",
@@ -43,5 +48,6 @@ __all__ = [
     "Settings",
     "SystemClock",
     "TemplateError",
+    "__version__",
     "load_settings",
 ]

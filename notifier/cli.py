@@ -52,6 +52,7 @@ def _ensure_schema(engine: Notifier) -> None:
 
 
 @click.group()
+@click.version_option(package_name="notifier", message="%(prog)s %(version)s")
 @click.option("-v", "--verbose", is_flag=True, help="Log debug messages.")
 def main(verbose: bool) -> None:
     """notifier: a webshop's customer email, from shop events to delivered mail."""

@@ -12,6 +12,7 @@ import pytest
 from starlette.responses import PlainTextResponse
 from starlette.types import Receive, Scope, Send
 
+import notifier
 from notifier.clock import FrozenClock
 from notifier.service import Notifier
 from notifier.web import security
@@ -540,6 +541,7 @@ CONTRACT_V1_PATHS = {
 
 async def test_openapi_lists_every_v1_path_and_the_bearer_scheme(client: httpx.AsyncClient) -> None:
     document = check(await client.get("/openapi.json"), 200)
+    assert document["info"]["version"] == notifier.__version__
     paths = set(document["paths"])
     assert paths >= CONTRACT_V1_PATHS, sorted(CONTRACT_V1_PATHS - paths)
     schemes = document["components"]["securitySchemes"]

@@ -120,3 +120,11 @@ def test_serve_with_two_processes_shares_its_token_and_inbox_and_stops_them_all(
         10,
         "the worker processes to end with the server",
     )
+
+
+def test_version_names_the_installed_distribution(tmp_path: Path) -> None:
+    from importlib import metadata
+
+    result = run(["--version"], tmp_path, bare_env())
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"notifier {metadata.version('notifier')}"

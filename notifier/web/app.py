@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from fastapi.responses import PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
 
+import notifier
 from notifier import settings
 from notifier.runtime import logconfig, scheduler
 from notifier.runtime.metrics import CONTENT_TYPE
@@ -76,7 +77,7 @@ def create_app(
 
     app = App(
         title="notifier",
-        version="1",
+        version=notifier.__version__,
         summary="Webshop customer email: events in, correct mail out.",
         lifespan=lifespan,
     )

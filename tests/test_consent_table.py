@@ -18,20 +18,21 @@ SUPPRESSIONS = (None, "hard_bounce", "complaint", "manual")
 SEND, BOUNCED, SUPPRESSED, OFF = "send", "bounced", "suppressed", "off"
 
 GRID = [
-    # category, the customer's choice: the verdict with no suppression, then with each reason
-    ("order_updates", None, (SEND, BOUNCED, SUPPRESSED, SUPPRESSED)),
-    ("order_updates", True, (SEND, BOUNCED, SUPPRESSED, SUPPRESSED)),
-    ("order_updates", False, (OFF, BOUNCED, SUPPRESSED, SUPPRESSED)),
-    ("reviews", None, (SEND, BOUNCED, SUPPRESSED, SUPPRESSED)),
-    ("reviews", True, (SEND, BOUNCED, SUPPRESSED, SUPPRESSED)),
-    ("reviews", False, (OFF, BOUNCED, SUPPRESSED, SUPPRESSED)),
-    ("newsletter", None, (OFF, BOUNCED, SUPPRESSED, SUPPRESSED)),
-    ("newsletter", True, (SEND, BOUNCED, SUPPRESSED, SUPPRESSED)),
-    ("newsletter", False, (OFF, BOUNCED, SUPPRESSED, SUPPRESSED)),
-    ("service", None, (SEND, BOUNCED, SEND, SEND)),
-    ("service", True, (SEND, BOUNCED, SEND, SEND)),
-    ("service", False, (SEND, BOUNCED, SEND, SEND)),
-]
+    # category       choice   no suppression  hard_bounce  complaint    manual
+    ("order_updates", None,  (SEND,          BOUNCED,     SUPPRESSED,  SUPPRESSED)),
+    ("order_updates", True,  (SEND,          BOUNCED,     SUPPRESSED,  SUPPRESSED)),
+    ("order_updates", False, (OFF,           BOUNCED,     SUPPRESSED,  SUPPRESSED)),
+    ("reviews",       None,  (SEND,          BOUNCED,     SUPPRESSED,  SUPPRESSED)),
+    ("reviews",       True,  (SEND,          BOUNCED,     SUPPRESSED,  SUPPRESSED)),
+    ("reviews",       False, (OFF,           BOUNCED,     SUPPRESSED,  SUPPRESSED)),
+    ("newsletter",    None,  (OFF,           BOUNCED,     SUPPRESSED,  SUPPRESSED)),
+    ("newsletter",    True,  (SEND,          BOUNCED,     SUPPRESSED,  SUPPRESSED)),
+    ("newsletter",    False, (OFF,           BOUNCED,     SUPPRESSED,  SUPPRESSED)),
+    ("service",       None,  (SEND,          BOUNCED,     SEND,        SEND)),
+    ("service",       True,  (SEND,          BOUNCED,     SEND,        SEND)),
+    ("service",       False, (SEND,          BOUNCED,     SEND,        SEND)),
+]  # fmt: skip
+"""The verdict for each category and choice (None: the customer made none), per suppression."""
 
 
 def reason(verdict: str, category: str, suppression: str | None) -> str | None:
@@ -72,15 +73,15 @@ def test_the_grid_covers_every_category_choice_and_suppression_reason() -> None:
 
 
 KINDS = [
-    # kind                   its category     turned off  under a complaint
-    ("order_confirmation", "order_updates", OFF, SUPPRESSED),
-    ("shipping_notice", "order_updates", OFF, SUPPRESSED),
-    ("verification_question", "service", SEND, SEND),
-    ("review_products", "reviews", OFF, SUPPRESSED),
-    ("review_service", "reviews", OFF, SUPPRESSED),
-    ("newsletter", "newsletter", OFF, SUPPRESSED),
-    ("newsletter_confirm", "service", SEND, SEND),
-]
+    # kind                   category         turned off  under a complaint
+    ("order_confirmation",    "order_updates", OFF,        SUPPRESSED),
+    ("shipping_notice",       "order_updates", OFF,        SUPPRESSED),
+    ("verification_question", "service",       SEND,       SEND),
+    ("review_products",       "reviews",       OFF,        SUPPRESSED),
+    ("review_service",        "reviews",       OFF,        SUPPRESSED),
+    ("newsletter",            "newsletter",    OFF,        SUPPRESSED),
+    ("newsletter_confirm",    "service",       SEND,       SEND),
+]  # fmt: skip
 
 
 @pytest.mark.parametrize(("kind", "category", "turned_off", "complaint"), KINDS)

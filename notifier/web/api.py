@@ -68,6 +68,19 @@ def router(engine: Notifier) -> APIRouter:
         """Cancel a message that has not been sent yet (409 otherwise)."""
         return engine.cancel_message(message_id)
 
+    @api.post(
+        "/messages/{message_id}/retry",
+        status_code=202,
+        response_model=MessageOut,
+        responses={
+            404: {"description": "No message with this id"},
+            409: {"description": "The message is not `failed`"},
+        },
+    )
+    def retry_message(message_id: ResourceId) -> MessageOut:
+        """Put a `failed` message back in the queue, due now (e.g. after a template fix)."""
+        return engine.retry_message(message_id)
+
     @api.get("/customers/{customer_id}/messages", response_model=list[MessageOut])
     def customer_messages(customer_id: ResourceId) -> list[MessageOut]:
         """The customer's messages, newest first."""

@@ -268,7 +268,7 @@ def messages_retry(
         retried = engine.retry_failed(since=since, kind=kind)
         for message in retried:
             click.echo(f"retried {message.id} ({message.kind})")
-        click.echo(f"{len(retried)} failed messages back in the queue")
+        click.echo(f"{len(retried)} back in the queue")
         return
     refused = 0
     for message_id in message_ids:

@@ -188,8 +188,9 @@ class Notifier:
     def handle_event(self, data: EventIn | Mapping[str, Any]) -> Accepted:
         """Accept a shop event once: queue its mail, cancel what it cancels.
 
-        The same event id again returns the first answer and changes nothing,
-        also when both arrive at the same moment. Concurrent calls are
+        The same event id again returns the first answer, its messages as
+        they stand now, and changes nothing, also when both arrive at the
+        same moment. Concurrent calls are
         committed together (see ``notifier.intake``); this returns once the
         event's transaction is on disk.
         """

@@ -40,7 +40,12 @@ def router(engine: Notifier) -> APIRouter:
         "/events",
         status_code=202,
         response_model=EventOut,
-        responses={200: {"model": EventOut, "description": "Seen before: the first answer"}},
+        responses={
+            200: {
+                "model": EventOut,
+                "description": "Seen before: the first answer, its messages as they stand now",
+            }
+        },
     )
     async def post_event(event: EventIn) -> JSONResponse:
         """Accept a shop event; its ``id`` is the idempotency key."""
@@ -53,7 +58,7 @@ def router(engine: Notifier) -> APIRouter:
         "/messages",
         status_code=202,
         response_model=MessageOut,
-        responses={200: {"model": MessageOut, "description": "Seen before: the first answer"}},
+        responses={200: {"model": MessageOut, "description": "Seen before: the message now"}},
     )
     def post_message(message: MessageIn) -> JSONResponse:
         """Queue an ad-hoc message of any kind; its ``id`` is the idempotency key."""

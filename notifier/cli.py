@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import secrets
 import signal
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -17,7 +20,7 @@ from notifier import errors, settings
 from notifier.authoring import check, samples, translations
 from notifier.flows import kinds
 from notifier.mail.pool import default_processes
-from notifier.runtime import eventloop, logconfig
+from notifier.runtime import eventloop, logconfig, metrics
 from notifier.service import Notifier
 
 log = logging.getLogger("notifier")
@@ -117,13 +120,33 @@ def serve(host: str, port: int, workers: int) -> None:
     os.environ[logconfig.LEVEL_VARIABLE] = logging.getLevelName(logging.getLogger().level)
     if config.render_processes is None:
         os.environ["NOTIFIER_RENDER_PROCESSES"] = str(default_processes(sharing=workers))
-    uvicorn.run(
-        "notifier.web.app:from_environment",
-        factory=True,
-        workers=workers,
-        log_level="info",
-        **options,
-    )
+    with _shared_metrics():
+        uvicorn.run(
+            "notifier.web.app:from_environment",
+            factory=True,
+            workers=workers,
+            log_level="info",
+            **options,
+        )
+
+
+@contextlib.contextmanager
+def _shared_metrics() -> Iterator[None]:
+    """A folder where the processes of ``serve --workers N`` keep their counters, for /metrics.
+
+    A scrape reaches one of the processes; with the counters in files there,
+    it reports them all (see ``notifier.runtime.metrics``). A folder set by the
+    operator is used, and kept; one made here goes when ``serve`` ends.
+    """
+    if os.environ.get(metrics.MULTIPROCESS_VARIABLE):
+        yield
+        return
+    with tempfile.TemporaryDirectory(prefix="notifier-metrics-") as folder:
+        os.environ[metrics.MULTIPROCESS_VARIABLE] = folder
+        try:
+            yield
+        finally:
+            del os.environ[metrics.MULTIPROCESS_VARIABLE]
 
 
 @main.command()
@@ -202,6 +225,64 @@ def status() -> None:
         click.echo("\nlast errors:")
         for message in report.recent_errors:
             click.echo(f"  {message.id} {message.kind} {message.status}: {message.last_error}")
+
+
+def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> timedelta | None:
+    """A duration like 2h, 30m, 3d or 90s, as the NOTIFIER_*_DELAY settings take it."""
+    try:
+        return None if value is None else settings.parse_duration(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), ctx, param) from exc
+
+
+@main.group()
+def messages() -> None:
+    """Messages in the outbox."""
+
+
+@messages.command("retry")
+@click.argument("message_ids", metavar="ID...", nargs=-1)
+@click.option("--failed", "all_failed", is_flag=True, help="Retry every failed message.")
+@click.option(
+    "--since", callback=_duration, help="With --failed: only those failed within, e.g. 2h."
+)
+@click.option("--kind", help="With --failed: only messages of this kind.")
+def messages_retry(
+    message_ids: tuple[str, ...], all_failed: bool, since: timedelta | None, kind: str | None
+) -> None:
+    """Put failed messages back in the queue, due now: by ID, or --failed [--since 2h] [--kind K].
+
+    For mail that failed for good (a template error, a refusal), once the
+    cause is repaired: a template fixed and serve or the workers restarted.
+    Their attempts stay on record, and consent is checked again at sending.
+    A running serve or worker sends them at its next poll.
+    """
+    if bool(message_ids) == all_failed:
+        raise click.UsageError("give the ids of the messages to retry, or --failed (not both)")
+    if not all_failed and (since is not None or kind is not None):
+        raise click.UsageError("--since and --kind select among --failed messages")
+    if kind is not None and kind not in kinds.KINDS:
+        known = ", ".join(sorted(kinds.KINDS))
+        raise click.BadParameter(f"unknown kind {kind!r} (known: {known})", param_hint="--kind")
+    engine = _engine(_load())
+    _ensure_schema(engine)
+    if all_failed:
+        retried = engine.retry_failed(since=since, kind=kind)
+        for message in retried:
+            click.echo(f"retried {message.id} ({message.kind})")
+        click.echo(f"{len(retried)} back in the queue")
+        return
+    refused = 0
+    for message_id in message_ids:
+        try:
+            again = engine.retry_message(message_id)
+        except (errors.NotFound, errors.Conflict) as exc:
+            click.echo(f"not retried: {exc}", err=True)
+            refused += 1
+        else:
+            click.echo(f"retried {again.id} ({again.kind})")
+    if refused:
+        raise SystemExit(1)
 
 
 # -- the marketer's workshop (templates, test mail, translations) --------------------

@@ -31,7 +31,7 @@ from notifier.schemas import CustomerIn, EventIn, MessageIn, MessageOut
 from notifier.settings import Settings
 from notifier.store import customers, outbox
 from notifier.store.db import Database, Session
-from notifier.store.models import Message
+from notifier.store.models import FailureReason, Message
 from notifier.usecases import intake
 from notifier.usecases.choices import Choices
 from notifier.usecases.intake import Accepted as Accepted  # handle_event's answer, re-exported
@@ -53,6 +53,18 @@ class QueueDepth:
 class StatusReport:
     depth: list[QueueDepth]
     recent_errors: list[MessageOut]
+
+
+@dataclass(frozen=True)
+class FailedMessage:
+    """A message that failed for good, as the development inbox lists it."""
+
+    id: str
+    kind: str
+    reason: str | None
+    last_error: str | None
+    failed_at: datetime
+    attempts: int
 
 
 class Notifier:
@@ -89,7 +101,7 @@ class Notifier:
             self.capture = CaptureServer(Inbox(settings.data_dir / INBOX_FOLDER))
             transport = SmtpTransport(SmtpConfig("127.0.0.1", self.capture.port, tls="none"))
         self.transport: Transport = transport or SmtpTransport(_smtp_config(settings))
-        self.metrics = Metrics(self._queue_depth)
+        self.metrics = Metrics(self._queue_depth, kinds.KINDS, (r.value for r in FailureReason))
         owner = worker_name or f"{socket.gethostname()}:{secrets.token_hex(4)}"
         self.dispatcher = Dispatcher(
             self.database,
@@ -106,6 +118,7 @@ class Notifier:
             ),
             pool=self.render_pool,
             on_outcome=self.metrics.observe,
+            on_failure=self.metrics.failed,
         )
 
         self.choices = Choices(
@@ -176,17 +189,19 @@ class Notifier:
     def handle_event(self, data: EventIn | Mapping[str, Any]) -> Accepted:
         """Accept a shop event once: queue its mail, cancel what it cancels.
 
-        The same event id again returns the first answer and changes nothing,
-        also when both arrive at the same moment. Concurrent calls are
+        The same event id again returns the first answer, its messages as
+        they stand now, and changes nothing, also when both arrive at the
+        same moment. Concurrent calls are
         committed together (see ``notifier.store.group_commit``); this returns once the
         event's transaction is on disk.
         """
         event = data if isinstance(data, EventIn) else EventIn.model_validate(data)
         try:
             arrival = intake.Arrival(event, self.clock.now())
-            return self.intake.submit(arrival).result().accepted
+            accepted = self.intake.submit(arrival).result().accepted
         except errors.Duplicate:
-            return Accepted(self.intake.earlier_answer(event.id), created=False)
+            accepted = Accepted(self.intake.earlier_answer(event.id), created=False)
+        return accepted if accepted.created else self._as_now(accepted)
 
     async def handle_event_async(self, data: EventIn | Mapping[str, Any]) -> Accepted:
         """``handle_event`` for an event loop: waits for the commit without holding a thread."""
@@ -197,8 +212,10 @@ class Notifier:
             )
         except errors.Duplicate:
             earlier = await asyncio.to_thread(self.intake.earlier_answer, event.id)
-            return Accepted(earlier, created=False)
-        return written.accepted
+            return await asyncio.to_thread(self._as_now, Accepted(earlier, created=False))
+        if written.accepted.created:
+            return written.accepted
+        return await asyncio.to_thread(self._as_now, written.accepted)
 
     def send_message(self, data: MessageIn | Mapping[str, Any]) -> Accepted:
         """Queue an ad-hoc message of any kind; its id is the idempotency key.
@@ -243,6 +260,50 @@ class Notifier:
     def cancel_message(self, message_id: str) -> MessageOut:
         with self.database.transaction() as session:
             return _message_out(outbox.cancel(session, message_id, self.clock.now()))
+
+    def retry_message(self, message_id: str) -> MessageOut:
+        """Put one ``failed`` message back in the queue, due now (after a template fix, say).
+
+        ``NotFound`` for an unknown id, ``Conflict`` for a message that is not
+        ``failed``. Its attempts stay on record; consent is checked again when
+        it is sent, as for any message.
+        """
+        with self.database.transaction() as session:
+            retried = outbox.retry_failed(session, self.clock.now(), ids=[message_id])
+            row = outbox.get(session, message_id)
+            if row is None:
+                raise errors.NotFound(f"no message {message_id!r}")
+            if not retried:
+                raise errors.Conflict(
+                    f"message {message_id!r} is {row.status.value}; only failed mail is retried"
+                )
+            answer = _message_out(row)
+        self._retried(retried)
+        return answer
+
+    def retry_failed(
+        self, *, since: timedelta | None = None, kind: str | None = None
+    ) -> list[outbox.Retried]:
+        """Put every ``failed`` message back, those that failed within ``since`` and of ``kind``."""
+        if kind is not None:
+            kinds.get(kind)
+        now = self.clock.now()
+        with self.database.transaction() as session:
+            retried = outbox.retry_failed(
+                session, now, failed_since=None if since is None else now - since, kind=kind
+            )
+        self._retried(retried)
+        return retried
+
+    def failed_messages(self, limit: int = 100) -> list[FailedMessage]:
+        """The messages that failed for good, the latest first: what to repair and retry."""
+        with self.database.transaction() as session:
+            return [
+                FailedMessage(
+                    row.id, row.kind, row.reason, row.last_error, row.updated_at, row.attempts
+                )
+                for row in outbox.failed(session, limit)
+            ]
 
     def customer_messages(self, customer_id: str) -> list[MessageOut]:
         """The customer's message history, newest first, for customer service."""
@@ -297,6 +358,35 @@ class Notifier:
             raise errors.InvalidInput(
                 f"the {kind.name} template cannot use it: {exc}", "context"
             ) from exc
+
+    def _as_now(self, repeat: Accepted) -> Accepted:
+        """A repeated event's first answer, each message in it as it stands now.
+
+        The answer is stored once, when the event is accepted; by the time
+        the shop asks again its mail may be sent, failed or retried. A
+        message no longer on record (purged) keeps its first answer.
+        """
+        body = repeat.body
+        earlier = body.get("messages") or []
+        ids = [message["id"] for message in earlier]
+        if not ids:
+            return repeat
+        with self.database.transaction() as session:
+            now = {row.id: _message_out(row) for row in outbox.get_many(session, ids)}
+        messages = [
+            now[message["id"]].model_dump(mode="json") if message["id"] in now else message
+            for message in earlier
+        ]
+        return Accepted(body | {"messages": messages}, created=False)
+
+    def _retried(self, retried: list[outbox.Retried]) -> None:
+        """Log the retried messages and wake the dispatcher: they are due now."""
+        for message in retried:
+            log.info("message.retried message=%s kind=%s", message.id, message.kind)
+        if retried:
+            self.dispatcher.wake(
+                express=[message.id for message in retried if kinds.get(message.kind).urgent]
+            )
 
     def _wake_if_due(self, queued: list[outbox.NewMessage], now: datetime) -> None:
         self._wake_for([message for message in queued if message.send_after <= now])

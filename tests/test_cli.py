@@ -106,6 +106,9 @@ def test_serve_with_two_processes_shares_its_token_and_inbox_and_stops_them_all(
             return httpx.get(f"{base}/dev/inbox").text.count('href="/dev/inbox/') == 6
 
         wait_until(six_mails, 30, "six mails in the one development inbox")
+        sent = 'notifier_deliveries_total{category="order_updates",outcome="sent"} 6.0'
+        for _ in range(4):  # a new connection each: whichever process answers counts for both
+            assert sent in httpx.get(f"{base}/metrics").text
         children = Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()
     finally:
         server.terminate()

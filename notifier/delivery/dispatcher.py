@@ -35,12 +35,17 @@ from notifier.crypto import Sealer
 from notifier.delivery import retry
 from notifier.flows import consent, privacy
 from notifier.mail.assembly import Assembler, Letter, assemble_or_reason
+from notifier.mail.failure import Unrendered
 from notifier.mail.pool import Item, RenderPool
 from notifier.store import campaigns, customers, outbox, preferences, suppressions
 from notifier.store.db import Database
+from notifier.store.models import FailureReason
 
 log = logging.getLogger(__name__)
 _BAD_MAILBOX = re.compile(r"^5\.1\.\d+")
+_WHITESPACE = re.compile(r"\s+")
+_REPLY_IN_LOG = 200
+"""Characters of a server's reply a log line keeps (its addresses redacted)."""
 _RECORD_FIRST_DELAY = 0.25
 _RECORD_LONGEST_DELAY = 5.0
 PIPELINE_DEPTH = 2
@@ -121,6 +126,7 @@ class Dispatcher:
         config: DispatchConfig,
         pool: RenderPool | None = None,
         on_outcome: Callable[[str, str, float], None] | None = None,
+        on_failure: Callable[[str, FailureReason], None] | None = None,
     ) -> None:
         self._db = database
         self._sealer = sealer
@@ -130,6 +136,7 @@ class Dispatcher:
         self._config = config
         self._pool = pool
         self._on_outcome = on_outcome
+        self._on_failure = on_failure
         self._lock = asyncio.Lock()
         self._slots = asyncio.Semaphore(config.concurrency)
         self._again = False
@@ -407,7 +414,7 @@ class Dispatcher:
         chunks += [jobs[start : start + RENDER_CHUNK] for start in later]
         pool = None if in_process else self._pool
         now = self._clock.now()
-        ahead: list[asyncio.Future[list[Letter | str]]] = []
+        ahead: list[asyncio.Future[list[Letter | Unrendered]]] = []
         if pool is not None:
             ahead = [pool.submit([_item(job) for job in chunk], now) for chunk in chunks]
         try:
@@ -426,14 +433,24 @@ class Dispatcher:
             for _ in range(senders):
                 ready.put_nowait(None)
 
-    def _assemble(self, chunk: list[_Job]) -> list[Letter | str]:
+    def _assemble(self, chunk: list[_Job]) -> list[Letter | Unrendered]:
         return [assemble_or_reason(self._assembler, *_item(job)) for job in chunk]
 
-    def _render_failed(self, job: _Job, reason: str, results: _Results) -> None:
+    def _render_failed(self, job: _Job, unrendered: Unrendered, results: _Results) -> None:
+        """Fail the message for good, logging where its template broke (see ``Unrendered``)."""
         message = job.message
-        log.warning("dispatch.render_failed message=%s kind=%s", message.id, message.kind)
-        detail = privacy.redact_addresses(reason)[:2000]
-        results.failed.append(outbox.Outcome(message.id, message.attempt, detail=detail))
+        log.warning(
+            "dispatch.render_failed message=%s kind=%s reason=%s %s",
+            message.id,
+            message.kind,
+            FailureReason.RENDER.value,
+            unrendered.summary,
+        )
+        detail = privacy.redact_addresses(unrendered.detail)[:2000]
+        results.failed.append(
+            outbox.Outcome(message.id, message.attempt, detail=detail, failure=FailureReason.RENDER)
+        )
+        self._count_failure(message, FailureReason.RENDER)
 
     async def _send(self, job: _Job, letter: Letter, results: _Results) -> None:
         if self._stopping:
@@ -453,7 +470,7 @@ class Dispatcher:
         except Exception as exc:  # unclassified: fail this message, keep the batch's outcomes
             log.exception("dispatch.send_crashed message=%s", message.id)
             failure = errors.PermanentDeliveryError(f"unexpected {type(exc).__name__}: {exc}")
-            self._failed(message, failure, results)
+            self._failed(message, failure, results, FailureReason.UNEXPECTED)
             self._observe(message, "failed", started)
             return
         results.sent.append(
@@ -469,8 +486,17 @@ class Dispatcher:
         self._observe(message, "sent", started)
 
     def _failed(
-        self, message: outbox.Claimed, exc: errors.DeliveryError, results: _Results
+        self,
+        message: outbox.Claimed,
+        exc: errors.DeliveryError,
+        results: _Results,
+        unexpected: FailureReason | None = None,
     ) -> None:
+        """Retry a transient failure later; fail the message for good when that will not help.
+
+        ``unexpected`` names the failure when the error was not the
+        transport's own classification.
+        """
         now = self._clock.now()
         retry_at = retry.next_attempt(
             message.attempt,
@@ -480,19 +506,41 @@ class Dispatcher:
             max_age=self._config.retry_max_age,
             jitter=self._random.random(),
         )
+        detail = privacy.redact_addresses(str(exc))
+        reason = None
+        if retry_at is None:
+            reason = unexpected or (
+                FailureReason.SMTP_PERMANENT if exc.permanent else FailureReason.RETRIES_EXHAUSTED
+            )
         outcome = outbox.Outcome(
             message.id,
             message.attempt,
-            detail=privacy.redact_addresses(str(exc))[:2000],
+            detail=detail[:2000],
             smtp_code=exc.smtp_code,
             retry_at=retry_at,
+            failure=reason,
         )
-        if retry_at is None:
-            log.warning("dispatch.failed message=%s code=%s", message.id, exc.smtp_code)
+        if reason is not None:
+            # The reply as the server wrote it, on one line, its addresses redacted: servers
+            # echo the recipient ("550 5.1.1 <jan@…>: unknown user").
+            reply = _WHITESPACE.sub(" ", detail).strip()[:_REPLY_IN_LOG]
+            log.warning(
+                "dispatch.failed message=%s kind=%s reason=%s code=%s reply=%r",
+                message.id,
+                message.kind,
+                reason.value,
+                exc.smtp_code,
+                reply,
+            )
             results.failed.append(outcome)
+            self._count_failure(message, reason)
         else:
             log.info("dispatch.retrying message=%s code=%s", message.id, exc.smtp_code)
             results.retrying.append(outcome)
+
+    def _count_failure(self, message: outbox.Claimed, reason: FailureReason) -> None:
+        if self._on_failure is not None:
+            self._on_failure(message.kind, reason)
 
     def _observe(self, message: outbox.Claimed, outcome: str, started: float) -> None:
         if self._on_outcome is not None:

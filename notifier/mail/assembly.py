@@ -11,7 +11,7 @@ from typing import Any, Protocol
 from notifier import errors
 from notifier.clock import Clock
 from notifier.flows import kinds
-from notifier.mail import i18n, tokens
+from notifier.mail import failure, i18n, tokens
 from notifier.mail.compose import Composer, Envelope, Headers, Identity
 from notifier.mail.render import Renderer
 from notifier.settings import Settings
@@ -180,11 +180,9 @@ def assemble_or_reason(
     kind_name: str,
     recipient: Recipient,
     stored_context: dict[str, Any],
-) -> Letter | str:
+) -> Letter | failure.Unrendered:
     """The letter, or why this one message cannot be made (so the rest of a batch goes on)."""
     try:
         return assembler.assemble(message_key, kind_name, recipient, stored_context)
-    except errors.NotifierError as exc:
-        return f"render: {exc}"
     except Exception as exc:  # one message's failure must never stop the batch
-        return f"render: {type(exc).__name__}: {exc}"
+        return failure.unrendered(exc)

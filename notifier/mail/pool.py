@@ -26,6 +26,7 @@ from typing import Any
 
 from notifier.clock import FrozenClock
 from notifier.mail.assembly import Assembler, Letter, Recipient, assemble_or_reason
+from notifier.mail.failure import Unrendered
 from notifier.settings import Settings
 
 Item = tuple[str, str, Recipient, dict[str, Any]]
@@ -57,7 +58,9 @@ class RenderPool:
             initargs=self._start_args,
         )
 
-    def submit(self, items: Sequence[Item], now: datetime) -> asyncio.Future[list[Letter | str]]:
+    def submit(
+        self, items: Sequence[Item], now: datetime
+    ) -> asyncio.Future[list[Letter | Unrendered]]:
         """Queue a chunk for the next free process: each item's letter, or why it could not be made.
 
         Chunks run in the order submitted; ``now`` dates the mails. Cancelling
@@ -75,8 +78,8 @@ class RenderPool:
         return asyncio.ensure_future(self._answer(future, executor))
 
     async def _answer(
-        self, future: asyncio.Future[list[Letter | str]], executor: ProcessPoolExecutor
-    ) -> list[Letter | str]:
+        self, future: asyncio.Future[list[Letter | Unrendered]], executor: ProcessPoolExecutor
+    ) -> list[Letter | Unrendered]:
         """The chunk's letters, unless no answer comes within the timeout.
 
         A process killed while it wrote its answer leaves half a message in
@@ -186,7 +189,7 @@ def _exit_with_parent() -> None:
         os._exit(0)
 
 
-def _assemble_chunk(chunk: list[Item], now: datetime) -> list[Letter | str]:
+def _assemble_chunk(chunk: list[Item], now: datetime) -> list[Letter | Unrendered]:
     assert _assembler is not None and _clock is not None, "worker not initialised"
     _clock.set(now)
     return [assemble_or_reason(_assembler, *item) for item in chunk]

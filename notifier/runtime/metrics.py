@@ -1,24 +1,42 @@
-"""Prometheus metrics: queue depth by status and category, sent/failed counters, send latency.
+"""Prometheus metrics: queue depth by status and category, delivery and failure counters, latency.
 
-Counters live in this process; the queue depth is read from the database at
-scrape time, so every process reports the same shared truth.
+Counters live in the process that counts; the queue depth is read from the
+database at scrape time, so every process reports the same shared truth.
+``serve --workers N`` runs N processes behind one port, and a scrape reaches
+any one of them: there the counters are kept in files under
+``PROMETHEUS_MULTIPROC_DIR`` (prometheus-client's multiprocess mode, set up
+by ``serve``) and every scrape reports the sum over the processes.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+MULTIPROCESS_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+"""Where the processes of one ``serve --workers N`` keep their counters; read by prometheus-client
+when it is first imported, so it is set before the processes start."""
 
 
 class Metrics:
-    """One registry per engine, so tests and several engines in a process do not collide."""
+    """One registry per engine, so tests and several engines in a process do not collide.
 
-    def __init__(self, depth: Callable[[], Iterable[tuple[str, str, int]]]) -> None:
+    ``kinds`` and ``reasons`` are the label values of the failure counters,
+    reported at 0 from the start so that an alert on their rate sees the
+    first failure.
+    """
+
+    def __init__(
+        self,
+        depth: Callable[[], Iterable[tuple[str, str, int]]],
+        kinds: Iterable[str] = (),
+        reasons: Iterable[str] = (),
+    ) -> None:
         self.registry = CollectorRegistry()
         self._deliveries = Counter(
             "notifier_deliveries",
@@ -33,14 +51,45 @@ class Metrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
             registry=self.registry,
         )
-        self.registry.register(_QueueDepth(depth))
+        self._render_failures = Counter(
+            "notifier_render_failures",
+            "Messages failed for good because their template could not be rendered, by kind.",
+            ["kind"],
+            registry=self.registry,
+        )
+        self._failures = Counter(
+            "notifier_failures",
+            "Messages failed for good, by kind and reason (render, smtp_permanent, "
+            "retries_exhausted, unexpected).",
+            ["kind", "reason"],
+            registry=self.registry,
+        )
+        reasons = list(reasons)
+        for kind in kinds:
+            self._render_failures.labels(kind)
+            for reason in reasons:
+                self._failures.labels(kind, reason)
+        queue_depth = _QueueDepth(depth)
+        self.registry.register(queue_depth)
+        self._scraped = self.registry
+        shared = os.environ.get(MULTIPROCESS_VARIABLE)
+        if shared:
+            self._scraped = CollectorRegistry()
+            multiprocess.MultiProcessCollector(self._scraped, shared)  # type: ignore[no-untyped-call]
+            self._scraped.register(queue_depth)
 
     def observe(self, category: str, outcome: str, seconds: float) -> None:
         self._deliveries.labels(category, outcome).inc()
         self._latency.labels(category).observe(seconds)
 
+    def failed(self, kind: str, reason: str) -> None:
+        """Count a message that failed for good; ``render`` also counts as a render failure."""
+        self._failures.labels(kind, reason).inc()
+        if reason == "render":
+            self._render_failures.labels(kind).inc()
+
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        return generate_latest(self._scraped)
 
 
 class _QueueDepth(Collector):

@@ -39,6 +39,23 @@ class MessageStatus(enum.StrEnum):
     SUPPRESSED = "suppressed"
 
 
+class FailureReason(enum.StrEnum):
+    """Why a message ended ``failed``: a closed vocabulary, kept in its ``reason`` and in metrics.
+
+    ``last_error`` holds the detail (file and line, the server's reply); this
+    is the class of failure an operator alerts on and repairs by.
+    """
+
+    RENDER = "render"
+    """The template could not be rendered with the message's data: fix it, then retry."""
+    SMTP_PERMANENT = "smtp_permanent"
+    """The server refused the message for good (a 5xx reply)."""
+    RETRIES_EXHAUSTED = "retries_exhausted"
+    """Transient failures (4xx replies, no connection) went on past ``NOTIFIER_RETRY_MAX_AGE``."""
+    UNEXPECTED = "unexpected"
+    """Sending raised an error nobody classified: a bug, in the log as ``dispatch.send_crashed``."""
+
+
 PENDING = (MessageStatus.SCHEDULED, MessageStatus.RETRYING)
 FINAL = (
     MessageStatus.SENT,

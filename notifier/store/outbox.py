@@ -37,6 +37,7 @@ from notifier.store.models import (
     PENDING,
     REVIEW_PAIR_KIND,
     DeliveryAttempt,
+    FailureReason,
     Message,
     MessageStatus,
 )
@@ -80,7 +81,7 @@ class Claimed:
 
 @dataclass(frozen=True)
 class Outcome:
-    """What came of one attempt; ``retry_at`` only for a retry."""
+    """What came of one attempt; ``retry_at`` only for a retry, ``failure`` only for a failure."""
 
     id: str
     attempt: int
@@ -89,6 +90,15 @@ class Outcome:
     message_id: str | None = None
     locale: str | None = None
     retry_at: datetime | None = None
+    failure: FailureReason | None = None
+
+
+@dataclass(frozen=True)
+class Retried:
+    """A failed message put back in the queue."""
+
+    id: str
+    kind: str
 
 
 def add(session: Session, sealer: Sealer, messages: Sequence[NewMessage], now: datetime) -> None:
@@ -156,6 +166,13 @@ _ORDERS_WITH_REVIEW_PAIR = (
 
 def get(session: Session, message_id: str) -> Message | None:
     return session.get(Message, message_id)
+
+
+def get_many(session: Session, message_ids: Collection[str]) -> list[Message]:
+    """The messages of ``message_ids`` that exist, in no particular order: one query."""
+    if not message_ids:
+        return []
+    return list(session.scalars(select(Message).where(Message.id.in_(list(message_ids)))))
 
 
 def history(session: Session, customer_id: str, limit: int = 500) -> list[Message]:
@@ -516,6 +533,60 @@ def mark_suppressed(
     _finish(session, owner, outcomes, now, MessageStatus.SUPPRESSED, "suppressed")
 
 
+def retry_failed(
+    session: Session,
+    now: datetime,
+    *,
+    ids: Collection[str] | None = None,
+    failed_since: datetime | None = None,
+    kind: str | None = None,
+) -> list[Retried]:
+    """``failed`` → ``scheduled``, due ``now``: put failed messages back, e.g. after a template fix.
+
+    Selects the ``failed`` messages among ``ids`` (all of them if None) that
+    failed at or after ``failed_since`` and are of ``kind``, when given.
+    Their attempt count and log stay, so the history is whole and the next
+    attempt is numbered after the last; ``first_attempt_at`` is cleared, so
+    transient failures get a fresh ``retry_max_age`` from the next attempt.
+    Consent is not decided here: the claim checks it again, as for any send.
+    """
+    selected = _messages.c.status == MessageStatus.FAILED
+    if ids is not None:
+        if not ids:
+            return []
+        selected = and_(selected, _messages.c.id.in_(list(ids)))
+    if failed_since is not None:
+        selected = and_(selected, _messages.c.updated_at >= failed_since)
+    if kind is not None:
+        selected = and_(selected, _messages.c.kind == kind)
+    rows = session.execute(
+        update(_messages)
+        .where(selected)
+        .values(
+            status=MessageStatus.SCHEDULED,
+            send_after=now,
+            reason=None,
+            first_attempt_at=None,
+            lease_owner=None,
+            lease_expires_at=None,
+            updated_at=now,
+        )
+        .returning(_messages.c.id, _messages.c.kind)
+    ).all()
+    return [Retried(row.id, row.kind) for row in rows]
+
+
+def failed(session: Session, limit: int = 100) -> list[Message]:
+    """The messages that ended ``failed``, the latest failure first."""
+    query = (
+        select(Message)
+        .where(Message.status == MessageStatus.FAILED)
+        .order_by(Message.updated_at.desc())
+        .limit(limit)
+    )
+    return list(session.scalars(query))
+
+
 def release(session: Session, owner: str, ids: Sequence[str], now: datetime) -> None:
     """``sending`` → ``scheduled``: give back leased messages untried (a graceful stop)."""
     if not ids:
@@ -585,7 +656,7 @@ def _finish(
     elif status is MessageStatus.RETRYING:
         values |= {"send_after": bindparam("b_retry_at"), "last_error": bindparam("b_detail")}
     elif status is MessageStatus.FAILED:
-        values["last_error"] = bindparam("b_detail")
+        values |= {"last_error": bindparam("b_detail"), "reason": bindparam("b_failure")}
     else:
         values["reason"] = bindparam("b_detail")
     session.execute(
@@ -604,6 +675,7 @@ def _finish(
                 "b_locale": item.locale,
                 "b_retry_at": item.retry_at,
                 "b_detail": item.detail,
+                "b_failure": item.failure,
             }
             for item in outcomes
         ],

@@ -40,7 +40,12 @@ def router(engine: Notifier) -> APIRouter:
         "/events",
         status_code=202,
         response_model=EventOut,
-        responses={200: {"model": EventOut, "description": "Seen before: the first answer"}},
+        responses={
+            200: {
+                "model": EventOut,
+                "description": "Seen before: the first answer, its messages as they stand now",
+            }
+        },
     )
     async def post_event(event: EventIn) -> JSONResponse:
         """Accept a shop event; its ``id`` is the idempotency key."""
@@ -53,7 +58,7 @@ def router(engine: Notifier) -> APIRouter:
         "/messages",
         status_code=202,
         response_model=MessageOut,
-        responses={200: {"model": MessageOut, "description": "Seen before: the first answer"}},
+        responses={200: {"model": MessageOut, "description": "Seen before: the message now"}},
     )
     def post_message(message: MessageIn) -> JSONResponse:
         """Queue an ad-hoc message of any kind; its ``id`` is the idempotency key."""
@@ -67,6 +72,19 @@ def router(engine: Notifier) -> APIRouter:
     def cancel_message(message_id: ResourceId) -> MessageOut:
         """Cancel a message that has not been sent yet (409 otherwise)."""
         return engine.cancel_message(message_id)
+
+    @api.post(
+        "/messages/{message_id}/retry",
+        status_code=202,
+        response_model=MessageOut,
+        responses={
+            404: {"description": "No message with this id"},
+            409: {"description": "The message is not `failed`"},
+        },
+    )
+    def retry_message(message_id: ResourceId) -> MessageOut:
+        """Put a `failed` message back in the queue, due now (e.g. after a template fix)."""
+        return engine.retry_message(message_id)
 
     @api.get("/customers/{customer_id}/messages", response_model=list[MessageOut])
     def customer_messages(customer_id: ResourceId) -> list[MessageOut]:

@@ -88,7 +88,7 @@ def create_app(
     app.include_router(pages.router(engine, engine.secret_key))
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     if engine.capture is not None:
-        app.include_router(inbox.router(engine.capture.inbox))
+        app.include_router(inbox.router(engine.capture.inbox, engine.failed_messages))
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, str]:

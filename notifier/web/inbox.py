@@ -1,7 +1,13 @@
-"""``/dev/inbox``: the captured mail of development mode, listed and shown."""
+"""``/dev/inbox``: the captured mail of development mode, listed and shown, and failed mail.
+
+A mail that failed for good never reaches the capture server, so the list
+shows those beside it, each with its reason and how to send it again: the
+developer who broke a template sees it where they look for the mail.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from fastapi import APIRouter, HTTPException, Request
@@ -9,17 +15,20 @@ from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from notifier.delivery.capture import Inbox
+from notifier.service import FailedMessage
 
 pages = Jinja2Templates(directory=Path(__file__).parent / "pages")
 CHROME = {"lang": "en", "shop_name": "notifier"}
 
 
-def router(inbox: Inbox) -> APIRouter:
+def router(inbox: Inbox, failed: Callable[[], list[FailedMessage]]) -> APIRouter:
+    """The inbox's routes; ``failed`` lists the messages that failed for good."""
     routes = APIRouter(prefix="/dev/inbox", include_in_schema=False)
 
     @routes.get("", response_class=HTMLResponse)
     def inbox_list(request: Request) -> Response:
-        return pages.TemplateResponse(request, "inbox.html", {"mails": inbox.list(), **CHROME})
+        shown = {"mails": inbox.list(), "failed": failed(), **CHROME}
+        return pages.TemplateResponse(request, "inbox.html", shown)
 
     @routes.get("/{mail_id}", response_class=HTMLResponse)
     def inbox_mail(request: Request, mail_id: str) -> Response:

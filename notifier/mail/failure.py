@@ -1,0 +1,61 @@
+"""Why a letter could not be made, said twice: in full for its record, without data for the log.
+
+A render error's text may quote the message's data (an MJML error shows the
+generated markup, a filter's ``ValueError`` the value it choked on), so the
+log gets only what the template's author wrote: the file and line, the
+error's class and the name of a missing variable.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import jinja2
+
+from notifier import errors
+
+_NAME = r"'([A-Za-z_]\w{0,63})'"
+_MISSING = re.compile(rf"(?:{_NAME} is undefined|has no attribute {_NAME})$")
+"""Jinja's words for a missing variable; only a name, never a value, is taken from them."""
+
+
+@dataclass(frozen=True)
+class Unrendered:
+    """A message that could not be rendered; picklable, so render processes hand it back.
+
+    ``detail`` is the whole reason, for the message's ``last_error``;
+    ``where``, ``error`` and ``missing`` hold no personal data, for the log.
+    """
+
+    detail: str
+    error: str
+    where: str | None = None
+    missing: str | None = None
+
+    @property
+    def summary(self) -> str:
+        """``where=… error=… missing=…``, the parts known, for a log line."""
+        parts = {"where": self.where, "error": self.error, "missing": self.missing}
+        return " ".join(f"{name}={value}" for name, value in parts.items() if value)
+
+
+def unrendered(exc: Exception) -> Unrendered:
+    """What ``exc``, raised while assembling a letter, says of the cause, in both forms."""
+    if isinstance(exc, errors.NotifierError):
+        detail = f"render: {exc}"
+    else:
+        detail = f"render: {type(exc).__name__}: {exc}"
+    if not isinstance(exc, errors.TemplateError):
+        return Unrendered(detail, type(exc).__name__)
+    where = exc.file or "<template>"
+    if exc.line is not None:
+        where = f"{where}:{exc.line}"
+    cause = exc.__cause__
+    if cause is None:  # notifier's own words about the template, e.g. "the subject is empty"
+        return Unrendered(detail, "TemplateError", where)
+    missing = None
+    if isinstance(cause, jinja2.UndefinedError):
+        found = _MISSING.search(str(cause))
+        missing = found and (found.group(1) or found.group(2))
+    return Unrendered(detail, type(cause).__name__, where, missing or None)

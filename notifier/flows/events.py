@@ -92,7 +92,7 @@ def kinds_for(event_type: EventType, settings: Settings) -> tuple[str, ...]:
     The review pair counts even when the cap will skip it, so whether an
     event is accepted does not depend on the customer's history.
     """
-    produced = (IMMEDIATE[event_type],) if event_type in IMMEDIATE else ()
+    produced: tuple[str, ...] = (IMMEDIATE[event_type],) if event_type in IMMEDIATE else ()
     if reviews_triggered_by(event_type, settings):
         produced += REVIEW_KINDS
     return produced

@@ -53,13 +53,14 @@ def _model(event_type: EventType, settings: Settings) -> type[EventIn]:
         (OrderIn, ...) if event_type in event_flows.ORDER_EVENTS else (OrderIn | None, None)
     )
     data: Any = EVENT_DATA.get(event_type, dict[str, Any])
+    tag: Any = Literal[event_type.value]
     queued = event_flows.kinds_for(event_type, settings)
     words = event_type.value.replace("_", ".").split(".")
     return create_model(
         "".join(word.title() for word in words) + "Event",
         __base__=EventIn,
         __doc__=_description(queued, *_paths(queued)),
-        type=(Literal[event_type.value], ...),
+        type=(tag, ...),
         order=order,
         data=(data, Field(default_factory=data)),
     )

@@ -29,9 +29,7 @@ def upgrade() -> None:
         sa.Column("updated_at", notifier.store.types.UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
-    op.create_index(
-        "ix_orders_customer_order", "orders", ["customer_id", "order_id"], unique=True
-    )
+    op.create_index("ix_orders_customer_order", "orders", ["customer_id", "order_id"], unique=True)
     op.create_index("ix_orders_updated_at", "orders", ["updated_at"], unique=False)
 
 

@@ -21,7 +21,7 @@ from notifier.flows import events as event_flows
 from notifier.flows import kinds
 from notifier.schemas import EventType
 from notifier.service import Notifier
-from notifier.settings import Settings
+from notifier.settings import PROJECT_DIR, Settings
 from notifier.web.app import create_app
 from tests.conftest import START, customer, event, order
 from tests.smtpd import SmtpServer, body_of
@@ -269,3 +269,11 @@ async def test_a_send_at_out_of_range_is_422_not_500(
     assert answer.status_code == 422, answer.text
     assert "send_at" in answer.json()["fields"]
     assert engine.customer_messages("C42") == []
+
+
+def test_the_readme_table_matches_the_kinds_table() -> None:
+    readme = (PROJECT_DIR / "README.md").read_text(encoding="utf-8")
+    for kind in kinds.KINDS.values():
+        requires = ", ".join(f"`{path}`" for path in kind.requires) or "—"
+        optional = ", ".join(f"`{path}`" for path in kind.optional) or "—"
+        assert f"| `{kind.name}` | {requires} | {optional} |" in readme, kind.name

@@ -8,9 +8,10 @@ input; the error handler turns their failures into 422s naming the field.
 from __future__ import annotations
 
 import enum
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import email_validator
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema
@@ -21,13 +22,40 @@ Locale = Annotated[str, StringConstraints(strip_whitespace=True, max_length=35)]
 Money = Annotated[Decimal, Field(max_digits=14, decimal_places=2, ge=0)]
 
 
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
+"""The times an event or a schedule may name: a shop's dates, far from ``datetime``'s ends.
+
+Delays and the send window are added to them, so a year 9999 (or a year 1
+at +14:00) would overflow there; such a time is a mistake, refused as one.
+"""
+
+
 def _aware(value: datetime | None) -> datetime | None:
-    if value is not None and value.tzinfo is None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
         raise ValueError("needs a time zone offset, e.g. 2026-11-21T10:00:00+01:00")
+    if not EARLIEST <= value < LATEST:
+        raise ValueError("must lie between 2000-01-01 and 2100-01-01")
     return value
 
 
 AwareDatetime = Annotated[datetime, AfterValidator(_aware)]
+
+
+def _web_url(value: str) -> str:
+    """An http or https URL: a link in a mail must not run script or carry a document."""
+    try:
+        scheme = urlsplit(value).scheme
+    except ValueError as exc:  # e.g. an unclosed IPv6 bracket: "http://[::1"
+        raise ValueError(f"not a URL: {exc}") from exc
+    if scheme not in ("http", "https"):
+        raise ValueError("must be an http or https URL")
+    return value
+
+
+WebUrl = Annotated[str, StringConstraints(max_length=2000), AfterValidator(_web_url)]
 
 
 def _deliverable_address(value: str) -> str:
@@ -103,6 +131,30 @@ class OrderIn(Lenient):
     total: Money | None = None
     lines: list[OrderLine] = Field(default_factory=list, max_length=1000)
     shipping_address: Address | None = None
+
+
+class ShippedData(Lenient):
+    """``data`` of ``order.shipped``: both optional (a pick-up order has no carrier)."""
+
+    carrier: Annotated[str, StringConstraints(max_length=2000)] | None = None
+    tracking_url: WebUrl | None = None
+
+
+class VerificationData(Lenient):
+    """``data`` of ``order.verification_requested``: the question, shown escaped.
+
+    Whether it is present is the kinds table's say (``verification_question``
+    requires ``data.question``), so presence is checked in one place.
+    """
+
+    question: Annotated[str, StringConstraints(max_length=5000)] | None = None
+
+
+EVENT_DATA: dict[EventType, type[Lenient]] = {
+    EventType.ORDER_SHIPPED: ShippedData,
+    EventType.ORDER_VERIFICATION_REQUESTED: VerificationData,
+}
+"""The shape of ``data`` for the event types that read it; the others' ``data`` is free."""
 
 
 class EventIn(Strict):

@@ -220,12 +220,15 @@ class Notifier:
     def send_message(self, data: MessageIn | Mapping[str, Any]) -> Accepted:
         """Queue an ad-hoc message of any kind; its id is the idempotency key.
 
-        The context is rendered once on the way in, so a context the template
-        cannot use is refused now (422) rather than failing later.
+        The context must hold what the kind requires (the kinds table, as for
+        events; 422 naming e.g. ``context.order.number``), and it is rendered
+        once on the way in, so a context the template cannot use is refused
+        now (422) rather than failing later.
         """
         request = data if isinstance(data, MessageIn) else MessageIn.model_validate(data)
         kind = kinds.get(request.kind)
         now = self.clock.now()
+        kinds.check([kind.name], request.context, prefix="context.")
         self._trial_render(request, kind)
         due = event_flows.scheduled_time(kind.name, max(request.send_at or now, now), self.settings)
         new = outbox.NewMessage(

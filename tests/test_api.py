@@ -437,11 +437,13 @@ async def test_post_message_waits_for_send_at_and_the_window(client: httpx.Async
     ("body", "field"),
     [
         pytest.param(message_request(kind="no_such_kind"), "kind", id="unknown-kind"),
-        pytest.param(message_request(context={}), "context", id="missing-order"),
-        pytest.param(message_request(context={"order": None}), "context", id="null-order"),
+        pytest.param(message_request(context={}), "context.order.number", id="missing-order"),
+        pytest.param(
+            message_request(context={"order": None}), "context.order.number", id="null-order"
+        ),
         pytest.param(
             message_request(kind="review_products", context={"order": {"id": "O-1"}}),
-            "context",
+            "context.order.number",
             id="incomplete-order",
         ),
         pytest.param(message_request(to=customer(email="nope")), "to.email", id="bad-email"),
@@ -466,7 +468,7 @@ async def test_a_context_whose_order_is_not_an_object_422(engine: Notifier, valu
         body = message_request(kind="review_products", context={"order": value})
         response = await client.post("/v1/messages", json=body, headers=AUTH)
         assert response.status_code == 422, response.text
-        assert "context" in response.json()["fields"]
+        assert "context.order.number" in response.json()["fields"]
 
 
 # -- mail that the mail system cannot carry must not stop the queue ----------------------

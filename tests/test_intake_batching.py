@@ -204,7 +204,7 @@ def test_a_group_writes_each_table_once(engine: Notifier, database_url: str) -> 
     callers = one_batch(engine, database_url, [placed(number) for number in range(8)])
     assert all(caller.answer is not None and caller.answer.created for caller in callers)
     # The plug's group, then this one's: one (executemany) INSERT per table.
-    assert inserts == ["events", "customers", "messages"] * 2
+    assert inserts == ["events", "customers", "orders", "messages"] * 2
     for number in range(8):
         [message] = engine.customer_messages(f"C{number}")
         assert message.created_at == START

@@ -140,7 +140,7 @@ def plan(
 ) -> events.Plan:
     """The plan for the conftest's standard event of ``type`` arriving at ``at``."""
     event = EventIn.model_validate(conftest.event(type.value))
-    return events.plan(event, at, settings, history)
+    return events.plan(event, events.Moment(now=at, occurred_at=at), settings, history)
 
 
 @pytest.mark.parametrize(

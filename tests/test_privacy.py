@@ -192,6 +192,7 @@ async def test_key_rotation_keeps_every_message_readable_and_sendable(
         "customers.name": 1,
         "messages.context": 2,
         "consents.ip": 1,
+        "orders.snapshot": 1,
     }
     assert set(rotated.privacy.rotate_keys().values()) == {0}
 

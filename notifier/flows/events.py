@@ -10,11 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
+
+from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from notifier import errors
 from notifier.flows import kinds, timing
-from notifier.schemas import EventIn, EventType
+from notifier.schemas import EVENT_DATA, EventIn, EventType
 from notifier.settings import Settings
 
 ORDER_EVENTS = frozenset(
@@ -33,6 +35,7 @@ IMMEDIATE = {
     EventType.ORDER_VERIFICATION_REQUESTED: "verification_question",
     EventType.NEWSLETTER_SUBSCRIBED: "newsletter_confirm",
 }
+REVIEW_KINDS = ("review_products", "review_service")
 CANCELLING = frozenset({EventType.ORDER_CANCELLED, EventType.ORDER_RETURNED})
 
 
@@ -58,25 +61,41 @@ class ReviewHistory:
 
 
 def validate(event: EventIn) -> None:
-    """Checks that depend on the event type, beyond what the schema can say."""
+    """Checks that depend on the event type, beyond what the schema can say.
+
+    ``data`` is checked against its type's shape (``schemas.EVENT_DATA``):
+    what it holds must be right; which fields must be there is the kinds
+    table's say, checked by ``plan`` against the order as remembered.
+    """
     if event.type in ORDER_EVENTS and event.order is None:
         raise errors.InvalidInput(f"{event.type} needs an order", "order")
-    if event.type is EventType.ORDER_VERIFICATION_REQUESTED:
-        question = event.data.get("question")
-        if not isinstance(question, str) or not question.strip():
-            raise errors.InvalidInput("the question for the customer is required", "data.question")
-        if len(question) > 5000:
-            raise errors.InvalidInput("at most 5000 characters", "data.question")
-    if event.type is EventType.ORDER_SHIPPED:
-        for name in ("carrier", "tracking_url"):
-            value = event.data.get(name)
-            if value is not None and (not isinstance(value, str) or len(value) > 2000):
-                raise errors.InvalidInput(
-                    "must be a text of at most 2000 characters", f"data.{name}"
-                )
-        url = event.data.get("tracking_url")
-        if url is not None and urlsplit(url).scheme not in ("http", "https"):
-            raise errors.InvalidInput("must be an http or https URL", "data.tracking_url")
+    shape = EVENT_DATA.get(event.type)
+    if shape is None:
+        return
+    try:
+        shape.model_validate(event.data)
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        where = ".".join(str(step) for step in ("data", *problem["loc"]))
+        raise errors.InvalidInput(_reason(problem), where) from None
+
+
+def _reason(problem: ErrorDetails) -> str:
+    """pydantic's message without its "Value error, " prefix for our own validators' words."""
+    cause = problem.get("ctx", {}).get("error")
+    return str(cause) if isinstance(cause, ValueError) else problem["msg"]
+
+
+def kinds_for(event_type: EventType, settings: Settings) -> tuple[str, ...]:
+    """Every kind an event of this type may queue: what it is checked against.
+
+    The review pair counts even when the cap will skip it, so whether an
+    event is accepted does not depend on the customer's history.
+    """
+    produced: tuple[str, ...] = (IMMEDIATE[event_type],) if event_type in IMMEDIATE else ()
+    if reviews_triggered_by(event_type, settings):
+        produced += REVIEW_KINDS
+    return produced
 
 
 def reviews_triggered_by(event_type: EventType, settings: Settings) -> bool:
@@ -86,16 +105,45 @@ def reviews_triggered_by(event_type: EventType, settings: Settings) -> bool:
     return event_type is trigger
 
 
-def plan(event: EventIn, occurred_at: datetime, settings: Settings, history: ReviewHistory) -> Plan:
-    """The outbox operations ``event`` calls for. ``occurred_at`` is the event's time (aware)."""
+@dataclass(frozen=True)
+class Moment:
+    """When an event arrived (``now``) and the time it says it happened (``occurred_at``).
+
+    Immediate mail is due at ``now``: a shop clock ahead of ours, or local
+    time labelled UTC, must not hold a confirmation back. The review delays
+    count from ``occurred_at`` (``now`` if the event gives none), which the
+    schema keeps between 2000 and 2100 so no delay overflows.
+    """
+
+    now: datetime
+    occurred_at: datetime
+
+
+def plan(
+    event: EventIn,
+    at: Moment,
+    settings: Settings,
+    history: ReviewHistory,
+    order: dict[str, Any] | None = None,
+) -> Plan:
+    """The outbox operations ``event`` calls for, or InvalidInput naming what it lacks.
+
+    ``order`` is the order as remembered with this event's news merged in
+    (``flows.orders.merge``); the mail is written from it, and it must hold
+    what every kind the event may queue requires. Immediate mail is due when
+    the event arrived; only the review delays count from ``occurred_at``.
+    """
     validate(event)
+    context: dict[str, Any] = {"data": event.data}
+    if order is not None:
+        context["order"] = order
+    kinds.check(kinds_for(event.type, settings), context)
     result = Plan()
-    context = _context(event)
     immediate = IMMEDIATE.get(event.type)
     if immediate is not None:
-        result.messages.append(PlannedMessage(immediate, occurred_at, context))
+        result.messages.append(PlannedMessage(immediate, at.now, context))
     if reviews_triggered_by(event.type, settings):
-        result.messages.extend(_review_pair(occurred_at, settings, history, context))
+        result.messages.extend(_review_pair(at.occurred_at, settings, history, context))
     if event.type in CANCELLING:
         assert event.order is not None
         result.cancel_order = event.order.id
@@ -107,10 +155,8 @@ def _review_pair(
 ) -> list[PlannedMessage]:
     if history.order_has_pair:
         return []
-    schedule = (
-        ("review_products", settings.review_products_delay),
-        ("review_service", settings.review_service_delay),
-    )
+    delays = (settings.review_products_delay, settings.review_service_delay)
+    schedule = tuple(zip(REVIEW_KINDS, delays, strict=True))
     due = [(kind, scheduled_time(kind, anchor + delay, settings)) for kind, delay in schedule]
     if not timing.review_cap_allows(history.last_pair_at, due[0][1], settings.review_cap_days):
         return []
@@ -122,10 +168,3 @@ def scheduled_time(kind: str, due: datetime, settings: Settings) -> datetime:
     if kinds.get(kind).windowed:
         return timing.next_opening(due, settings.send_window, settings.zone)
     return due
-
-
-def _context(event: EventIn) -> dict[str, Any]:
-    context: dict[str, Any] = {"data": event.data}
-    if event.order is not None:
-        context["order"] = event.order.model_dump(mode="json", exclude_none=True)
-    return context

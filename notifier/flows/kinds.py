@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from notifier import errors
 
@@ -108,3 +110,50 @@ def get(name: str, field: str = "kind") -> Kind:
         raise errors.InvalidInput(
             f"unknown kind {name!r}; expected one of {known}", field
         ) from None
+
+
+def missing(kind: Kind, context: Mapping[str, Any]) -> list[str]:
+    """The paths of ``kind.requires`` that ``context`` lacks, in the kind's order.
+
+    A path is missing when a step of it is absent or not an object, or when
+    its value is None, blank text (whitespace only) or an empty list or
+    object: a template shows none of these as the number, total or question
+    it needs.
+    """
+    return [path for path in kind.requires if not _present(_lookup(context, path))]
+
+
+def _lookup(context: Mapping[str, Any], path: str) -> Any:
+    value: Any = context
+    for step in path.split("."):
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(step)
+    return value
+
+
+def _present(value: Any) -> bool:
+    if value is None:
+        return False
+    if isinstance(value, str):
+        return bool(value.strip())
+    if isinstance(value, list | dict):
+        return bool(value)
+    return True
+
+
+def check(names: Iterable[str], context: Mapping[str, Any], prefix: str = "") -> None:
+    """Refuse ``context`` if a kind of ``names`` would be sent without what it requires.
+
+    The InvalidInput names the first missing path (after ``prefix``, the
+    caller's name for where the context came from, e.g. ``context.``) and,
+    in its message, every missing one with the kind that needs it.
+    """
+    lacking: dict[str, str] = {}
+    for name in names:
+        for path in missing(get(name), context):
+            lacking.setdefault(path, name)
+    if lacking:
+        listed = ", ".join(f"{prefix}{path} (for {name})" for path, name in lacking.items())
+        first = next(iter(lacking))
+        raise errors.InvalidInput(f"required and not given: {listed}", f"{prefix}{first}")

@@ -83,6 +83,27 @@ class Customer(Base):
     updated_at: Mapped[datetime]
 
 
+class Order(Base):
+    """The latest known snapshot of one customer's order (sealed), merged from its events.
+
+    Keyed by customer and order: an order id another customer sent is
+    another order, so no event reads a stranger's order.
+    """
+
+    __tablename__ = "orders"
+    __table_args__ = (
+        Index("ix_orders_customer_order", "customer_id", "order_id", unique=True),
+        Index("ix_orders_updated_at", "updated_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    customer_id: Mapped[str] = mapped_column(String(100))
+    order_id: Mapped[str] = mapped_column(String(100))
+    snapshot: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
 class Event(Base):
     """One accepted request with its answer: the idempotency record."""
 

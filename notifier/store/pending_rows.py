@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from notifier.crypto import Sealer
-from notifier.store import customers, events, models, outbox
+from notifier.store import customers, events, models, orders, outbox
 
 _KEY = "notifier.pending_rows"
 
@@ -104,16 +104,21 @@ class PendingRows:
 
     ``answers``: the answers of event ids seen before the group, from one
     query, and of those written in it since; ``reviews`` likewise for the
-    review pairs of its orders and customers. The rows of the events accepted
+    review pairs of its orders and customers; ``snapshots`` likewise for the
+    orders its events name (a later event of an order in the same group sees
+    the earlier one's snapshot, pending or written). The rows of the events accepted
     since the last ``write`` wait here with their answers, to be written
     together: an executemany costs SQLAlchemy a third of a statement a row.
     Deferring them is safe because intake reads none of them back but the
-    answers (kept here) and the outbox (written out before it is read).
+    answers and snapshots (kept here) and the outbox (written out before it
+    is read).
     """
 
     answers: dict[str, dict[str, Any]]
     reviews: ReviewPairs
+    snapshots: dict[orders.Key, dict[str, Any]] = field(default_factory=dict)
     new_answers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    new_snapshots: dict[orders.Key, orders.Snapshot] = field(default_factory=dict)
     records: list[events.Record] = field(default_factory=list)
     details: list[customers.Details] = field(default_factory=list)
     queued: list[tuple[outbox.NewMessage, datetime]] = field(default_factory=list)
@@ -123,12 +128,25 @@ class PendingRows:
         earlier = self.answers.get(event_id)
         return earlier if earlier is not None else self.new_answers.get(event_id)
 
+    def look_up_orders(self, session: Session, sealer: Sealer, keys: Sequence[orders.Key]) -> None:
+        """Read the snapshots of these orders, one query (after ``begin``'s review locks,
+        which must come before any row lock)."""
+        self.snapshots.update(orders.snapshots(session, sealer, keys))
+
+    def snapshot(self, key: orders.Key) -> dict[str, Any] | None:
+        """The order as known: from an event earlier in the group, or as stored before it."""
+        pending = self.new_snapshots.get(key)
+        return pending.order if pending is not None else self.snapshots.get(key)
+
     def add(
         self,
         event: events.Record,
         customer: customers.Details,
         queued: list[tuple[outbox.NewMessage, datetime]],
+        snapshot: orders.Snapshot | None = None,
     ) -> None:
+        if snapshot is not None:
+            self.new_snapshots[snapshot.key] = snapshot
         self.records.append(event)
         self.details.append(customer)
         self.queued += queued
@@ -137,20 +155,24 @@ class PendingRows:
             self.reviews.queue(message)
 
     def write(self, session: Session, sealer: Sealer) -> None:
-        """Write the pending rows: events first, customers in order, then messages.
+        """Write the pending rows: events first, customers in order, orders, then messages.
 
         Whether this succeeds or fails, nothing stays pending; only on success
-        do the new answers join ``answers``, and the new pairs ``reviews``
+        do the new answers join ``answers``, the new snapshots ``snapshots``,
+        and the new pairs ``reviews``
         (a failure undoes the rows).
         """
         try:
             events.record_all(session, self.records)
             customers.upsert_all(session, sealer, self.details)
+            orders.upsert_all(session, sealer, list(self.new_snapshots.values()))
             outbox.add_queued(session, sealer, self.queued)
             self.answers.update(self.new_answers)
+            self.snapshots.update((key, new.order) for key, new in self.new_snapshots.items())
             self.reviews.keep_new()
         finally:
             self.new_answers.clear()
+            self.new_snapshots.clear()
             self.reviews.drop_new()
             self.records.clear()
             self.details.clear()
@@ -166,7 +188,8 @@ def begin(
     """Start this transaction's rows with what intake reads of the past, in one query each.
 
     The answers of ``event_ids`` seen before, and the review pairs of
-    ``review_customers`` and ``review_orders`` (``ReviewPairs``). A redone
+    ``review_customers`` and ``review_orders`` (``ReviewPairs``); the
+    orders' snapshots follow with ``PendingRows.look_up_orders``. A redone
     group starts a new transaction and so asks again: nothing of the
     attempt rolled back stays.
     """

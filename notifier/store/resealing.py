@@ -9,7 +9,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from notifier.crypto import Sealer
-from notifier.store.models import Consent, Customer, Message
+from notifier.store.models import Consent, Customer, Message, Order
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,7 @@ SEALED_COLUMNS = (
     SealedColumn("customers.name", Customer.id, Customer.name),
     SealedColumn("messages.context", Message.id, Message.context),
     SealedColumn("consents.ip", Consent.id, Consent.ip),
+    SealedColumn("orders.snapshot", Order.id, Order.snapshot),
 )
 
 

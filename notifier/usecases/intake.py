@@ -20,9 +20,10 @@ from notifier import errors
 from notifier.crypto import Sealer
 from notifier.flows import events as event_flows
 from notifier.flows import kinds
+from notifier.flows import orders as order_flows
 from notifier.schemas import CustomerIn, EventIn, EventOut, MessageOut
 from notifier.settings import Settings
-from notifier.store import customers, events, outbox, pending_rows
+from notifier.store import customers, events, orders, outbox, pending_rows
 from notifier.store.db import Database, Session
 from notifier.store.group_commit import GroupCommit
 
@@ -102,16 +103,27 @@ class EventIntake(GroupCommit[Arrival, Intake]):
         """
         pending = pending_rows.of(session)
         event, now = arrival.event, arrival.now
-        occurred_at = event.occurred_at or now
         earlier = pending.answer(event.id)
         if earlier is not None:
             return Intake(event, Accepted(earlier, created=False), [], now)
+        occurred_at = event.occurred_at or now
         order_id = event.order.id if event.order else None
+        snapshot = None
+        if event.order is not None:
+            key = (event.customer.id, event.order.id)
+            merged = order_flows.merge(pending.snapshot(key), event.order)
+            snapshot = orders.Snapshot(*key, merged, now)
         history = event_flows.ReviewHistory()
         reviewed = self._reviewed_order(event)
         if reviewed is not None:
             history = self._review_history(session, pending, event.customer.id, reviewed)
-        plan = event_flows.plan(event, occurred_at, self.settings, history)
+        plan = event_flows.plan(
+            event,
+            event_flows.Moment(now, occurred_at),
+            self.settings,
+            history,
+            snapshot.order if snapshot else None,
+        )
         queued = [
             outbox.NewMessage(
                 id=_new_message_id(),
@@ -144,15 +156,17 @@ class EventIntake(GroupCommit[Arrival, Intake]):
             ),
             customer_details(event.customer, self.settings, now),
             [(message, now) for message in queued],
+            snapshot,
         )
         return Intake(event, Accepted(body, created=True), queued, now, len(cancelled))
 
     def _look_up(self, session: Session, arrivals: Sequence[Arrival]) -> None:
         """Before a group's events (``GroupCommit``'s ``prepare``): what they need of the past.
 
-        The answers of the event ids seen before, and the review pairs of the
-        orders and customers whose events may queue one: one query each for
-        the group, where each event used to ask for its own.
+        The answers of the event ids seen before, the review pairs of the
+        orders and customers whose events may queue one, and the snapshots
+        of the orders the events name: one query each for the group, where
+        each event used to ask for its own.
         """
         reviewed = [
             (arrival.event.customer.id, order_id)
@@ -164,6 +178,15 @@ class EventIntake(GroupCommit[Arrival, Intake]):
             [arrival.event.id for arrival in arrivals],
             [customer_id for customer_id, _ in reviewed],
             [order_id for _, order_id in reviewed],
+        )
+        pending_rows.of(session).look_up_orders(
+            session,
+            self.sealer,
+            [
+                (arrival.event.customer.id, arrival.event.order.id)
+                for arrival in arrivals
+                if arrival.event.order is not None
+            ],
         )
 
     def _reviewed_order(self, event: EventIn) -> str | None:

@@ -6,6 +6,7 @@ Each is logged by action and customer id only, never by address or name.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -13,8 +14,16 @@ from notifier import errors
 from notifier.clock import Clock
 from notifier.crypto import Sealer
 from notifier.flows import consent, kinds
-from notifier.store import customers, events, outbox, preferences, resealing, suppressions
-from notifier.store.db import Database
+from notifier.store import (
+    customers,
+    events,
+    orders,
+    outbox,
+    preferences,
+    resealing,
+    suppressions,
+)
+from notifier.store.db import Database, Session
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +51,7 @@ class Privacy:
                 raise errors.NotFound(f"no customer {customer_id!r}")
             touched = outbox.erase_customer(session, customer_id, now)
             events.forget_customer(session, customer_id)
+            orders.forget_customer(session, customer_id)
             preferences.forget(session, customer_id)
             customers.forget(session, customer_id)
         log.info("privacy.erased customer=%s messages=%d", customer_id, touched)
@@ -58,6 +68,7 @@ class Privacy:
             consents = preferences.consents(session, customer_id)
             suppression = suppressions.reasons_for(session, [recipient.email_index])
             messages = outbox.export_rows(session, customer_id)
+            known_orders = orders.of_customer(session, self._sealer, customer_id)
             exported = {
                 "customer": {
                     "id": recipient.id,
@@ -89,6 +100,7 @@ class Privacy:
                     for c in consents
                 ],
                 "suppression": suppression.get(recipient.email_index),
+                "orders": known_orders,
                 "messages": [
                     {
                         "id": m.id,
@@ -107,18 +119,28 @@ class Privacy:
         return exported
 
     def purge_expired(self) -> int:
-        """Retention: drop the context of finished messages older than the retention period."""
+        """Retention: drop what is older than the retention period; returns the messages purged.
+
+        The context of finished messages last touched before then goes, and
+        so do the orders no event touched since then (a later event of such
+        an order is taken as its first one).
+        """
         cutoff = self._clock.now() - self._retention
-        purged = 0
+        purged = self._in_pages(lambda session: outbox.purge_context(session, cutoff))
+        forgotten = self._in_pages(lambda session: orders.purge(session, cutoff))
+        if purged or forgotten:
+            log.info("privacy.purged messages=%d orders=%d", purged, forgotten)
+        return purged
+
+    def _in_pages(self, purge_page: Callable[[Session], int]) -> int:
+        """Run ``purge_page`` in short transactions until it finds nothing more."""
+        total = 0
         while True:
             with self._db.transaction() as session:
-                page = outbox.purge_context(session, cutoff)
-            purged += page
+                page = purge_page(session)
+            total += page
             if page == 0:
-                break
-        if purged:
-            log.info("privacy.purged messages=%d", purged)
-        return purged
+                return total
 
     def rotate_keys(self, page_size: int = 500) -> dict[str, int]:
         """Re-encrypt everything sealed with an older key under the current (first) key.

@@ -17,7 +17,7 @@ from notifier import settings
 from notifier.runtime import logconfig, scheduler
 from notifier.runtime.metrics import CONTENT_TYPE
 from notifier.service import Notifier
-from notifier.web import api, auth, errors, inbox, logs, pages, post_event, security
+from notifier.web import api, auth, errors, event_docs, inbox, logs, pages, post_event, security
 from notifier.web.limits import BodyLimit
 from notifier.web.ratelimit import PublicRateLimit
 
@@ -29,7 +29,9 @@ class App(FastAPI):
 
     def openapi(self) -> dict[str, Any]:
         if self.openapi_schema is None:
-            auth.document(super().openapi())
+            document = super().openapi()
+            auth.document(document)
+            event_docs.document(document, self.state.notifier.settings)
         return super().openapi()
 
 

@@ -158,15 +158,15 @@ def test_a_syntax_error_in_a_partial_no_template_includes(copy: Copy) -> None:
 def test_a_variable_missing_from_the_sample_is_named_where_the_template_uses_it(
     copy: Copy,
 ) -> None:
-    sample = samples.path(copy.templates, "shipping_notice")
+    sample = samples.path(copy.templates, "review_products")
     data = json.loads(sample.read_text(encoding="utf-8"))
-    del data["data"]["tracking_url"]
+    del data["links"]["review_url"]
     sample.write_text(json.dumps(data, indent=2), encoding="utf-8")
-    kind = copy.templates / "shipping_notice.mjml.j2"
+    kind = copy.templates / "review_products.mjml.j2"
     problem = only(copy.run())
     # Jinja fails inside the button macro; the line to fix is the one naming the variable.
-    assert (problem.file, problem.line) == (kind, line_of(kind, "data.tracking_url"))
-    assert "tracking_url" in problem.message
+    assert (problem.file, problem.line) == (kind, line_of(kind, "links.review_url"))
+    assert "review_url" in problem.message
 
 
 def test_a_misspelt_variable_in_a_template(copy: Copy) -> None:

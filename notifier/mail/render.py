@@ -217,7 +217,10 @@ class Renderer:
             translations, newstyle=True
         )
         translate.TemplateGettext(translations, self.catalogs.msgids(locale)).install(environment)
-        environment.filters.update(i18n.filters(locale, self.timezone))
+        environment.filters.update(
+            (name, _strict(format_))
+            for name, format_ in i18n.filters(locale, self.timezone).items()
+        )
         environment.filters["nl2br"] = nl2br
         environment.tests["given"] = given
         environment.globals["html_lang"] = locale.replace("_", "-")
@@ -377,6 +380,22 @@ def _path_of(target: object, value: object, path: str) -> str | None:
         if found is not None:
             return found
     return None
+
+
+def _strict(format_: Callable[..., str]) -> Callable[..., str]:
+    """``format_``, failing as undefined when given an undefined value.
+
+    Else ``{{ order.total|money(…) }}`` without a total says "not a decimal
+    number: Undefined", and nothing names the field the shop left out.
+    """
+
+    @functools.wraps(format_)
+    def strict(value: object, /, *args: Any, **kwargs: Any) -> str:
+        if isinstance(value, jinja2.Undefined):
+            value._fail_with_undefined_error()
+        return format_(value, *args, **kwargs)
+
+    return strict
 
 
 def given(value: object) -> bool:

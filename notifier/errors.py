@@ -62,14 +62,27 @@ class ConfigurationError(NotifierError):
 
 
 class TemplateError(NotifierError):
-    """A template or catalog cannot be rendered; ``file`` and ``line`` say where."""
+    """A template or catalog cannot be rendered; ``file`` and ``line`` say where.
+
+    ``missing`` is the dotted path (``order.shipping_address``) of the value a
+    template used and its context lacked, when that is why: ``templates check``
+    compares it with the kinds table instead of reading the message.
+    """
 
     code = "template"
 
-    def __init__(self, message: str, file: str | None = None, line: int | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        file: str | None = None,
+        line: int | None = None,
+        *,
+        missing: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.file = file
         self.line = line
+        self.missing = missing
 
     def __str__(self) -> str:
         where = self.file or "<template>"

@@ -158,15 +158,15 @@ def test_a_syntax_error_in_a_partial_no_template_includes(copy: Copy) -> None:
 def test_a_variable_missing_from_the_sample_is_named_where_the_template_uses_it(
     copy: Copy,
 ) -> None:
-    sample = samples.path(copy.templates, "shipping_notice")
+    sample = samples.path(copy.templates, "review_products")
     data = json.loads(sample.read_text(encoding="utf-8"))
-    del data["data"]["tracking_url"]
+    del data["links"]["review_url"]
     sample.write_text(json.dumps(data, indent=2), encoding="utf-8")
-    kind = copy.templates / "shipping_notice.mjml.j2"
+    kind = copy.templates / "review_products.mjml.j2"
     problem = only(copy.run())
     # Jinja fails inside the button macro; the line to fix is the one naming the variable.
-    assert (problem.file, problem.line) == (kind, line_of(kind, "data.tracking_url"))
-    assert "tracking_url" in problem.message
+    assert (problem.file, problem.line) == (kind, line_of(kind, "links.review_url"))
+    assert "review_url" in problem.message
 
 
 def test_a_misspelt_variable_in_a_template(copy: Copy) -> None:
@@ -185,6 +185,120 @@ def test_a_sample_that_is_not_json(copy: Copy) -> None:
     problem = only(copy.run())
     assert (problem.file, problem.line) == (sample, 5)
     assert "not valid JSON" in problem.message
+
+
+# -- optional fields (kinds table) ---------------------------------------------------------
+
+UNGUARDED = "is optional (kinds table) but read unguarded; put what reads it inside"
+
+
+def test_a_partial_reading_an_optional_field_unguarded(copy: Copy) -> None:
+    address = copy.templates / "partials" / "address.mjml.j2"
+    address.write_text(
+        "<mj-section>\n"
+        "  <mj-column>\n"
+        "    <mj-text>\n"
+        "      {{ order.shipping_address.name }}<br />\n"
+        "      {{ order.shipping_address.city }}\n"
+        "    </mj-text>\n"
+        "  </mj-column>\n"
+        "</mj-section>\n",
+        encoding="utf-8",
+    )
+    report = copy.run()
+    assert [problem.format(copy.templates) for problem in report.problems] == [
+        f"partials/address.mjml.j2:4: order.shipping_address {UNGUARDED} "
+        "{% if order.shipping_address is given %}…{% endif %}",
+        f"partials/address.mjml.j2:4: order.shipping_address.name {UNGUARDED} "
+        "{% if order.shipping_address.name is given %}…{% endif %}",
+        f"partials/address.mjml.j2:5: order.shipping_address.city {UNGUARDED} "
+        "{% if order.shipping_address.city is given %}…{% endif %}",
+    ]
+    assert not report.ok
+
+
+@pytest.mark.parametrize(
+    ("file", "guard", "reads", "field"),
+    [
+        (  # handed to the button macro: the line naming it, not the macro's
+            "shipping_notice.mjml.j2",
+            "{%- if data.tracking_url is given %}",
+            "button(data.tracking_url",
+            "data.tracking_url",
+        ),
+        (  # a trans variable
+            "shipping_notice.mjml.j2",
+            "{%- if data.carrier is given %}",
+            "number=order.number, carrier=data.carrier",
+            "data.carrier",
+        ),
+        (  # a filter's argument
+            "partials/order_lines.mjml.j2",
+            "{%- if order.total is given %}",
+            "order.total|money",
+            "order.total",
+        ),
+    ],
+)
+def test_an_optional_field_read_unguarded_is_named_where_it_is_read(
+    copy: Copy, file: str, guard: str, reads: str, field: str
+) -> None:
+    path = copy.templates / file
+    replace(path, guard, "{%- if true %}")
+    line = line_of(path, reads)
+    problem = only(copy.run())
+    assert (problem.file, problem.line) == (path, line)
+    assert problem.message.startswith(f"{field} {UNGUARDED}")
+
+
+def test_the_smallest_context_finds_what_leaving_out_one_field_does_not(copy: Copy) -> None:
+    """A block shown only when lines and carrier are both missing: only the minimal context."""
+    kind = copy.templates / "shipping_notice.mjml.j2"
+    heading = '<mj-text mj-class="heading">'
+    line = line_of(kind, heading) + 1
+    insert_after(
+        kind,
+        line - 1,
+        "    {% if order.lines is not given and data.carrier is not given %}"
+        "<mj-text>{{ order.shipping_address.city }}</mj-text>{% endif %}",
+    )
+    problem = only(copy.run())
+    assert (problem.file, problem.line) == (kind, line)
+    assert problem.message.startswith(f"order.shipping_address {UNGUARDED}")
+
+
+def test_another_fault_without_an_optional_field_says_which_context(copy: Copy) -> None:
+    address = copy.templates / "partials" / "address.mjml.j2"
+    replace(
+        address,
+        "{%- if lines -%}",
+        "{%- if not lines %}<mj-txt>?</mj-txt>{% endif %}\n{%- if lines -%}",
+    )
+    report = copy.run()
+    messages = [problem.message for problem in report.problems]
+    unknown = "MJML: unknown MJML element <mj-txt> (MJML drops it without a word)"
+    assert {(problem.file, problem.line) for problem in report.problems} == {(address, 7)}
+    assert messages == [
+        f"without any optional field (kinds table): {unknown}",
+        f"without order.shipping_address (kinds table): {unknown}",
+    ]
+
+
+def test_the_minimal_context_comes_from_the_kinds_table() -> None:
+    sample = samples.load(samples.path(render.DEFAULT_TEMPLATES_DIR, "shipping_notice"))
+    minimal = samples.minimal(sample, kinds.KINDS["shipping_notice"])
+    assert minimal["order"] == {"id": "O-1002", "number": "WP-1002", "currency": "EUR"}
+    assert minimal["data"] == {}
+    assert minimal["links"] == sample["links"]
+    assert "shipping_address" in sample["order"]  # the sample itself is left as it was
+    confirmation = kinds.KINDS["order_confirmation"]
+    assert "order.total" not in samples.leavable(confirmation)
+    kept = samples.minimal(sample, confirmation)["order"]
+    assert set(kept) == {"id", "number", "currency", "total"}
+    partial = samples.without(sample, ("order.shipping_address.city", "data.nothing.deeper"))
+    assert set(partial["order"]["shipping_address"]) == {"name", "street", "postcode", "country"}
+    assert samples.has(sample, "order.shipping_address.city")
+    assert not samples.has(partial, "order.shipping_address.city")
 
 
 # -- translations ------------------------------------------------------------------------
@@ -282,8 +396,12 @@ def test_an_over_long_subject(copy: Copy) -> None:
         ' {{ order.lines|map(attribute="name")|join(", ") }}{% endblock %}',
     )
     report = copy.run()
-    assert [(p.file, p.line) for p in report.problems] == [(kind, line), (kind, line)]
-    assert "the en subject has 148 characters; keep it to 78" in report.problems[0].message
+    assert [(p.file, p.line) for p in report.problems] == [(kind, line)] * 3
+    # The subject reads order.lines, which the kinds table lets the shop leave out.
+    unguarded, english, dutch = report.problems
+    assert unguarded.message.startswith("order.lines is optional (kinds table)")
+    assert "the en subject has 148 characters; keep it to 78" in english.message
+    assert "the nl subject" in dutch.message
 
 
 def test_html_over_gmails_clipping_size(copy: Copy) -> None:

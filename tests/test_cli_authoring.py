@@ -122,6 +122,27 @@ def test_check_fails_naming_file_and_line(project: Project) -> None:
     assert lines[1].startswith(f"{signoff}:4: ")
 
 
+def test_check_fails_on_a_template_reading_an_optional_field_unguarded(project: Project) -> None:
+    """A shop may send an order without address (kinds table): the README's first curl does."""
+    address = project.templates / "partials" / "address.mjml.j2"
+    address.write_text(
+        "<mj-section><mj-column>\n"
+        "  <mj-text>{{ order.shipping_address.city }}</mj-text>\n"
+        "</mj-column></mj-section>\n",
+        encoding="utf-8",
+    )
+    result = invoke("templates", "check", *project.folders())
+    assert result.exit_code == 1
+    assert result.output.splitlines() == [
+        f"{address}:2: order.shipping_address is optional (kinds table) but read unguarded; "
+        "put what reads it inside {% if order.shipping_address is given %}…{% endif %}",
+        f"{address}:2: order.shipping_address.city is optional (kinds table) but read "
+        "unguarded; put what reads it inside "
+        "{% if order.shipping_address.city is given %}…{% endif %}",
+        "7 templates × 2 locales: 2 problems",  # noqa: RUF001
+    ]
+
+
 def test_check_prints_paths_relative_to_the_working_directory(
     project: Project, monkeypatch: pytest.MonkeyPatch
 ) -> None:

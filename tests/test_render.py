@@ -9,10 +9,12 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import jinja2
 import pytest
 from selectolax.lexbor import LexborHTMLParser
 
 from notifier import errors
+from notifier.authoring import samples
 from notifier.flows import kinds
 from notifier.mail import i18n, render, translate
 
@@ -209,6 +211,192 @@ def test_a_newsletter_item_without_price(renderer: render.Renderer) -> None:
     assert "price" not in items[-1]
     mail = renderer.render("newsletter", "nl", context)
     assert mail.html.count('class="item-price"') == len(items) - 1
+
+
+# -- optional fields (kinds table): a field left out leaves its block out -----------------
+
+
+def hrefs(html: str) -> set[str]:
+    return {str(link.attributes["href"]) for link in LexborHTMLParser(html).css("a[href]")}
+
+
+@pytest.mark.parametrize("locale", ["nl", "en"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_kind_renders_with_the_minimal_context(
+    renderer: render.Renderer, kind: str, locale: str
+) -> None:
+    mail = renderer.render(kind, locale, samples.minimal(sample(kind), kinds.KINDS[kind]))
+    assert mail.subject and mail.preheader and COPY[locale] in mail.text
+    assert "None" not in mail.text and "Undefined" not in mail.text
+
+
+@pytest.mark.parametrize(
+    ("locale", "preheader", "sentence", "absent"),
+    [
+        (
+            "nl",
+            "We hebben je pakket meegegeven aan de bezorgdienst.",
+            "Goed nieuws: je bestelling WP-1002 is ingepakt en overgedragen aan de "
+            "bezorgdienst. Er zitten 3 artikelen in je pakket.",
+            ["Volg je pakket", "Bezorgadres", "PostNL", "track-and-trace"],
+        ),
+        (
+            "en",
+            "We have handed your package to the carrier.",
+            "Good news: your order WP-1002 has been packed and handed over to the carrier. "
+            "Your package contains 3 items.",
+            ["Track your package", "Shipping address", "PostNL", "tracking link"],
+        ),
+    ],
+)
+def test_a_shipping_notice_without_carrier_tracking_or_address(
+    renderer: render.Renderer, locale: str, preheader: str, sentence: str, absent: list[str]
+) -> None:
+    context = sample("shipping_notice")
+    context["data"] = {}
+    del context["order"]["shipping_address"]
+    mail = renderer.render("shipping_notice", locale, context)
+    assert mail.preheader == preheader
+    assert sentence in " ".join(mail.text.split())
+    for words in absent:
+        assert words not in mail.html and words not in mail.text, words
+    # The footer's links and the shop's: no tracking button.
+    links = context["links"]
+    assert hrefs(mail.html) == {
+        links["shop_url"],
+        links["preferences_url"],
+        links["unsubscribe_url"],
+        "mailto:service@winparts.example",
+    }
+    assert "Dorpsstraat" not in mail.html and "Keizersgracht" not in mail.html
+
+
+@pytest.mark.parametrize(
+    ("data", "locale", "preheader"),
+    [
+        ({"carrier": "PostNL"}, "nl", "PostNL brengt je pakket."),
+        ({"carrier": "PostNL"}, "en", "PostNL is bringing your package."),
+        (
+            {"tracking_url": "https://track.example/1"},
+            "nl",
+            "We hebben je pakket meegegeven aan de bezorgdienst. Volg het via de "
+            "track-and-trace-link.",
+        ),
+        (
+            {"tracking_url": "https://track.example/1"},
+            "en",
+            "We have handed your package to the carrier. Follow it with the tracking link.",
+        ),
+        (
+            {"carrier": "", "tracking_url": None},
+            "en",
+            "We have handed your package to the carrier.",
+        ),
+    ],
+)
+def test_the_shipping_notice_says_what_it_knows(
+    renderer: render.Renderer, data: dict[str, Any], locale: str, preheader: str
+) -> None:
+    context = sample("shipping_notice")
+    context["data"] = data
+    mail = renderer.render("shipping_notice", locale, context)
+    assert mail.preheader == preheader
+    url = data.get("tracking_url")
+    button = {"nl": "Volg je pakket", "en": "Track your package"}[locale]
+    assert (button in mail.text) == bool(url) == (url in hrefs(mail.html))
+    assert ("PostNL" in mail.text) == bool(data.get("carrier"))
+
+
+@pytest.mark.parametrize(
+    ("locale", "heading", "total"),
+    [("nl", "Bezorgadres", "Totaal (incl. btw)"), ("en", "Shipping address", "Total (incl. VAT)")],
+)
+@pytest.mark.parametrize("address", ["left out", None, {}])
+def test_an_order_confirmation_without_address(
+    renderer: render.Renderer, locale: str, heading: str, total: str, address: object
+) -> None:
+    context = sample("order_confirmation")
+    if address == "left out":
+        del context["order"]["shipping_address"]
+    else:
+        context["order"]["shipping_address"] = address
+    mail = renderer.render("order_confirmation", locale, context)
+    assert heading not in mail.html and "Dorpsstraat" not in mail.html
+    assert total in mail.text and "Bosch BP1234" in mail.text
+
+
+def test_an_address_shows_only_the_lines_it_has(renderer: render.Renderer) -> None:
+    context = sample("order_confirmation")
+    context["order"]["shipping_address"] = {"postcode": "3511 AB", "city": None, "country": "NL"}
+    mail = renderer.render("order_confirmation", "en", context)
+    assert "Shipping address\n\n3511 AB\nNetherlands\n\n" in mail.text
+    assert "\n      3511 AB<br />\n      Netherlands\n    </div>" in mail.html
+    context["order"]["shipping_address"] = {"name": "Jan de Vries", "city": "Utrecht"}
+    mail = renderer.render("order_confirmation", "nl", context)
+    assert "Bezorgadres\n\nJan de Vries\nUtrecht\n\n" in mail.text
+
+
+@pytest.mark.parametrize("lines", ["left out", []])
+def test_an_order_without_lines_shows_its_total_alone(
+    renderer: render.Renderer, lines: object
+) -> None:
+    context = sample("order_confirmation")
+    if lines == "left out":
+        del context["order"]["lines"]
+    else:
+        context["order"]["lines"] = lines
+    mail = renderer.render("order_confirmation", "nl", context)
+    assert "Bestelling WP-1001\n\nTotaal (incl. btw) € 168,94\n\n" in mail.text
+    assert "Stukprijs" not in mail.html and "Aantal" not in mail.html
+    notice = sample("shipping_notice")
+    del notice["order"]["lines"], notice["order"]["total"]
+    mail = renderer.render("shipping_notice", "en", notice)
+    assert "Order WP-1002" not in mail.text and "Your package contains" not in mail.text
+    assert "handed over to PostNL." in mail.text
+
+
+@pytest.mark.parametrize(
+    ("value", "given"),
+    [
+        (jinja2.StrictUndefined(name="carrier"), False),
+        (None, False),
+        ("", False),
+        ("  ", False),
+        ([], False),
+        ({}, False),
+        ("PostNL", True),
+        (0, True),
+        ([{}], True),
+        ({"city": None}, True),
+    ],
+)
+def test_what_counts_as_given(value: object, given: bool) -> None:
+    """Left out, null and empty are all "not given": a shop may send any of them."""
+    assert render.given(value) is given
+
+
+def test_a_missing_value_is_named_by_its_path(tmp_path: Path) -> None:
+    note = (
+        "<mjml><mj-head><mj-title>{% block subject %}Hi{% endblock %}</mj-title></mj-head>"
+        "<mj-body><mj-section><mj-column><mj-text>"
+        "{% set address = order.address %}{% set made = {} %}"
+        "{% if k == 'city' %}{{ address.city }}{% elif k == 'sku' %}{{ order.lines[1].sku }}"
+        "{% elif k == 'made' %}{{ made.x }}{% else %}{{ nope }}{% endif %}"
+        "</mj-text></mj-column></mj-section></mj-body></mjml>"
+    )
+    templates = scratch_templates(tmp_path, {"note.mjml.j2": note})
+    renderer = render.Renderer(templates, tmp_path / "locales")
+    order = {"address": {"street": "Dorpsstraat 1"}, "lines": [{"sku": "A"}, {"name": "B"}]}
+    for key, path in (
+        ("city", "order.address.city"),  # through the {% set %}
+        ("sku", "order.lines[1].sku"),
+        ("made", "x"),  # made by the template itself: the bare name
+        ("other", "nope"),
+    ):
+        with pytest.raises(errors.TemplateError) as caught:
+            renderer.render("note", "nl", {"order": order, "k": key})
+        assert caught.value.missing == path
+        assert caught.value.message.startswith("UndefinedError: ")
 
 
 def test_unsubscribe_link_only_for_unsubscribable_mail(renderer: render.Renderer) -> None:

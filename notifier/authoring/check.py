@@ -1,7 +1,9 @@
 """``templates check``: every problem a marketer can introduce, each named by file and line.
 
 Runs what the engine runs — every kind rendered in every locale with its
-sample data by a fresh Renderer — and adds the rules a mail must meet
+sample data by a fresh Renderer, and again without each field the kinds
+table calls optional and without all of them (the smallest context intake
+accepts) — and adds the rules a mail must meet
 before it ships: the unsubscribe and preferences links where the law wants
 them, ``alt`` on images, a subject that fits, HTML under Gmail's clipping
 size, every string translated, and text (never data) given to ``_()``. Pure
@@ -10,6 +12,7 @@ of any CLI: it returns a Report, and the preview page shows the same Report.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -118,6 +121,8 @@ def run(
             rendition = _render(renderer, where, kind, locale, sample, bool(sourced_images))
             renditions.append(rendition)
             found += rendition.problems
+            if rendition.mail is not None:
+                found += _without_optional(renderer, where, rendition, sample)
     return Report(renderer.kinds(), renderer.locales(), renditions, sorted(set(found)))
 
 
@@ -215,6 +220,33 @@ def _images_in_sources(templates_dir: Path) -> list[Problem]:
 _NO_ALT = 'image without alt text: add alt="…" saying what it shows (alt="" if it is decoration)'
 
 
+def _without_optional(
+    renderer: render.Renderer, where: _Where, full: Rendition, sample: dict[str, Any]
+) -> list[Problem]:
+    """What goes wrong when the shop leaves out what the kinds table lets it leave out.
+
+    Each optional path alone (a partial address), then all of them at once
+    (the smallest context intake accepts). Run only once the full sample
+    renders; what it found is not told again for every variant.
+    """
+    known = kinds.KINDS.get(full.kind)
+    if known is None:
+        return []
+    present = tuple(path for path in samples.leavable(known) if samples.has(sample, path))
+    variants: list[tuple[tuple[str, ...], dict[str, Any]]] = [
+        ((path,), samples.without(sample, (path,))) for path in present
+    ]
+    if len(present) > 1:
+        variants.append((samples.leavable(known), samples.minimal(sample, known)))
+    found: list[Problem] = []
+    for absent, context in variants:
+        variant = _render(
+            renderer, where, full.kind, full.locale, context, True, absent, full.problems
+        )
+        found += variant.problems
+    return found
+
+
 def _render(
     renderer: render.Renderer,
     where: _Where,
@@ -222,17 +254,81 @@ def _render(
     locale: str,
     sample: dict[str, Any],
     images_reported: bool,
+    absent: tuple[str, ...] = (),
+    told: list[Problem] | None = None,
 ) -> Rendition:
-    """Render one kind in one locale and hold the result to every rule for a finished mail."""
-    file = where.kind_file(kind)
+    """Render one kind in one locale and hold the result to every rule for a finished mail.
+
+    ``absent`` names the optional paths taken out of ``sample``: a template
+    that needs one is told so, and any other problem not already ``told``
+    (by the full sample) says which context it appeared with.
+    """
     try:
         mail = renderer.render(kind, locale, sample)
     except errors.TemplateError as exc:
-        return Rendition(kind, locale, None, [_failure(renderer, where, kind, locale, sample, exc)])
+        unguarded = _unguarded(where, exc, absent)
+        if unguarded is not None:
+            return Rendition(kind, locale, None, [unguarded])
+        failure = _failure(renderer, where, kind, locale, sample, exc)
+        return Rendition(kind, locale, None, _labelled([failure], absent, told))
     # mrml drops an unknown element without a word, so compiled MJML is scanned too.
     misplaced = _misplaced(renderer, where, kind, locale, sample)
     if misplaced is not None:
-        return Rendition(kind, locale, None, [misplaced])
+        return Rendition(kind, locale, None, _labelled([misplaced], absent, told))
+    return Rendition(
+        kind,
+        locale,
+        mail,
+        _labelled(_finished(where, kind, locale, sample, mail, images_reported), absent, told),
+    )
+
+
+def _unguarded(
+    where: _Where, error: errors.TemplateError, absent: tuple[str, ...]
+) -> Problem | None:
+    """The error as "this optional field is read unguarded", if a path left out caused it."""
+    if error.missing is None:
+        return None
+    for path in absent:
+        if error.missing == path or error.missing.startswith((f"{path}.", f"{path}[")):
+            name = error.missing if error.missing in absent else path
+            blamed = sources.blame_undefined(error, where.templates_dir)
+            message = (
+                f"{name} is optional (kinds table) but read unguarded; put what reads it "
+                f"inside {{% if {name} is given %}}…{{% endif %}}"
+            )
+            return (
+                Problem(*blamed, message)
+                if blamed
+                else dataclasses.replace(where.problem(error), message=message)
+            )
+    return None
+
+
+def _labelled(
+    problems: list[Problem], absent: tuple[str, ...], told: list[Problem] | None
+) -> list[Problem]:
+    """``problems`` but those ``told``, each saying which optional paths were left out."""
+    if not absent:
+        return problems
+    problems = [problem for problem in problems if problem not in (told or [])]
+    label = f"without {absent[0]}" if len(absent) == 1 else "without any optional field"
+    return [
+        dataclasses.replace(problem, message=f"{label} (kinds table): {problem.message}")
+        for problem in problems
+    ]
+
+
+def _finished(
+    where: _Where,
+    kind: str,
+    locale: str,
+    sample: dict[str, Any],
+    mail: render.RenderedMail,
+    images_reported: bool,
+) -> list[Problem]:
+    """The rules a rendered mail must meet: subject, size, images, links."""
+    file = where.kind_file(kind)
     found = []
     if len(mail.subject) > SUBJECT_MAX:
         found.append(
@@ -256,7 +352,7 @@ def _render(
     if not images_reported and markup.images_without_alt(mail.html):
         found.append(Problem(file, 1, f"the {locale} HTML has an {_NO_ALT}"))
     found += _links(file, kind, locale, sample, mail.html)
-    return Rendition(kind, locale, mail, found)
+    return found
 
 
 def _links(file: Path, kind: str, locale: str, sample: dict[str, Any], html: str) -> list[Problem]:

@@ -6,11 +6,13 @@ so a marketer can preview a template without a shop or a database.
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 from typing import Any
 
 from notifier import errors
+from notifier.flows import kinds
 
 FOLDER = "samples"
 """Where the samples live inside the templates directory: ``samples/<kind>.json``."""
@@ -54,3 +56,44 @@ def send_context(sample: dict[str, Any]) -> dict[str, Any]:
     links and message itself, exactly as for real mail.
     """
     return {key: value for key, value in sample.items() if key not in ASSEMBLED}
+
+
+def leavable(kind: kinds.Kind) -> tuple[str, ...]:
+    """The paths of the kinds table a shop may leave out of ``kind``'s context."""
+    return tuple(path for path in kind.optional if path not in kind.requires)
+
+
+def has(sample: dict[str, Any], path: str) -> bool:
+    """Whether the dotted ``path`` leads to a value in ``sample``."""
+    node: Any = sample
+    for key in path.split("."):
+        if not isinstance(node, dict) or key not in node:
+            return False
+        node = node[key]
+    return True
+
+
+def without(sample: dict[str, Any], paths: tuple[str, ...]) -> dict[str, Any]:
+    """A copy of ``sample`` with the dotted ``paths`` taken out, deepest first.
+
+    Deepest first so that ``order.shipping_address.city`` goes before
+    ``order.shipping_address``; the sample itself is left as it was.
+    """
+    result = copy.deepcopy(sample)
+    for path in sorted(paths, key=lambda path: path.count("."), reverse=True):
+        *parents, last = path.split(".")
+        node: Any = result
+        for key in parents:
+            node = node.get(key) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(last, None)
+    return result
+
+
+def minimal(sample: dict[str, Any], kind: kinds.Kind) -> dict[str, Any]:
+    """The smallest context the kinds table lets the engine send ``kind`` with, from ``sample``.
+
+    Derived, not written: every path the table calls optional is taken out,
+    so a new optional field is checked as soon as the table names it.
+    """
+    return without(sample, leavable(kind))

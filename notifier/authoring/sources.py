@@ -13,9 +13,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from notifier import errors
+
 SUFFIX = ".j2"
 _JINJA = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}")
-_UNDEFINED = re.compile(r"has no attribute '([^']+)'|'([^']+)' is undefined")
 _CONTEXT = 12
 """How many earlier lines may break a tie; enough to get past a repeated block."""
 
@@ -97,7 +98,7 @@ def _compile(file: Path) -> list[_Line]:
     return compiled
 
 
-def blame_undefined(error: BaseException, templates_dir: Path) -> tuple[Path, int] | None:
+def blame_undefined(error: errors.TemplateError, templates_dir: Path) -> tuple[Path, int] | None:
     """The template line that names the undefined variable behind ``error``, if it is one.
 
     Jinja raises where an undefined value is finally printed, which for a
@@ -105,10 +106,10 @@ def blame_undefined(error: BaseException, templates_dir: Path) -> tuple[Path, in
     the line to fix is the one that names the variable, further out.
     """
     cause = error.__cause__
-    match = _UNDEFINED.search(str(cause)) if cause is not None else None
-    if cause is None or match is None:
+    if cause is None or error.missing is None:
         return None
-    name = re.compile(rf"\b{re.escape(match.group(1) or match.group(2))}\b")
+    last = re.split(r"[.\[]", error.missing)[-1]
+    name = re.compile(rf"\b{re.escape(last)}\b")
     frames = []
     trace_back = cause.__traceback__
     while trace_back is not None:

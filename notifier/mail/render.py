@@ -14,16 +14,18 @@ import functools
 import os
 import re
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sized
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import jinja2
 import markupsafe
 import mjml
+from jinja2.exceptions import TemplateRuntimeError
 from jinja2.runtime import Context
+from jinja2.utils import missing
 
 from notifier import errors
 from notifier.mail import i18n, plaintext, translate
@@ -116,13 +118,13 @@ class Renderer:
             raise errors.TemplateError("the template has no subject block", file=name)
         values = dict(context)
         lines = [block for block in LINE_BLOCKS if block in template.blocks]
-        source, shown = self._guard(name, lambda: _render_showing(template, values, lines))
+        source, shown = self._guard(name, lambda: _render_showing(template, values, lines), values)
         found = {}
         for block in lines:
             text = shown.get(block)
             if text is None:  # the layout does not show this block: render it by itself
                 alone = functools.partial(_render_block, template, block, values)
-                text = "".join(self._guard(name, alone))
+                text = "".join(self._guard(name, alone, values))
             found[block] = markupsafe.Markup(text).striptags()
         subject = found["subject"]
         if not subject:
@@ -143,7 +145,8 @@ class Renderer:
         text, not in the template files it was made from.
         """
         template = self._template(kind, i18n.negotiate(locale, self._locales, self.default_locale))
-        return self._guard(kind + SUFFIX, lambda: template.render(dict(context)))
+        values = dict(context)
+        return self._guard(kind + SUFFIX, lambda: template.render(values), values)
 
     def compile_all(self) -> None:
         """Compile every kind in every locale now, so the first mail of each does not wait.
@@ -197,7 +200,7 @@ class Renderer:
         """A fresh environment: strict about undefined names, escaping everything by default."""
         environment = jinja2.Environment(
             loader=jinja2.FileSystemLoader(self.templates_dir),
-            undefined=jinja2.StrictUndefined,
+            undefined=_Undefined,
             autoescape=jinja2.select_autoescape(
                 enabled_extensions=("html", "htm", "xml", "mjml", "j2"), default=True
             ),
@@ -214,13 +217,23 @@ class Renderer:
             translations, newstyle=True
         )
         translate.TemplateGettext(translations, self.catalogs.msgids(locale)).install(environment)
-        environment.filters.update(i18n.filters(locale, self.timezone))
+        environment.filters.update(
+            (name, _strict(format_))
+            for name, format_ in i18n.filters(locale, self.timezone).items()
+        )
         environment.filters["nl2br"] = nl2br
+        environment.tests["given"] = given
         environment.globals["html_lang"] = locale.replace("_", "-")
         return environment
 
-    def _guard(self, name: str, step: Callable[[], _T]) -> _T:
-        """Run a Jinja step, turning whatever goes wrong into a TemplateError with file and line."""
+    def _guard(
+        self, name: str, step: Callable[[], _T], context: Mapping[str, Any] | None = None
+    ) -> _T:
+        """Run a Jinja step, turning whatever goes wrong into a TemplateError with file and line.
+
+        An undefined value's error also says, as ``missing``, which path of
+        ``context`` it was.
+        """
         try:
             return step()
         except errors.TemplateError:
@@ -233,8 +246,11 @@ class Renderer:
             raise errors.TemplateError(f"template not found: {exc.name}", file=name) from exc
         except Exception as exc:
             file, line = self._where(exc.__traceback__)
+            absent, what = None, type(exc).__name__
+            if isinstance(exc, UndefinedValue):
+                absent, what = _missing_path(exc, context or {}), "UndefinedError"
             raise errors.TemplateError(
-                f"{type(exc).__name__}: {exc}", file=file or name, line=line
+                f"{what}: {exc}", file=file or name, line=line, missing=absent
             ) from exc
 
     def _where(self, traceback: TracebackType | None) -> tuple[str | None, int | None]:
@@ -295,6 +311,107 @@ def _render_block(template: jinja2.Template, block: str, values: dict[str, Any])
         return list(template.blocks[block](context))
     except Exception:
         template.environment.handle_exception()
+
+
+class UndefinedValue(jinja2.UndefinedError):
+    """A template used a value its context lacks; ``owner`` is what it was looked up on."""
+
+    def __init__(self, message: str | None = None, *, owner: Any, name: object) -> None:
+        super().__init__(message)
+        self.owner = owner
+        self.name = name
+
+
+class _Undefined(jinja2.StrictUndefined):
+    """StrictUndefined whose error carries its name and owner as data, not only in its text.
+
+    Jinja rewrites the traceback of a template error, dropping the frame of
+    the Undefined that raised, so the error itself has to say.
+    """
+
+    __slots__ = ()
+
+    def __init__(
+        self,
+        hint: str | None = None,
+        obj: Any = missing,
+        name: str | None = None,
+        exc: type[TemplateRuntimeError] = jinja2.UndefinedError,
+    ) -> None:
+        if exc is jinja2.UndefinedError:
+            # Jinja calls this with the message alone; a partial is not a type, but is called so.
+            exc = cast(
+                "type[TemplateRuntimeError]",
+                functools.partial(UndefinedValue, owner=obj, name=name),
+            )
+        super().__init__(hint, obj, name, exc)
+
+
+def _missing_path(error: UndefinedValue, context: Mapping[str, Any]) -> str | None:
+    """The dotted path in ``context`` of the value ``error`` found missing.
+
+    The owner is found in the context by identity, so ``{% set address =
+    order.shipping_address %}`` then ``address.name`` is still
+    ``order.shipping_address.name``. The bare name when the owner is not in
+    the context (a value the template made itself); None for a hint-only error.
+    """
+    if error.name is None:
+        return None
+    name = str(error.name)
+    if error.owner is missing:
+        return name
+    parent = _path_of(error.owner, context, "")
+    return f"{parent}.{name}" if parent else name
+
+
+def _path_of(target: object, value: object, path: str) -> str | None:
+    """Where ``target`` is (by identity) inside ``value``, as a dotted path below ``path``."""
+    if value is target and path:
+        return path
+    items: Iterator[tuple[str, object]]
+    if isinstance(value, Mapping):
+        items = ((f"{path}.{key}" if path else str(key), item) for key, item in value.items())
+    elif isinstance(value, list):
+        items = ((f"{path}[{index}]", item) for index, item in enumerate(value))
+    else:
+        return None
+    for below, item in items:
+        found = _path_of(target, item, below)
+        if found is not None:
+            return found
+    return None
+
+
+def _strict(format_: Callable[..., str]) -> Callable[..., str]:
+    """``format_``, failing as undefined when given an undefined value.
+
+    Else ``{{ order.total|money(…) }}`` without a total says "not a decimal
+    number: Undefined", and nothing names the field the shop left out.
+    """
+
+    @functools.wraps(format_)
+    def strict(value: object, /, *args: Any, **kwargs: Any) -> str:
+        if isinstance(value, jinja2.Undefined):
+            value._fail_with_undefined_error()
+        return format_(value, *args, **kwargs)
+
+    return strict
+
+
+def given(value: object) -> bool:
+    """The ``given`` test: the context holds a value here, not an undefined, null or empty one.
+
+    Templates guard each optional field of the kinds table with it
+    (``{% if data.carrier is given %}``): the shop may leave such a field
+    out, send it as null, or send an empty list of lines.
+    """
+    if value is None or isinstance(value, jinja2.Undefined):
+        return False
+    if isinstance(value, str):
+        return bool(value.strip())
+    if isinstance(value, Sized):
+        return len(value) > 0
+    return True
 
 
 def nl2br(value: str) -> markupsafe.Markup:

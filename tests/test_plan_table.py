@@ -140,7 +140,8 @@ def plan(
 ) -> events.Plan:
     """The plan for the conftest's standard event of ``type`` arriving at ``at``."""
     event = EventIn.model_validate(conftest.event(type.value))
-    return events.plan(event, events.Moment(now=at, occurred_at=at), settings, history)
+    order = event.order.model_dump(mode="json", exclude_none=True) if event.order else None
+    return events.plan(event, events.Moment(now=at, occurred_at=at), settings, history, order)
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import secrets
@@ -22,39 +23,87 @@ from notifier.flows import kinds
 from notifier.mail.pool import default_processes
 from notifier.runtime import eventloop, logconfig, metrics
 from notifier.service import Notifier
+from notifier.store.db import SchemaState
 
 log = logging.getLogger("notifier")
 _T = TypeVar("_T")
 
 
+class BadSetting(click.ClickException):
+    """A setting notifier cannot run with: one line naming the variable, exit status 2."""
+
+    exit_code = 2
+
+
+class _Commands(click.Group):
+    """The one place where notifier's errors become exits: settings 2, anything else 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except errors.ConfigurationError as exc:
+            raise BadSetting(str(exc)) from exc
+        except errors.NotifierError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+
 def _load() -> settings.Settings:
-    try:
-        return settings.load()
-    except errors.ConfigurationError as exc:
-        raise click.ClickException(str(exc)) from exc
+    """The settings, the log format they ask for, and a warning for each unknown variable."""
+    config = settings.load()
+    if config.log_format != "text":
+        logconfig.configure(logging.getLogger().level, config.log_format)
+    for name, closest in settings.unknown_variables(os.environ):
+        if closest:
+            log.warning("settings.unknown_variable variable=%s closest=%s", name, closest)
+        else:
+            log.warning("settings.unknown_variable variable=%s", name)
+    return config
 
 
 def _engine(config: settings.Settings, **kwargs: Any) -> Notifier:
     """The engine for this command, its database connections closed when the command ends."""
-    try:
-        engine = Notifier(config, **kwargs)
-    except errors.NotifierError as exc:
-        raise click.ClickException(str(exc)) from exc
+    engine = Notifier(config, **kwargs)
     click.get_current_context().call_on_close(engine.close)
     return engine
 
 
 def _ensure_schema(engine: Notifier) -> None:
-    """Migrate the embedded SQLite database by itself; PostgreSQL is migrated on purpose."""
+    """Migrate the embedded SQLite database by itself; PostgreSQL is migrated on purpose.
+
+    An unreachable database fails here, at start, as a bad setting.
+    """
+    state = engine.database.schema_state()
+    if state is SchemaState.CURRENT:
+        return
     if engine.settings.is_sqlite:
         engine.upgrade_database()
-    elif not engine.database.is_current():
-        raise click.ClickException(
-            "the database has no schema yet: run `notifier db upgrade` first"
+        return
+    raise click.ClickException(_NOT_CURRENT[state])
+
+
+_NOT_CURRENT = {
+    SchemaState.MISSING: "the database has no schema yet: run `notifier db upgrade` first",
+    SchemaState.OTHER: "the database schema is not this version's: run `notifier db upgrade`",
+}
+
+
+def _notice(config: settings.Settings, text: str, **style: Any) -> None:
+    """A word to whoever starts ``serve``: coloured on the terminal, or a JSON log line."""
+    if config.log_format == "json":
+        log.warning(text)
+    else:
+        click.secho(text, err=True, **style)
+
+
+def _warn_insecure_links(config: settings.Settings) -> None:
+    if config.insecure_base_url:
+        log.warning(
+            "settings.base_url_not_https variable=NOTIFIER_BASE_URL reason=%s",
+            json.dumps("one-click unsubscribe (RFC 8058) needs https links for real mail"),
         )
 
 
-@click.group()
+@click.group(cls=_Commands)
 @click.version_option(package_name="notifier", message="%(prog)s %(version)s")
 @click.option("-v", "--verbose", is_flag=True, help="Log debug messages.")
 def main(verbose: bool) -> None:
@@ -82,24 +131,25 @@ def serve(host: str, port: int, workers: int) -> None:
     config = _load()
     engine = _engine(config)
     _ensure_schema(engine)
+    _warn_insecure_links(config)
     tokens = config.api_tokens
     if not tokens:
         tokens = [secrets.token_urlsafe(24)]
-        click.echo(f"No NOTIFIER_API_TOKENS set; this run's API token is: {tokens[0]}", err=True)
+        _notice(config, f"No NOTIFIER_API_TOKENS set; this run's API token is: {tokens[0]}")
     if engine.capture is not None:
-        click.secho(
+        _notice(
+            config,
             f"DEVELOPMENT MODE: no NOTIFIER_SMTP_HOST, mail is captured at "
             f"http://{host}:{port}/dev/inbox and never delivered.",
             fg="yellow",
             bold=True,
-            err=True,
         )
     if workers > 1 and config.is_sqlite:
-        click.secho(
+        _notice(
+            config,
             "--workers on SQLite: the processes take turns at its one write lock, so events "
             "are accepted no faster than by one; PostgreSQL is how serve scales out.",
             fg="yellow",
-            err=True,
         )
     # "auto" picks uvloop and httptools (both dependencies, as in uvicorn[standard]) over
     # asyncio and h11: about half the CPU per request.
@@ -110,6 +160,9 @@ def serve(host: str, port: int, workers: int) -> None:
         "http": "auto",
         "access_log": config.access_log,
     }
+    log_config = logconfig.uvicorn_config(config.log_format)
+    if log_config is not None:  # else uvicorn's own, for text
+        options["log_config"] = log_config
     if workers == 1:
         uvicorn.run(create_app(engine, tokens), log_level="info", **options)
         return
@@ -155,6 +208,7 @@ def worker() -> None:
     config = _load()
     engine = _engine(config)
     _ensure_schema(engine)
+    _warn_insecure_links(config)
     eventloop.run(_work(engine))
 
 
@@ -211,9 +265,19 @@ def keys_rotate(page_size: int) -> None:
 
 @main.command()
 def status() -> None:
-    """Show the queue depth by status and category, and the last errors."""
-    engine = _engine(_load())
-    _ensure_schema(engine)
+    """Show the queue depth by status and category, and the last errors.
+
+    Reads only: no migration, no key file, no database file is made.
+    """
+    engine = _engine(_load(), read_only=True)
+    state = engine.database.schema_state()
+    if state is SchemaState.MISSING and engine.database.sqlite_file is not None:
+        raise click.ClickException(
+            f"no database yet: {engine.database.sqlite_file.resolve()} does not exist "
+            "(`notifier db upgrade` or `notifier serve` creates it)"
+        )
+    if state is not SchemaState.CURRENT:
+        raise click.ClickException(_NOT_CURRENT[state])
     report = engine.status()
     if not report.depth:
         click.echo("the outbox is empty")

@@ -26,8 +26,13 @@ class Keys:
     encryption_keys: list[str]
 
 
-def resolve(settings: Settings) -> Keys:
-    """The configured keys, or the development keys file on SQLite."""
+def resolve(settings: Settings, *, create: bool = True) -> Keys:
+    """The configured keys, or the development keys file on SQLite.
+
+    Without ``create`` a missing keys file is not written: the keys are then
+    made up for this process alone, which suits a command that reads no
+    sealed data (``notifier status``) and must leave the disk as it was.
+    """
     secret = _split(settings.secret_key)
     encryption = _split(settings.encryption_key)
     if secret and encryption:
@@ -35,7 +40,8 @@ def resolve(settings: Settings) -> Keys:
     if not settings.is_sqlite:
         missing = "NOTIFIER_SECRET_KEY" if not secret else "NOTIFIER_ENCRYPTION_KEY"
         raise errors.ConfigurationError(f"{missing} is required with PostgreSQL", variable=missing)
-    stored = _load_or_create(settings.data_dir / KEYS_FILE)
+    path = settings.data_dir / KEYS_FILE
+    stored = _load_or_create(path) if create or path.exists() else _new_keys()
     return Keys(secret or [stored["secret_key"]], encryption or [stored["encryption_key"]])
 
 
@@ -47,8 +53,7 @@ def _load_or_create(path: Path) -> dict[str, str]:
     if path.exists():
         stored: dict[str, str] = json.loads(path.read_text())
         return stored
-    keys = {"secret_key": generate_secret(), "encryption_key": crypto.new_key()}
-    path.parent.mkdir(parents=True, exist_ok=True)
+    keys = _new_keys()
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(descriptor, "w") as handle:
         json.dump(keys, handle)
@@ -58,3 +63,7 @@ def _load_or_create(path: Path) -> dict[str, str]:
         path,
     )
     return keys
+
+
+def _new_keys() -> dict[str, str]:
+    return {"secret_key": generate_secret(), "encryption_key": crypto.new_key()}

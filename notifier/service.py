@@ -29,7 +29,7 @@ from notifier.mail.pool import RenderPool, default_processes
 from notifier.runtime.metrics import Metrics
 from notifier.schemas import CustomerIn, EventIn, MessageIn, MessageOut
 from notifier.settings import Settings
-from notifier.store import customers, outbox
+from notifier.store import customers, outbox, readiness
 from notifier.store.db import Database, Session
 from notifier.store.models import FailureReason, Message
 from notifier.usecases import intake
@@ -77,18 +77,21 @@ class Notifier:
         clock: Clock | None = None,
         transport: Transport | None = None,
         worker_name: str | None = None,
+        read_only: bool = False,
     ) -> None:
+        """With ``read_only`` (``notifier status``) nothing on disk is created: no key file
+        and no render processes; the database is opened only if it exists."""
         self.settings = settings
         self.clock: Clock = clock or SystemClock()
-        keys = keyring.resolve(settings)
+        self.database = Database(settings.database_url)  # first: it checks the SQLite folder
+        keys = keyring.resolve(settings, create=not read_only)
         self.secret_key = keys.secret_keys[0]
-        self.database = Database(settings.database_url)
         self.sealer = Sealer(keys.encryption_keys, keys.secret_keys[-1])
         self.assembler = Assembler.from_settings(settings, keys.secret_keys, self.clock)
         self.renderer = self.assembler.renderer
         self.preference_tokens = self.assembler.preference_tokens
         self.confirm_tokens = self.assembler.confirm_tokens
-        processes = settings.render_processes
+        processes = 0 if read_only else settings.render_processes
         if processes is None:
             processes = default_processes()
         self.render_pool = (
@@ -316,6 +319,10 @@ class Notifier:
     def _queue_depth(self) -> list[tuple[str, str, int]]:
         with self.database.transaction() as session:
             return outbox.depth(session)
+
+    def check_ready(self) -> None:
+        """Raise ``ServiceUnavailable`` unless the database takes a write now (``/readyz``)."""
+        readiness.probe(self.database, self.clock.now())
 
     def status(self) -> StatusReport:
         with self.database.transaction() as session:

@@ -6,8 +6,10 @@ them. Errors name the variable so an operator knows what to fix.
 
 from __future__ import annotations
 
+import difflib
 import re
 import secrets
+from collections.abc import Mapping
 from datetime import time, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -130,6 +132,8 @@ class Settings(BaseSettings):
     page_rate_limit: str = "120/minute"
     access_log: bool = True
     """uvicorn's line per HTTP request; off behind a proxy that logs requests itself."""
+    log_format: Literal["text", "json"] = "text"
+    """``json``: every log line of ``serve`` and ``worker`` is one JSON object."""
     consent_text_version: str = "newsletter-2026-11"
     campaign_interval: float = Field(default=10.0, gt=0)
     render_processes: int | None = Field(default=None, ge=0, le=64)
@@ -210,6 +214,11 @@ class Settings(BaseSettings):
         return None if path in ("", ":memory:") else Path(path)
 
     @property
+    def insecure_base_url(self) -> bool:
+        """Real mail with plain-http links: RFC 8058 one-click unsubscribe needs https."""
+        return not self.capture_mode and self.base_url.startswith("http://")
+
+    @property
     def data_dir(self) -> Path:
         """Where development-mode files live: beside the SQLite database."""
         path = self.sqlite_path
@@ -226,7 +235,45 @@ def load(**overrides: Any) -> Settings:
         variable = (
             "NOTIFIER_FROM" if field in ("from_", "NOTIFIER_FROM") else f"NOTIFIER_{field.upper()}"
         )
-        raise errors.ConfigurationError(f"{variable}: {first['msg']}", variable=variable) from exc
+        # A ValueError of ours says what is wrong; pydantic's "Value error, " adds nothing.
+        cause = first.get("ctx", {}).get("error")
+        message = str(cause) if first["type"] == "value_error" and cause else first["msg"]
+        raise errors.ConfigurationError(f"{variable}: {message}", variable=variable) from exc
+
+
+OTHER_VARIABLES = frozenset(
+    {"NOTIFIER_SERVE_WORKERS", "NOTIFIER_LOG_LEVEL", "NOTIFIER_TEST_POSTGRES_URL"}
+)
+"""``NOTIFIER_*`` names that are not settings: ``serve --workers``, the level it hands its
+processes, and the test suite's PostgreSQL."""
+
+
+def known_variables() -> list[str]:
+    """Every ``NOTIFIER_*`` name notifier reads."""
+    names = [
+        str(info.alias) if info.alias else f"NOTIFIER_{name.upper()}"
+        for name, info in Settings.model_fields.items()
+    ]
+    return sorted({*names, *OTHER_VARIABLES})
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[tuple[str, str | None]]:
+    """Each ``NOTIFIER_*`` variable in ``environ`` that notifier does not read, with the
+    closest known name (or None): a misspelled setting would otherwise pass silently.
+
+    Names are compared without their common prefix, which would make any two look alike.
+    """
+    known = {name.removeprefix("NOTIFIER_"): name for name in known_variables()}
+    unknown = sorted(
+        {name.upper() for name in environ}  # pydantic-settings reads them in any case
+        - set(known.values())
+    )
+    found: list[tuple[str, str | None]] = []
+    for name in unknown:
+        if name.startswith("NOTIFIER_"):
+            close = difflib.get_close_matches(name.removeprefix("NOTIFIER_"), known, n=1)
+            found.append((name, known[close[0]] if close else None))
+    return found
 
 
 def generate_secret() -> str:

@@ -18,7 +18,12 @@ from tests.smtpd import free_port
 
 def run(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "notifier", *args], cwd=cwd, env=env, capture_output=True, text=True
+        [sys.executable, "-m", "notifier", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -76,11 +81,126 @@ def test_db_upgrade_and_status(tmp_path: Path) -> None:
     assert status.returncode == 0 and "the outbox is empty" in status.stdout
 
 
-def test_a_bad_setting_is_named_without_a_traceback(tmp_path: Path) -> None:
-    env = notifier_env(send_window="20:00-09:00")
+ALL_COMMANDS = [
+    ["serve", "--port", "1"],
+    ["worker"],
+    ["status"],
+    ["db", "upgrade"],
+    ["send-test", "order_confirmation", "--to", "test@example.com"],
+]
+NONSENSE = (
+    "Error: NOTIFIER_DATABASE_URL: not a database URL; expected e.g. sqlite:///notifier.db "
+    "or postgresql+psycopg://user@host/dbname"
+)
+NO_FOLDER = (
+    "Error: NOTIFIER_DATABASE_URL: the folder /nonexistent/dir does not exist; create it first"
+)
+
+
+def unreachable() -> tuple[str, str]:
+    """A PostgreSQL URL with nothing listening at its port, and the line that names it."""
+    port = free_port()
+    return (
+        f"postgresql+psycopg://postgres:secret-pw@127.0.0.1:{port}/notifier",
+        "Error: NOTIFIER_DATABASE_URL: cannot open the database: connection failed: "
+        f'connection to server at "127.0.0.1", port {port} failed: Connection refused',
+    )
+
+
+BAD_SETTINGS = [
+    *[(command, {"database_url": "nonsense"}, NONSENSE) for command in ALL_COMMANDS],
+    *[
+        (command, {"database_url": "sqlite:////nonexistent/dir/x.db"}, NO_FOLDER)
+        for command in ALL_COMMANDS
+    ],
+    *[(command, {"database_url": "unreachable"}, "unreachable") for command in ALL_COMMANDS[:4]],
+    (
+        ["status"],
+        {"database_url": "mysql://shop:secret-pw@db/shop"},
+        "Error: NOTIFIER_DATABASE_URL: notifier runs on sqlite or postgresql, not 'mysql'",
+    ),
+    (
+        ["status"],
+        {"send_window": "20:00-09:00"},
+        "Error: NOTIFIER_SEND_WINDOW: the window must end after it starts: '20:00-09:00'",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("command", "settings", "expected"),
+    BAD_SETTINGS,
+    ids=[f"{' '.join(c[:2])}-{next(iter(s.values()))[:12]}" for c, s, _ in BAD_SETTINGS],
+)
+def test_a_bad_setting_is_one_line_naming_it_and_exit_status_2(
+    tmp_path: Path, command: list[str], settings: dict[str, str], expected: str
+) -> None:
+    if settings.get("database_url") == "unreachable":
+        settings["database_url"], expected = unreachable()
+    # send-test needs a relay before it gets to the database; nothing listens on it.
+    env = notifier_env(smtp_host="127.0.0.1", smtp_port=str(free_port()), **settings)
+    result = run(command, tmp_path, env)
+    assert (result.returncode, result.stderr.strip()) == (2, expected), result.stderr
+    assert "secret-pw" not in result.stderr
+    assert not Path("/nonexistent").exists()
+
+
+def test_an_unknown_variable_is_warned_about_with_the_closest_name(tmp_path: Path) -> None:
+    env = notifier_env(database_url=f"sqlite:///{tmp_path / 'n.db'}")
+    assert run(["db", "upgrade"], tmp_path, env).returncode == 0
+    result = run(["status"], tmp_path, env | {"NOTIFIER_SMPT_HOST": "relay", "NOTIFIER_XYZZY": ""})
+    assert result.returncode == 0, result.stderr
+    warnings = [line.split(" ", 4)[4] for line in result.stderr.splitlines()]
+    assert warnings == [
+        "settings.unknown_variable variable=NOTIFIER_SMPT_HOST closest=NOTIFIER_SMTP_HOST",
+        "settings.unknown_variable variable=NOTIFIER_XYZZY",
+    ]
+
+
+def snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
+    return {
+        str(path.relative_to(folder)): (path.read_bytes(), path.stat().st_mtime_ns)
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
+
+
+def test_status_changes_nothing_on_disk(tmp_path: Path) -> None:
+    env = bare_env()  # no keys set: a command that made its key file would do so here
     result = run(["status"], tmp_path, env)
     assert result.returncode == 1
-    assert "NOTIFIER_SEND_WINDOW" in result.stderr and "Traceback" not in result.stderr
+    assert result.stderr.strip() == (
+        f"Error: no database yet: {tmp_path / 'notifier.db'} does not exist "
+        "(`notifier db upgrade` or `notifier serve` creates it)"
+    )
+    assert list(tmp_path.iterdir()) == []
+    assert run(["db", "upgrade"], tmp_path, env).returncode == 0
+    before = snapshot(tmp_path)
+    assert set(before) == {"notifier.db", "notifier.keys"}
+    result = run(["status"], tmp_path, env)
+    assert result.returncode == 0 and "the outbox is empty" in result.stdout, result.stderr
+    assert snapshot(tmp_path) == before
+
+
+def test_worker_warns_of_plain_http_links_in_real_mail(tmp_path: Path) -> None:
+    env = notifier_env(
+        database_url=f"sqlite:///{tmp_path / 'n.db'}",
+        smtp_host="127.0.0.1",
+        smtp_port=str(free_port()),
+        smtp_tls="none",
+        base_url="http://shop.example",
+    )
+    log = tmp_path / "worker.log"
+    worker = start(["worker"], env, tmp_path, log)
+    try:
+        wait_until(lambda: "worker.started" in log.read_text(), 60, "the worker to start")
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+    assert (
+        'settings.base_url_not_https variable=NOTIFIER_BASE_URL reason="one-click unsubscribe '
+        '(RFC 8058) needs https links for real mail"' in log.read_text()
+    )
 
 
 @pytest.mark.slow

@@ -208,3 +208,34 @@ def test_settings_properties() -> None:
     assert not postgres.is_sqlite and postgres.sqlite_path is None and not postgres.capture_mode
     assert settings.load(database_url="sqlite:///:memory:").sqlite_path is None
     assert str(settings.load().zone) == "Europe/Amsterdam"
+
+
+def test_unknown_variables_are_named_with_the_closest_known_one() -> None:
+    environ = {
+        "NOTIFIER_SMPT_HOST": "relay",
+        "notifier_databse_url": "x",
+        "NOTIFIER_XYZZY": "",
+        "NOTIFIER_SMTP_HOST": "relay",
+        "NOTIFIER_SERVE_WORKERS": "2",
+        "HOME": "/root",
+    }
+    assert settings.unknown_variables(environ) == [
+        ("NOTIFIER_DATABSE_URL", "NOTIFIER_DATABASE_URL"),
+        ("NOTIFIER_SMPT_HOST", "NOTIFIER_SMTP_HOST"),
+        ("NOTIFIER_XYZZY", None),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("smtp_host", "base_url", "insecure"),
+    [
+        ("relay.example", "http://mail.example", True),
+        ("relay.example", "https://mail.example", False),
+        (None, "http://127.0.0.1:8025", False),  # the capture inbox: nothing leaves
+    ],
+)
+def test_plain_http_links_with_a_real_relay_are_insecure(
+    smtp_host: str | None, base_url: str, insecure: bool
+) -> None:
+    loaded = settings.load(smtp_host=smtp_host, base_url=base_url)
+    assert loaded.insecure_base_url is insecure

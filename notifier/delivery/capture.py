@@ -46,9 +46,10 @@ class Inbox:
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
-        folder.mkdir(parents=True, exist_ok=True)
 
     def keep(self, data: bytes) -> str:
+        # Made with the first mail, not before: commands that never deliver leave no folder.
+        self.folder.mkdir(exist_ok=True)
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
         mail_id = f"{stamp}-{secrets.token_hex(4)}"
         (self.folder / f"{mail_id}.eml").write_bytes(data)

@@ -8,6 +8,7 @@ instead of failing when a read lock is upgraded. PostgreSQL uses psycopg 3.
 
 from __future__ import annotations
 
+import enum
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,25 +17,58 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, inspect
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, make_url
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import NullPool
 
 from notifier import errors
 
-__all__ = ["Database", "Session", "alembic_config"]
+__all__ = ["Database", "SchemaState", "Session", "alembic_config"]
 log = logging.getLogger(__name__)
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+BACKENDS = ("sqlite", "postgresql")
+PROBE_TIMEOUT_SECONDS = 5
+"""How long a probe's connection and write may wait (a lock, a slow server) before it fails."""
+
+
+class SchemaState(enum.Enum):
+    """Where a database stands against this notifier's migrations."""
+
+    MISSING = "missing"
+    """No database file (SQLite) or no schema in it yet."""
+    OTHER = "other"
+    """A schema at another revision: older, or written by a newer notifier."""
+    CURRENT = "current"
 
 
 class Database:
-    """Owns the engine; hands out one session per unit of work."""
+    """Owns the engine; hands out one session per unit of work.
 
-    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+    ``variable`` names the setting the URL came from: errors of the URL, and
+    of reaching the database at start, name it.
+    """
+
+    def __init__(
+        self, url: str, *, pool_size: int = 10, variable: str = "NOTIFIER_DATABASE_URL"
+    ) -> None:
         self.url = url
-        self.is_sqlite = url.startswith("sqlite")
-        self.engine = _make_engine(url, pool_size)
+        self.variable = variable
+        parsed = _checked_url(url, variable)
+        self.is_sqlite = parsed.get_backend_name() == "sqlite"
+        self.sqlite_file = _sqlite_file(parsed) if self.is_sqlite else None
+        if self.sqlite_file is not None and not self.sqlite_file.parent.is_dir():
+            raise errors.ConfigurationError(
+                f"{variable}: the folder {self.sqlite_file.parent} does not exist; create it first",
+                variable=variable,
+            )
+        self.engine = _make_engine(url, pool_size, variable)
+        # Readiness opens a connection of its own each time, so it sees what a new one would:
+        # a file made read-only, a server that refuses connections, a role gone read-only.
+        self._probe_engine = _make_engine(url, pool_size, variable, probe=True)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @contextmanager
@@ -61,18 +95,101 @@ class Database:
         with _translated(), session.begin_nested():
             yield
 
+    @contextmanager
+    def probe(self) -> Iterator[Connection]:
+        """A transaction on a new connection that waits at most ``PROBE_TIMEOUT_SECONDS``.
+
+        Any database error surfaces as ``ServiceUnavailable`` with the
+        driver's first line: a probe's failure is an answer, not a bug.
+        """
+        try:
+            with self._probe_engine.begin() as connection:
+                if not self.is_sqlite:
+                    connection.exec_driver_sql(
+                        f"SET LOCAL statement_timeout = {PROBE_TIMEOUT_SECONDS * 1000}"
+                    )
+                yield connection
+        except DBAPIError as exc:
+            raise errors.ServiceUnavailable(_first_line(exc)) from exc
+
     def upgrade(self, revision: str = "head") -> None:
-        """Bring the schema to ``revision`` with Alembic."""
-        with self.engine.begin() as connection:
+        """Bring the schema to ``revision`` with Alembic (creating the SQLite file)."""
+        with self._opened() as connection, connection.begin():
             config = alembic_config(self.url)
             config.attributes["connection"] = connection
             command.upgrade(config, revision)
 
+    def schema_state(self) -> SchemaState:
+        """Compare the schema with this notifier's migrations; never creates or changes a thing.
+
+        A database that cannot be reached raises ``ConfigurationError`` naming
+        the variable: at start, that is what the operator must fix.
+        """
+        if self.sqlite_file is not None and not self.sqlite_file.exists():
+            return SchemaState.MISSING
+        with self._opened() as connection:
+            # Read directly: alembic's MigrationContext would log two lines for each look.
+            current = (
+                set(connection.exec_driver_sql("SELECT version_num FROM alembic_version").scalars())
+                if inspect(connection).has_table("alembic_version")
+                else set()
+            )
+        if not current:
+            return SchemaState.MISSING
+        heads = set(ScriptDirectory.from_config(alembic_config(self.url)).get_heads())
+        return SchemaState.CURRENT if current == heads else SchemaState.OTHER
+
     def is_current(self) -> bool:
-        return inspect(self.engine).has_table("alembic_version")
+        return self.schema_state() is SchemaState.CURRENT
 
     def dispose(self) -> None:
         self.engine.dispose()
+        self._probe_engine.dispose()
+
+    @contextmanager
+    def _opened(self) -> Iterator[Connection]:
+        """A connection; one that cannot be made is a configuration error, in one line."""
+        try:
+            connection = self.engine.connect()
+        except DBAPIError as exc:
+            raise errors.ConfigurationError(
+                f"{self.variable}: cannot open the database: {_first_line(exc)}",
+                variable=self.variable,
+            ) from exc
+        with connection:
+            yield connection
+
+
+def _checked_url(url: str, variable: str) -> URL:
+    """The parsed URL of a backend notifier runs on, or an error naming ``variable``."""
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError) as exc:
+        raise errors.ConfigurationError(
+            f"{variable}: not a database URL; expected e.g. sqlite:///notifier.db or "
+            "postgresql+psycopg://user@host/dbname",
+            variable=variable,
+        ) from exc
+    if parsed.get_backend_name() not in BACKENDS:
+        raise errors.ConfigurationError(
+            f"{variable}: notifier runs on sqlite or postgresql, not {parsed.drivername!r}",
+            variable=variable,
+        )
+    return parsed
+
+
+def _sqlite_file(url: URL) -> Path | None:
+    """The database file of a SQLite URL (also of a ``file:…?uri=true`` one); None in memory."""
+    database = url.database
+    if not database or database == ":memory:":
+        return None
+    return Path(database.removeprefix("file:"))
+
+
+def _first_line(exc: DBAPIError) -> str:
+    """The driver's own message, first line: it names host and port, never the password."""
+    lines = str(exc.orig).strip().splitlines()
+    return lines[0] if lines else type(exc.orig).__name__
 
 
 @contextmanager
@@ -100,15 +217,33 @@ def alembic_config(url: str) -> Config:
     return config
 
 
-def _make_engine(url: str, pool_size: int) -> Engine:
-    if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
-        event.listen(engine, "connect", _sqlite_on_connect)
-        event.listen(engine, "begin", _sqlite_begin)
-        return engine
-    return create_engine(
-        url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, pool_recycle=1800
-    )
+def _make_engine(url: str, pool_size: int, variable: str, *, probe: bool = False) -> Engine:
+    """The engine for ``url``; a ``probe`` one opens a new connection each time, quick to fail."""
+    try:
+        if url.startswith("sqlite"):
+            engine = create_engine(
+                url,
+                connect_args={"timeout": 30, "check_same_thread": False},
+                poolclass=NullPool if probe else None,
+            )
+            event.listen(engine, "connect", _sqlite_on_connect)
+            if probe:
+                event.listen(engine, "connect", _sqlite_probe_timeout)
+            event.listen(engine, "begin", _sqlite_begin)
+            return engine
+        if probe:
+            return create_engine(
+                url, poolclass=NullPool, connect_args={"connect_timeout": PROBE_TIMEOUT_SECONDS}
+            )
+        return create_engine(
+            url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, pool_recycle=1800
+        )
+    except ImportError as exc:
+        raise errors.ConfigurationError(
+            f"{variable}: its database driver is not installed ({exc}); "
+            "notifier's are sqlite and postgresql+psycopg",
+            variable=variable,
+        ) from exc
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -121,6 +256,10 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+
+
+def _sqlite_probe_timeout(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.execute(f"PRAGMA busy_timeout={PROBE_TIMEOUT_SECONDS * 1000}")
 
 
 def _sqlite_begin(connection: Any) -> None:

@@ -273,3 +273,12 @@ class CampaignRun(Base):
     cursor: Mapped[str | None] = mapped_column(String(100))
     targeted: Mapped[int] = mapped_column(Integer, default=0)
     finished_at: Mapped[datetime | None]
+
+
+class Readiness(Base):
+    """One row that ``/readyz`` rewrites: proof that the database takes a write right now."""
+
+    __tablename__ = "readiness"
+
+    id: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    checked_at: Mapped[datetime]

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.responses import PlainTextResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 import notifier
@@ -17,7 +17,18 @@ from notifier import settings
 from notifier.runtime import logconfig, scheduler
 from notifier.runtime.metrics import CONTENT_TYPE
 from notifier.service import Notifier
-from notifier.web import api, auth, errors, event_docs, inbox, logs, pages, post_event, security
+from notifier.web import (
+    api,
+    auth,
+    errors,
+    event_docs,
+    inbox,
+    logs,
+    pages,
+    post_event,
+    readiness,
+    security,
+)
 from notifier.web.limits import BodyLimit
 from notifier.web.ratelimit import PublicRateLimit
 
@@ -42,8 +53,8 @@ def from_environment() -> FastAPI:
     the database first and put the API tokens, the log level and the render
     processes' share of the cores into the environment.
     """
-    logconfig.configure(os.environ.get(logconfig.LEVEL_VARIABLE, "INFO"))
     config = settings.load()
+    logconfig.configure(os.environ.get(logconfig.LEVEL_VARIABLE, "INFO"), config.log_format)
     return create_app(Notifier(config), config.api_tokens, owns_engine=True)
 
 
@@ -96,6 +107,15 @@ def create_app(
     async def healthz() -> dict[str, str]:
         """Liveness: the process answers."""
         return {"status": "ok"}
+
+    ready = readiness.Readiness(engine)
+
+    @app.get("/readyz", tags=["ops"], responses={503: {"description": "cannot write now"}})
+    async def readyz() -> JSONResponse:
+        """Readiness: 200 while the database takes a write, else 503 (the log says why)."""
+        if await ready.check():
+            return JSONResponse({"status": "ok"})
+        return JSONResponse({"status": "unavailable"}, status_code=503)
 
     @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse)
     def metrics() -> Response:

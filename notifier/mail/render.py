@@ -25,11 +25,11 @@ import markupsafe
 import mjml
 from jinja2.runtime import Context
 
-from notifier import errors
+from notifier import content, errors
 from notifier.mail import i18n, plaintext, translate
 
-DEFAULT_TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
-"""The project's own ``templates/``; a shop may point ``NOTIFIER_TEMPLATES_DIR`` elsewhere."""
+DEFAULT_TEMPLATES_DIR = content.TEMPLATES_DIR
+"""The project's templates, packaged or the checkout's; ``NOTIFIER_TEMPLATES_DIR`` overrides."""
 
 SUFFIX = ".mjml.j2"
 """Every template file ends so; a kind is a top-level file's name without it."""

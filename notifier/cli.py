@@ -40,6 +40,21 @@ def _engine(config: settings.Settings, **kwargs: Any) -> Notifier:
     return engine
 
 
+class Refusal(click.ClickException):
+    """A start refused until the operator fixes what it names: exit status 2, one line."""
+
+    exit_code = 2
+
+
+def _ensure_mail(engine: Notifier) -> None:
+    """Refuse to start an engine that would accept events it cannot turn into mail."""
+    problems = engine.preflight()
+    if problems:
+        more = len(problems) - 1
+        also = f" (and {more} more: `notifier templates check` lists them)" if more else ""
+        raise Refusal(f"cannot make mail, not starting: {problems[0]}{also}")
+
+
 def _ensure_schema(engine: Notifier) -> None:
     """Migrate the embedded SQLite database by itself; PostgreSQL is migrated on purpose."""
     if engine.settings.is_sqlite:
@@ -76,6 +91,7 @@ def serve(host: str, port: int, workers: int) -> None:
 
     config = _load()
     engine = _engine(config)
+    _ensure_mail(engine)
     _ensure_schema(engine)
     tokens = config.api_tokens
     if not tokens:
@@ -129,6 +145,7 @@ def worker() -> None:
     """Run the scheduler and sender only; start several on PostgreSQL to scale out."""
     config = _load()
     engine = _engine(config)
+    _ensure_mail(engine)
     _ensure_schema(engine)
     eventloop.run(_work(engine))
 

@@ -26,6 +26,7 @@ from notifier.delivery.transport import SmtpConfig, SmtpTransport
 from notifier.event_intake import Accepted as Accepted  # handle_event's answer, re-exported
 from notifier.flows import events as event_flows
 from notifier.flows import kinds
+from notifier.mail import preflight
 from notifier.mail.assembly import Assembler
 from notifier.mail.pool import RenderPool, default_processes
 from notifier.metrics import Metrics
@@ -127,6 +128,14 @@ class Notifier:
 
     def upgrade_database(self) -> None:
         self.database.upgrade()
+
+    def preflight(self) -> list[str]:
+        """Why this engine could not make mail, as ``path:line: message``; empty when it can.
+
+        Compiles every template in every locale (the caches ``start`` warms);
+        ``serve`` and ``worker`` refuse to start on any answer.
+        """
+        return preflight.problems(self.renderer)
 
     async def start(self) -> None:
         """Prepare to deliver in this process: capture server, render processes, templates, loop."""

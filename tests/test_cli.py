@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from notifier.mail import render
 from tests.conftest import event
 from tests.processes import http_ready, notifier_env, start, wait_until
 from tests.smtpd import free_port
@@ -81,6 +83,46 @@ def test_a_bad_setting_is_named_without_a_traceback(tmp_path: Path) -> None:
     result = run(["status"], tmp_path, env)
     assert result.returncode == 1
     assert "NOTIFIER_SEND_WINDOW" in result.stderr and "Traceback" not in result.stderr
+
+
+def refused(args: list[str], tmp_path: Path, env: dict[str, str]) -> str:
+    """Run a command that must refuse to start: exit status 2, one line on stderr, nothing made."""
+    result = subprocess.run(
+        [sys.executable, "-m", "notifier", *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "notifier.db").exists()
+    return result.stderr
+
+
+@pytest.mark.parametrize("command", ["serve", "worker"])
+def test_a_template_that_does_not_compile_stops_the_start_naming_file_and_line(
+    tmp_path: Path, command: str
+) -> None:
+    templates = tmp_path / "templates"
+    shutil.copytree(render.DEFAULT_TEMPLATES_DIR, templates)
+    broken = templates / "partials" / "greeting.mjml.j2"
+    broken.write_text("<mj-text>\n{{ customer.name }\n</mj-text>\n", encoding="utf-8")
+    env = notifier_env(
+        templates_dir=str(templates), database_url=f"sqlite:///{tmp_path / 'notifier.db'}"
+    )
+    args = [command, "--port", str(free_port())] if command == "serve" else [command]
+    assert f"{broken}:2: " in refused(args, tmp_path, env)
+
+
+def test_no_templates_at_all_stops_the_worker(tmp_path: Path) -> None:
+    empty = tmp_path / "nothing"
+    empty.mkdir()
+    env = notifier_env(
+        templates_dir=str(empty), database_url=f"sqlite:///{tmp_path / 'notifier.db'}"
+    )
+    assert f"{empty}: no templates" in refused(["worker"], tmp_path, env)
 
 
 @pytest.mark.slow

@@ -133,6 +133,23 @@ def test_the_installed_package_finds_its_own_mail(venv: Path, tmp_path: Path) ->
     assert where[1].endswith("notifier/_content/templates")
 
 
+def test_an_override_still_wins_and_an_empty_one_stops_the_worker(
+    venv: Path, tmp_path: Path
+) -> None:
+    empty = tmp_path / "mine"
+    empty.mkdir()
+    result = subprocess.run(
+        [venv / "bin" / "notifier", "worker"],
+        cwd=tmp_path,
+        env=user_env(templates_dir=str(empty)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2, result.stderr
+    assert f"{empty}: no templates" in result.stderr and "Traceback" not in result.stderr
+
+
 def test_notifier_serve_from_the_wheel_delivers_an_order_confirmation(
     venv: Path, tmp_path: Path
 ) -> None:

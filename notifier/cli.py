@@ -89,7 +89,7 @@ def serve(host: str, port: int, workers: int) -> None:
 
     from notifier.web.app import create_app
 
-    config = _load()
+    config = _served_at(_load(), host, port)
     engine = _engine(config)
     _ensure_mail(engine)
     _ensure_schema(engine)
@@ -128,6 +128,7 @@ def serve(host: str, port: int, workers: int) -> None:
     # so what this process decided goes there: the token, the log level, the render share.
     engine.close()
     os.environ["NOTIFIER_API_TOKENS"] = ",".join(tokens)
+    os.environ["NOTIFIER_BASE_URL"] = config.base_url
     os.environ[logconfig.LEVEL_VARIABLE] = logging.getLevelName(logging.getLogger().level)
     if config.render_processes is None:
         os.environ["NOTIFIER_RENDER_PROCESSES"] = str(default_processes(sharing=workers))
@@ -138,6 +139,20 @@ def serve(host: str, port: int, workers: int) -> None:
         log_level="info",
         **options,
     )
+
+
+def _served_at(config: settings.Settings, host: str, port: int) -> settings.Settings:
+    """The settings with links to ``host:port`` when ``NOTIFIER_BASE_URL`` does not say where.
+
+    A wildcard address is no place to link to; such links lead to this
+    machine's loopback, and NOTIFIER_BASE_URL says where the world reaches it.
+    """
+    if "base_url" in config.model_fields_set:
+        return config
+    name = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+    if ":" in name:  # an IPv6 literal goes in brackets
+        name = f"[{name}]"
+    return config.model_copy(update={"base_url": f"http://{name}:{port}"})
 
 
 @main.command()

@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from notifier import cli, settings
 from notifier.mail import render
 from tests.conftest import event
 from tests.processes import http_ready, notifier_env, start, wait_until
@@ -56,7 +57,10 @@ def test_serve_on_the_embedded_default_shows_dutch_and_english_mail_in_the_inbox
         first = inbox.split('href="/dev/inbox/', 1)[1].split('"', 1)[0]
         page = httpx.get(f"{base}/dev/inbox/{first}")
         assert page.status_code == 200 and "Content-Language" in page.text
-        assert httpx.get(f"{base}/dev/inbox/{first}/html").status_code == 200
+        html = httpx.get(f"{base}/dev/inbox/{first}/html")
+        assert html.status_code == 200
+        # No NOTIFIER_BASE_URL: the mail's links lead to the port serve was given.
+        assert f'href="{base}/preferences/' in html.text
         # uvicorn's "auto" found the C event loop and HTTP parser the dependencies bring.
         loaded = Path(f"/proc/{server.pid}/maps").read_text()
         assert "uvloop" in loaded and "httptools" in loaded
@@ -83,6 +87,19 @@ def test_a_bad_setting_is_named_without_a_traceback(tmp_path: Path) -> None:
     result = run(["status"], tmp_path, env)
     assert result.returncode == 1
     assert "NOTIFIER_SEND_WINDOW" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_the_links_follow_host_and_port_unless_the_base_url_is_set(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("NOTIFIER_BASE_URL", raising=False)
+    config = settings.load()
+    assert cli._served_at(config, "127.0.0.1", 9000).base_url == "http://127.0.0.1:9000"
+    assert cli._served_at(config, "0.0.0.0", 9001).base_url == "http://127.0.0.1:9001"
+    assert cli._served_at(config, "::1", 9002).base_url == "http://[::1]:9002"
+    assert cli._served_at(config, "mail.test", 80).base_url == "http://mail.test:80"
+    chosen = settings.load(base_url="https://mail.shop.example")
+    assert cli._served_at(chosen, "0.0.0.0", 9003).base_url == "https://mail.shop.example"
 
 
 def refused(args: list[str], tmp_path: Path, env: dict[str, str]) -> str:

@@ -12,6 +12,12 @@ from notifier.delivery.capture import Inbox
 
 pages = Jinja2Templates(directory=Path(__file__).parent / "pages")
 CHROME = {"lang": "en", "shop_name": "notifier"}
+MAIL_HEADERS = {
+    "Content-Security-Policy": "sandbox; script-src 'none'; frame-ancestors 'self'",
+    "X-Frame-Options": "SAMEORIGIN",
+}
+"""The mail's own HTML: sandboxed (no scripts, no same-origin access), and framed by the
+inbox's page. Everything else keeps the app's ``DENY`` (``web.security``)."""
 
 
 def router(inbox: Inbox) -> APIRouter:
@@ -34,7 +40,6 @@ def router(inbox: Inbox) -> APIRouter:
         html = mail.part("html") if mail else None
         if html is None:
             raise HTTPException(404, "no such mail")
-        # The mail's own HTML, sandboxed: no scripts, no same-origin access.
-        return HTMLResponse(html, headers={"Content-Security-Policy": "sandbox; script-src 'none'"})
+        return HTMLResponse(html, headers=MAIL_HEADERS)
 
     return routes

@@ -67,6 +67,21 @@ def _engine(config: settings.Settings, **kwargs: Any) -> Notifier:
     return engine
 
 
+class Refusal(click.ClickException):
+    """A start refused until the operator fixes what it names: exit status 2, one line."""
+
+    exit_code = 2
+
+
+def _ensure_mail(engine: Notifier) -> None:
+    """Refuse to start an engine that would accept events it cannot turn into mail."""
+    problems = engine.preflight()
+    if problems:
+        more = len(problems) - 1
+        also = f" (and {more} more: `notifier templates check` lists them)" if more else ""
+        raise Refusal(f"cannot make mail, not starting: {problems[0]}{also}")
+
+
 def _ensure_schema(engine: Notifier) -> None:
     """Migrate the embedded SQLite database by itself; PostgreSQL is migrated on purpose.
 
@@ -128,8 +143,9 @@ def serve(host: str, port: int, workers: int) -> None:
 
     from notifier.web.app import create_app
 
-    config = _load()
+    config = _served_at(_load(), host, port)
     engine = _engine(config)
+    _ensure_mail(engine)
     _ensure_schema(engine)
     _warn_insecure_links(config)
     tokens = config.api_tokens
@@ -170,6 +186,7 @@ def serve(host: str, port: int, workers: int) -> None:
     # so what this process decided goes there: the token, the log level, the render share.
     engine.close()
     os.environ["NOTIFIER_API_TOKENS"] = ",".join(tokens)
+    os.environ["NOTIFIER_BASE_URL"] = config.base_url
     os.environ[logconfig.LEVEL_VARIABLE] = logging.getLevelName(logging.getLogger().level)
     if config.render_processes is None:
         os.environ["NOTIFIER_RENDER_PROCESSES"] = str(default_processes(sharing=workers))
@@ -202,11 +219,26 @@ def _shared_metrics() -> Iterator[None]:
             del os.environ[metrics.MULTIPROCESS_VARIABLE]
 
 
+def _served_at(config: settings.Settings, host: str, port: int) -> settings.Settings:
+    """The settings with links to ``host:port`` when ``NOTIFIER_BASE_URL`` does not say where.
+
+    A wildcard address is no place to link to; such links lead to this
+    machine's loopback, and NOTIFIER_BASE_URL says where the world reaches it.
+    """
+    if "base_url" in config.model_fields_set:
+        return config
+    name = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+    if ":" in name:  # an IPv6 literal goes in brackets
+        name = f"[{name}]"
+    return config.model_copy(update={"base_url": f"http://{name}:{port}"})
+
+
 @main.command()
 def worker() -> None:
     """Run the scheduler and sender only; start several on PostgreSQL to scale out."""
     config = _load()
     engine = _engine(config)
+    _ensure_mail(engine)
     _ensure_schema(engine)
     _warn_insecure_links(config)
     eventloop.run(_work(engine))

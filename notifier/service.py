@@ -24,6 +24,7 @@ from notifier.delivery.dispatcher import DispatchConfig, Dispatcher, Transport
 from notifier.delivery.transport import SmtpConfig, SmtpTransport
 from notifier.flows import events as event_flows
 from notifier.flows import kinds
+from notifier.mail import preflight
 from notifier.mail.assembly import Assembler
 from notifier.mail.pool import RenderPool, default_processes
 from notifier.runtime.metrics import Metrics
@@ -144,6 +145,14 @@ class Notifier:
 
     def upgrade_database(self) -> None:
         self.database.upgrade()
+
+    def preflight(self) -> list[str]:
+        """Why this engine could not make mail, as ``path:line: message``; empty when it can.
+
+        Compiles every template in every locale (the caches ``start`` warms);
+        ``serve`` and ``worker`` refuse to start on any answer.
+        """
+        return preflight.problems(self.renderer)
 
     async def start(self) -> None:
         """Prepare to deliver in this process: capture server, render processes, templates, loop."""

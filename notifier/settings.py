@@ -24,9 +24,9 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from notifier import errors
+from notifier import content, errors
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
+PROJECT_DIR = content.PROJECT_DIR
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
@@ -118,8 +118,9 @@ class Settings(BaseSettings):
     review_from: Literal["delivered", "shipped"] = "delivered"
     review_cap_days: int = Field(default=90, ge=0)
     retry_max_age: Annotated[timedelta, NoDecode] = timedelta(days=3)
-    templates_dir: Path = PROJECT_DIR / "templates"
-    locales_dir: Path = PROJECT_DIR / "locales"
+    templates_dir: Path = content.TEMPLATES_DIR
+    """The packaged templates when installed from a wheel, else the checkout's ``templates/``."""
+    locales_dir: Path = content.LOCALES_DIR
     list_id_domain: str = "winparts.example"
     shop_name: str = "Winparts"
     company_name: str = "Winparts B.V."

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from notifier import cli, settings
+from notifier.mail import render
 from tests.conftest import event
 from tests.processes import http_ready, notifier_env, start, wait_until
 from tests.smtpd import free_port
@@ -59,7 +62,10 @@ def test_serve_on_the_embedded_default_shows_dutch_and_english_mail_in_the_inbox
         first = inbox.split('href="/dev/inbox/', 1)[1].split('"', 1)[0]
         page = httpx.get(f"{base}/dev/inbox/{first}")
         assert page.status_code == 200 and "Content-Language" in page.text
-        assert httpx.get(f"{base}/dev/inbox/{first}/html").status_code == 200
+        html = httpx.get(f"{base}/dev/inbox/{first}/html")
+        assert html.status_code == 200
+        # No NOTIFIER_BASE_URL: the mail's links lead to the port serve was given.
+        assert f'href="{base}/preferences/' in html.text
         # uvicorn's "auto" found the C event loop and HTTP parser the dependencies bring.
         loaded = Path(f"/proc/{server.pid}/maps").read_text()
         assert "uvloop" in loaded and "httptools" in loaded
@@ -201,6 +207,59 @@ def test_worker_warns_of_plain_http_links_in_real_mail(tmp_path: Path) -> None:
         'settings.base_url_not_https variable=NOTIFIER_BASE_URL reason="one-click unsubscribe '
         '(RFC 8058) needs https links for real mail"' in log.read_text()
     )
+
+
+def test_the_links_follow_host_and_port_unless_the_base_url_is_set(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("NOTIFIER_BASE_URL", raising=False)
+    config = settings.load()
+    assert cli._served_at(config, "127.0.0.1", 9000).base_url == "http://127.0.0.1:9000"
+    assert cli._served_at(config, "0.0.0.0", 9001).base_url == "http://127.0.0.1:9001"
+    assert cli._served_at(config, "::1", 9002).base_url == "http://[::1]:9002"
+    assert cli._served_at(config, "mail.test", 80).base_url == "http://mail.test:80"
+    chosen = settings.load(base_url="https://mail.shop.example")
+    assert cli._served_at(chosen, "0.0.0.0", 9003).base_url == "https://mail.shop.example"
+
+
+def refused(args: list[str], tmp_path: Path, env: dict[str, str]) -> str:
+    """Run a command that must refuse to start: exit status 2, one line on stderr, nothing made."""
+    result = subprocess.run(
+        [sys.executable, "-m", "notifier", *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "notifier.db").exists()
+    return result.stderr
+
+
+@pytest.mark.parametrize("command", ["serve", "worker"])
+def test_a_template_that_does_not_compile_stops_the_start_naming_file_and_line(
+    tmp_path: Path, command: str
+) -> None:
+    templates = tmp_path / "templates"
+    shutil.copytree(render.DEFAULT_TEMPLATES_DIR, templates)
+    broken = templates / "partials" / "greeting.mjml.j2"
+    broken.write_text("<mj-text>\n{{ customer.name }\n</mj-text>\n", encoding="utf-8")
+    env = notifier_env(
+        templates_dir=str(templates), database_url=f"sqlite:///{tmp_path / 'notifier.db'}"
+    )
+    args = [command, "--port", str(free_port())] if command == "serve" else [command]
+    assert f"{broken}:2: " in refused(args, tmp_path, env)
+
+
+def test_no_templates_at_all_stops_the_worker(tmp_path: Path) -> None:
+    empty = tmp_path / "nothing"
+    empty.mkdir()
+    env = notifier_env(
+        templates_dir=str(empty), database_url=f"sqlite:///{tmp_path / 'notifier.db'}"
+    )
+    assert f"{empty}: no templates" in refused(["worker"], tmp_path, env)
 
 
 @pytest.mark.slow

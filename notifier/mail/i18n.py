@@ -24,10 +24,10 @@ import babel
 from babel import dates, numbers
 from babel.messages import mofile, pofile
 
-from notifier import errors
+from notifier import content, errors
 
-DEFAULT_LOCALES_DIR = Path(__file__).resolve().parents[2] / "locales"
-"""The project's own ``locales/``; a shop may point ``NOTIFIER_LOCALES_DIR`` elsewhere."""
+DEFAULT_LOCALES_DIR = content.LOCALES_DIR
+"""The project's own catalogs (packaged or the checkout's); ``NOTIFIER_LOCALES_DIR`` overrides."""
 
 CATALOG_PATH = Path("LC_MESSAGES") / "messages.po"
 """Where a locale's catalog lives inside ``<locales_dir>/<locale>/``."""

@@ -9,7 +9,6 @@ campaign renders tens of thousands of them.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import os
 import re
@@ -27,11 +26,11 @@ from jinja2.exceptions import TemplateRuntimeError
 from jinja2.runtime import Context
 from jinja2.utils import missing
 
-from notifier import errors
+from notifier import content, errors
 from notifier.mail import i18n, plaintext, translate
 
-DEFAULT_TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
-"""The project's own ``templates/``; a shop may point ``NOTIFIER_TEMPLATES_DIR`` elsewhere."""
+DEFAULT_TEMPLATES_DIR = content.TEMPLATES_DIR
+"""The project's templates, packaged or the checkout's; ``NOTIFIER_TEMPLATES_DIR`` overrides."""
 
 SUFFIX = ".mjml.j2"
 """Every template file ends so; a kind is a top-level file's name without it."""
@@ -148,15 +147,35 @@ class Renderer:
         values = dict(context)
         return self._guard(kind + SUFFIX, lambda: template.render(values), values)
 
-    def compile_all(self) -> None:
-        """Compile every kind in every locale now, so the first mail of each does not wait.
+    def compile_all(self) -> list[errors.TemplateError]:
+        """Compile every template file, partials included, in every locale; return what failed.
 
-        A template that does not compile is left for ``render`` to report.
+        Done ahead so the first mail of each kind does not wait, and so that
+        ``serve`` and ``worker`` can refuse to start on a file that would fail
+        every mail it is in. The renderer itself goes on: a template that does
+        not compile is left for ``render`` to report, message by message.
         """
-        for kind in self._kinds:
-            for locale in self._locales:
-                with contextlib.suppress(errors.TemplateError):
-                    self._template(kind, locale)
+        names = sorted(
+            path.relative_to(self.templates_dir).as_posix()
+            for path in self.templates_dir.rglob("*.j2")
+        )
+        found: dict[str, errors.TemplateError] = {}
+        for locale in self._locales:
+            try:
+                environment = self._environment(locale)
+            except errors.TemplateError as exc:  # its catalog cannot be read
+                found.setdefault(str(exc), exc)
+                continue
+            for name in names:
+                kind = name.removesuffix(SUFFIX)
+                try:
+                    if kind in self._kinds:
+                        self._template(kind, locale)
+                    else:
+                        self._guard(name, functools.partial(environment.get_template, name))
+                except errors.TemplateError as exc:
+                    found.setdefault(str(exc), exc)
+        return list(found.values())
 
     def template_errors(self) -> list[errors.TemplateError]:
         """Compile every template file, partials included, and return the syntax errors found.

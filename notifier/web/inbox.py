@@ -19,6 +19,12 @@ from notifier.service import FailedMessage
 
 pages = Jinja2Templates(directory=Path(__file__).parent / "pages")
 CHROME = {"lang": "en", "shop_name": "notifier"}
+MAIL_HEADERS = {
+    "Content-Security-Policy": "sandbox; script-src 'none'; frame-ancestors 'self'",
+    "X-Frame-Options": "SAMEORIGIN",
+}
+"""The mail's own HTML: sandboxed (no scripts, no same-origin access), and framed by the
+inbox's page. Everything else keeps the app's ``DENY`` (``web.security``)."""
 
 
 def router(inbox: Inbox, failed: Callable[[], list[FailedMessage]]) -> APIRouter:
@@ -43,7 +49,6 @@ def router(inbox: Inbox, failed: Callable[[], list[FailedMessage]]) -> APIRouter
         html = mail.part("html") if mail else None
         if html is None:
             raise HTTPException(404, "no such mail")
-        # The mail's own HTML, sandboxed: no scripts, no same-origin access.
-        return HTMLResponse(html, headers={"Content-Security-Policy": "sandbox; script-src 'none'"})
+        return HTMLResponse(html, headers=MAIL_HEADERS)
 
     return routes

@@ -1,4 +1,8 @@
-"""Security headers on every answer: no framing, no referrer (tokens live in URLs), strict CSP."""
+"""Security headers on every answer: no framing, no referrer (tokens live in URLs), strict CSP.
+
+A route that must be framed (the dev inbox's mail view) sets its own policy and
+``X-Frame-Options``, which this leaves alone.
+"""
 
 from __future__ import annotations
 

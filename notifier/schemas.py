@@ -16,6 +16,8 @@ from urllib.parse import urlsplit
 import email_validator
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema
 
+from notifier.vocabulary import Category, SuppressionReason
+
 Id = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 ShortText = Annotated[str, StringConstraints(max_length=300)]
 Locale = Annotated[str, StringConstraints(strip_whitespace=True, max_length=35)]
@@ -219,14 +221,11 @@ class PreferencesIn(Strict):
     consent_text_version: Annotated[str, StringConstraints(max_length=50)] | None = None
 
     def changes(self) -> dict[str, bool]:
-        categories = ("order_updates", "reviews", "newsletter", "service")
-        return {name: value for name in categories if (value := getattr(self, name)) is not None}
-
-
-class SuppressionReason(enum.StrEnum):
-    HARD_BOUNCE = "hard_bounce"
-    COMPLAINT = "complaint"
-    MANUAL = "manual"
+        return {
+            category: value
+            for category in Category
+            if (value := getattr(self, category.value)) is not None
+        }
 
 
 class SuppressionIn(Strict):

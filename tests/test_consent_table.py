@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 
 from notifier.flows import consent, kinds
-from notifier.schemas import SuppressionReason
+from notifier.vocabulary import Category, SuppressionReason
 
 SUPPRESSIONS = (None, "hard_bounce", "complaint", "manual")
 SEND, BOUNCED, SUPPRESSED, OFF = "send", "bounced", "suppressed", "off"
@@ -66,7 +66,7 @@ def test_blocked(
 
 
 def test_the_grid_covers_every_category_choice_and_suppression_reason() -> None:
-    categories = {*kinds.UNSUBSCRIBABLE, kinds.SERVICE}
+    categories = {*kinds.UNSUBSCRIBABLE, Category.SERVICE}
     every = {(category, choice) for category in categories for choice in (None, True, False)}
     assert len(GRID) == len(every) and {(c, choice) for c, choice, _ in GRID} == every
     assert set(SUPPRESSIONS) - {None} == {reason.value for reason in SuppressionReason}

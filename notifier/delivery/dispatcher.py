@@ -40,6 +40,7 @@ from notifier.mail.pool import Item, RenderPool
 from notifier.store import campaigns, customers, outbox, preferences, suppressions
 from notifier.store.db import Database
 from notifier.store.models import FailureReason
+from notifier.vocabulary import SuppressionReason
 
 log = logging.getLogger(__name__)
 _BAD_MAILBOX = re.compile(r"^5\.1\.\d+")
@@ -556,7 +557,9 @@ class Dispatcher:
             outbox.mark_suppressed(session, owner, results.suppressed, now)
             outbox.release(session, owner, results.released, now)
             for email_index in results.bounced:
-                suppressions.add(session, email_index, consent.HARD_BOUNCE, "SMTP 5.1.x", now)
+                suppressions.add(
+                    session, email_index, SuppressionReason.HARD_BOUNCE, "SMTP 5.1.x", now
+                )
 
 
 def is_bad_mailbox(exc: errors.DeliveryError) -> bool:

@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 from notifier.flows import kinds
+from notifier.vocabulary import Category, SuppressionReason
 
-DEFAULTS = {kinds.ORDER_UPDATES: True, kinds.REVIEWS: True, kinds.NEWSLETTER: False}
+DEFAULTS = {Category.ORDER_UPDATES: True, Category.REVIEWS: True, Category.NEWSLETTER: False}
 """A category's state while the customer has made no choice: the newsletter is opt-in only."""
-
-HARD_BOUNCE = "hard_bounce"
-COMPLAINT = "complaint"
-MANUAL = "manual"
-SUPPRESSION_REASONS = (HARD_BOUNCE, COMPLAINT, MANUAL)
 
 
 def is_enabled(category: str, choice: bool | None) -> bool:
     """A category's effective state; essential categories are always on."""
     if category not in kinds.UNSUBSCRIBABLE:
         return True
-    return DEFAULTS[category] if choice is None else choice
+    return DEFAULTS[Category(category)] if choice is None else choice
 
 
 def blocked(category: str, choice: bool | None, suppression: str | None) -> str | None:
@@ -27,7 +23,7 @@ def blocked(category: str, choice: bool | None, suppression: str | None) -> str 
     still lets essential (service) mail through; an unsubscribed category
     gets nothing.
     """
-    if suppression == HARD_BOUNCE:
+    if suppression == SuppressionReason.HARD_BOUNCE:
         return "address suppressed: hard bounce"
     if category not in kinds.UNSUBSCRIBABLE:
         return None

@@ -7,19 +7,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from notifier import errors
+from notifier.vocabulary import Category
 
-ORDER_UPDATES = "order_updates"
-REVIEWS = "reviews"
-NEWSLETTER = "newsletter"
-SERVICE = "service"
-
-UNSUBSCRIBABLE = (ORDER_UPDATES, REVIEWS, NEWSLETTER)
+UNSUBSCRIBABLE = (Category.ORDER_UPDATES, Category.REVIEWS, Category.NEWSLETTER)
 """Categories a customer may turn off; ``service`` mail is essential."""
 
-WINDOWED = (REVIEWS, NEWSLETTER)
+WINDOWED = (Category.REVIEWS, Category.NEWSLETTER)
 """Categories that wait for the send window; the rest go out day and night."""
 
-PRIORITIES = {ORDER_UPDATES: 0, SERVICE: 0, REVIEWS: 1, NEWSLETTER: 2}
+PRIORITIES = {
+    Category.ORDER_UPDATES: 0,
+    Category.SERVICE: 0,
+    Category.REVIEWS: 1,
+    Category.NEWSLETTER: 2,
+}
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,7 @@ class Kind:
     """
 
     name: str
-    category: str
+    category: Category
     requires: tuple[str, ...] = ()
     optional: tuple[str, ...] = ()
 
@@ -77,26 +78,31 @@ KINDS: dict[str, Kind] = {
     for kind in (
         Kind(
             "order_confirmation",
-            ORDER_UPDATES,
+            Category.ORDER_UPDATES,
             requires=("order.number", "order.total"),
             optional=ORDER_DETAILS,
         ),
         Kind(
             "shipping_notice",
-            ORDER_UPDATES,
+            Category.ORDER_UPDATES,
             requires=("order.number",),
             optional=(*ORDER_DETAILS, "order.total", "data.carrier", "data.tracking_url"),
         ),
         Kind(
             "verification_question",
-            SERVICE,
+            Category.SERVICE,
             requires=("order.number", "data.question"),
             optional=(*ORDER_DETAILS, "order.total"),
         ),
-        Kind("review_products", REVIEWS, requires=("order.number",), optional=("order.lines",)),
-        Kind("review_service", REVIEWS, requires=("order.number",)),
-        Kind("newsletter", NEWSLETTER, requires=("newsletter.title",)),
-        Kind("newsletter_confirm", SERVICE),
+        Kind(
+            "review_products",
+            Category.REVIEWS,
+            requires=("order.number",),
+            optional=("order.lines",),
+        ),
+        Kind("review_service", Category.REVIEWS, requires=("order.number",)),
+        Kind("newsletter", Category.NEWSLETTER, requires=("newsletter.title",)),
+        Kind("newsletter_confirm", Category.SERVICE),
     )
 }
 

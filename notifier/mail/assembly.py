@@ -15,6 +15,7 @@ from notifier.mail import failure, i18n, tokens
 from notifier.mail.compose import Composer, Envelope, Headers, Identity
 from notifier.mail.render import Renderer
 from notifier.settings import Settings
+from notifier.vocabulary import Category
 
 
 class Recipient(Protocol):
@@ -128,7 +129,7 @@ class Assembler:
             raise
         except Exception as exc:  # a filter or test choking on odd data: this message only
             raise errors.TemplateError(f"cannot render with this context: {exc!r}") from exc
-        if kind.category == kinds.NEWSLETTER:
+        if kind.category == Category.NEWSLETTER:
             subjects = stored_context.get("subjects") or {}
             mail = dataclasses.replace(mail, subject=subjects.get(mail.locale) or mail.subject)
         envelope = self._composer.compose(
@@ -168,7 +169,7 @@ class Assembler:
             )
         elif kind.name == "newsletter_confirm":
             confirm = self.confirm_tokens.issue(
-                tokens.Claims(recipient.id, kinds.NEWSLETTER, locale)
+                tokens.Claims(recipient.id, Category.NEWSLETTER, locale)
             )
             links["confirm_url"] = f"{base}/confirm/{confirm}"
         return links

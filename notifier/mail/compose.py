@@ -24,6 +24,7 @@ from notifier.clock import Clock
 from notifier.flows.kinds import Kind
 from notifier.mail import dkim
 from notifier.mail.render import RenderedMail
+from notifier.vocabulary import Category
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]+")
 MAX_HEADER_TEXT = 200
@@ -127,7 +128,9 @@ class Composer:
         (after a crash) carries the same id and mailbox providers can fold it.
         """
         identity = self._identity
-        sender = identity.newsletter_sender if kind.category == "newsletter" else identity.sender
+        sender = (
+            identity.newsletter_sender if kind.category is Category.NEWSLETTER else identity.sender
+        )
         message_id = self.message_id(message_key, sender.domain)
         subject = clean_header_text(mail.subject)
         if headers.test:

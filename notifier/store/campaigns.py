@@ -11,11 +11,7 @@ from sqlalchemy import Select, and_, func, select, true, update
 from sqlalchemy.orm import Session
 
 from notifier.store.models import Campaign, CampaignRun, Customer, Message, Preference, Suppression
-
-SCHEDULED = "scheduled"
-RUNNING = "running"
-DONE = "done"
-CANCELLED = "cancelled"
+from notifier.vocabulary import CampaignStatus, Category
 
 
 def create(
@@ -37,7 +33,7 @@ def create(
         content=content,
         send_at=send_at,
         cron=cron,
-        status=SCHEDULED,
+        status=CampaignStatus.SCHEDULED,
         next_run_at=next_run_at,
         created_at=now,
         updated_at=now,
@@ -64,7 +60,10 @@ def due(session: Session, now: datetime, limit: int = 20) -> list[Campaign]:
     """Campaigns whose next run is due, locked so one worker opens each run."""
     query = (
         select(Campaign)
-        .where(Campaign.status.in_((SCHEDULED, RUNNING)), Campaign.next_run_at <= now)
+        .where(
+            Campaign.status.in_((CampaignStatus.SCHEDULED, CampaignStatus.RUNNING)),
+            Campaign.next_run_at <= now,
+        )
         .order_by(Campaign.next_run_at)
         .limit(limit)
     )
@@ -96,7 +95,7 @@ def open_run(
             )
         )
     campaign.next_run_at = next_run_at
-    campaign.status = RUNNING
+    campaign.status = CampaignStatus.RUNNING
     campaign.updated_at = now
 
 
@@ -128,7 +127,7 @@ def audience(after: str | None, upto: str | None = None) -> Select[Any]:
         .join(Customer, Customer.id == Preference.customer_id)
         .outerjoin(Suppression, Suppression.email_index == Customer.email_index)
         .where(
-            Preference.category == "newsletter",
+            Preference.category == Category.NEWSLETTER,
             Preference.enabled == true(),
             Suppression.email_index.is_(None),
         )
@@ -155,13 +154,15 @@ def advance_run(session: Session, run: CampaignRun, cursor: str, targeted: int) 
 def finish_run(session: Session, run: CampaignRun, now: datetime) -> None:
     run.finished_at = now
     campaign = session.get(Campaign, run.campaign_id)
-    if campaign is not None and campaign.status == RUNNING:
-        campaign.status = SCHEDULED if campaign.next_run_at is not None else DONE
+    if campaign is not None and campaign.status == CampaignStatus.RUNNING:
+        campaign.status = (
+            CampaignStatus.SCHEDULED if campaign.next_run_at is not None else CampaignStatus.DONE
+        )
         campaign.updated_at = now
 
 
 def cancel(session: Session, campaign: Campaign, now: datetime) -> None:
-    campaign.status = CANCELLED
+    campaign.status = CampaignStatus.CANCELLED
     campaign.next_run_at = None
     campaign.updated_at = now
     session.execute(

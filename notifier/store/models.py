@@ -6,7 +6,6 @@ Personal data (addresses, names, order context) is stored sealed
 
 from __future__ import annotations
 
-import enum
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -25,35 +24,9 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from notifier.store.types import UTCDateTime
+from notifier.vocabulary import FailureReason, MessageStatus
 
-
-class MessageStatus(enum.StrEnum):
-    """A message's place in its life; the values are the API's strings."""
-
-    SCHEDULED = "scheduled"
-    SENDING = "sending"
-    SENT = "sent"
-    RETRYING = "retrying"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-    SUPPRESSED = "suppressed"
-
-
-class FailureReason(enum.StrEnum):
-    """Why a message ended ``failed``: a closed vocabulary, kept in its ``reason`` and in metrics.
-
-    ``last_error`` holds the detail (file and line, the server's reply); this
-    is the class of failure an operator alerts on and repairs by.
-    """
-
-    RENDER = "render"
-    """The template could not be rendered with the message's data: fix it, then retry."""
-    SMTP_PERMANENT = "smtp_permanent"
-    """The server refused the message for good (a 5xx reply)."""
-    RETRIES_EXHAUSTED = "retries_exhausted"
-    """Transient failures (4xx replies, no connection) went on past ``NOTIFIER_RETRY_MAX_AGE``."""
-    UNEXPECTED = "unexpected"
-    """Sending raised an error nobody classified: a bug, in the log as ``dispatch.send_crashed``."""
+__all__ = ["FailureReason", "MessageStatus"]  # spoken here as everywhere: see notifier.vocabulary
 
 
 PENDING = (MessageStatus.SCHEDULED, MessageStatus.RETRYING)

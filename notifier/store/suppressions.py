@@ -9,8 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from notifier.store.models import Customer, Suppression
-
-SEVERITY = {"manual": 0, "complaint": 1, "hard_bounce": 2}
+from notifier.vocabulary import SuppressionReason
 
 
 def add(session: Session, email_index: str, reason: str, detail: str | None, now: datetime) -> bool:
@@ -21,7 +20,7 @@ def add(session: Session, email_index: str, reason: str, detail: str | None, now
             Suppression(email_index=email_index, reason=reason, detail=detail, created_at=now)
         )
         return True
-    if SEVERITY[reason] > SEVERITY[row.reason]:
+    if SuppressionReason(reason).severity > SuppressionReason(row.reason).severity:
         row.reason, row.detail, row.created_at = reason, detail, now
         return True
     return False

@@ -18,9 +18,10 @@ from notifier.flows import consent, kinds
 from notifier.mail import tokens
 from notifier.store import customers, preferences, suppressions
 from notifier.store.db import Database, Session
+from notifier.vocabulary import Category, SuppressionReason
 
 log = logging.getLogger(__name__)
-CATEGORIES = (*kinds.UNSUBSCRIBABLE, kinds.SERVICE)
+CATEGORIES = (*kinds.UNSUBSCRIBABLE, Category.SERVICE)
 
 ONE_CLICK = "one_click"
 PREFERENCES_PAGE = "preferences_page"
@@ -82,14 +83,14 @@ class Choices:
             chosen = preferences.choices(session, customer_id)
             for category, enabled in changes.items():
                 if (
-                    category == kinds.SERVICE
+                    category == Category.SERVICE
                     or consent.is_enabled(category, chosen.get(category)) == enabled
                 ):
                     continue
                 changed = preferences.set_choice(
                     session, customer_id, category, enabled, source, now
                 )
-                if changed and enabled and category == kinds.NEWSLETTER:
+                if changed and enabled and category == Category.NEWSLETTER:
                     preferences.record_consent(
                         session,
                         self._sealer,
@@ -145,18 +146,18 @@ class Choices:
     def confirm_newsletter(self, token: str, ip: str | None) -> tokens.Claims:
         """Double opt-in: the confirm link turns the newsletter on and records the consent."""
         claims = self.confirm_link(token)
-        self.update(claims.customer_id, {kinds.NEWSLETTER: True}, source=CONFIRM_LINK, ip=ip)
+        self.update(claims.customer_id, {Category.NEWSLETTER: True}, source=CONFIRM_LINK, ip=ip)
         return claims
 
     def suppress(self, email: str, reason: str, detail: str | None = None) -> None:
         """Suppress an address; a complaint also unsubscribes it from every category."""
-        if reason not in consent.SUPPRESSION_REASONS:
-            raise errors.InvalidInput(f"one of {', '.join(consent.SUPPRESSION_REASONS)}", "reason")
+        if reason not in set(SuppressionReason):
+            raise errors.InvalidInput(f"one of {', '.join(SuppressionReason)}", "reason")
         now = self._clock.now()
         index = self._sealer.blind_index(email)
         with self._db.transaction() as session:
             suppressions.add(session, index, reason, detail, now)
-            if reason == consent.COMPLAINT:
+            if reason == SuppressionReason.COMPLAINT:
                 for customer_id in suppressions.customers_with(session, index):
                     for category in kinds.UNSUBSCRIBABLE:
                         preferences.set_choice(
@@ -184,5 +185,5 @@ def _check_categories(changes: Mapping[str, bool]) -> None:
             raise errors.InvalidInput(
                 f"unknown category; expected one of {', '.join(CATEGORIES)}", category
             )
-        if category == kinds.SERVICE and not enabled:
+        if category == Category.SERVICE and not enabled:
             raise errors.InvalidInput("service mail is essential and always on", category)

@@ -23,6 +23,7 @@ from notifier.settings import Settings
 from notifier.store import campaigns, outbox
 from notifier.store.db import Database, Session
 from notifier.store.models import Campaign
+from notifier.vocabulary import CampaignStatus, Category
 
 log = logging.getLogger(__name__)
 PAGE_SIZE = 5000
@@ -96,7 +97,7 @@ class Newsletters:
         now = self._clock.now()
         with self._db.transaction() as session:
             row = self._require(session, campaign_id, lock=True)
-            if row.status == campaigns.CANCELLED:
+            if row.status == CampaignStatus.CANCELLED:
                 return self._out(session, row)
             campaigns.cancel(session, row, now)
             outbox.cancel_for_campaign(session, campaign_id, now)
@@ -142,7 +143,7 @@ class Newsletters:
                     id_prefix=f"cmp-{run.id}-",
                     campaign_id=run.campaign_id,
                     kind="newsletter",
-                    category=kinds.NEWSLETTER,
+                    category=Category.NEWSLETTER,
                     priority=kinds.get("newsletter").priority,
                     send_after=run.send_after,
                     now=self._clock.now(),

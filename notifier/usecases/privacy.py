@@ -24,6 +24,7 @@ from notifier.store import (
     suppressions,
 )
 from notifier.store.db import Database, Session
+from notifier.vocabulary import Category
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +79,7 @@ class Privacy:
                 },
                 "preferences": {
                     category: consent.is_enabled(category, chosen.get(category))
-                    for category in (*kinds.UNSUBSCRIBABLE, kinds.SERVICE)
+                    for category in (*kinds.UNSUBSCRIBABLE, Category.SERVICE)
                 },
                 "preference_changes": [
                     {

@@ -153,7 +153,7 @@ def router(engine: Notifier, secret: str) -> APIRouter:
         if not csrf.valid(token, form.get("csrf")):
             return problem(request, None)
         action = form.get("action", "save")
-        wanted = {
+        wanted: dict[str, bool] = {
             category: form.get(category) == "on" and action != "all_off"
             for category in kinds.UNSUBSCRIBABLE
         }

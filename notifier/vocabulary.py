@@ -1,0 +1,81 @@
+"""The words notifier's states are spoken in: one enum each, the values the API's strings.
+
+Every layer imports these, none defines its own copy: a category, a status
+or a reason spelled as a bare string elsewhere is a bug waiting for a typo.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class Category(enum.StrEnum):
+    """What a mail is about, and so what a customer may turn off (CONTRACT §2)."""
+
+    ORDER_UPDATES = "order_updates"
+    REVIEWS = "reviews"
+    NEWSLETTER = "newsletter"
+    SERVICE = "service"
+    """Essential: the verification question and the double opt-in; never turned off."""
+
+
+class MessageStatus(enum.StrEnum):
+    """A message's place in its life; the values are the API's strings."""
+
+    SCHEDULED = "scheduled"
+    SENDING = "sending"
+    SENT = "sent"
+    RETRYING = "retrying"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    SUPPRESSED = "suppressed"
+
+
+class FailureReason(enum.StrEnum):
+    """Why a message ended ``failed``: a closed vocabulary, kept in its ``reason`` and in metrics.
+
+    ``last_error`` holds the detail (file and line, the server's reply); this
+    is the class of failure an operator alerts on and repairs by.
+    """
+
+    RENDER = "render"
+    """The template could not be rendered with the message's data: fix it, then retry."""
+    SMTP_PERMANENT = "smtp_permanent"
+    """The server refused the message for good (a 5xx reply)."""
+    RETRIES_EXHAUSTED = "retries_exhausted"
+    """Transient failures (4xx replies, no connection) went on past ``NOTIFIER_RETRY_MAX_AGE``."""
+    UNEXPECTED = "unexpected"
+    """Sending raised an error nobody classified: a bug, in the log as ``dispatch.send_crashed``."""
+
+
+class AttemptOutcome(enum.StrEnum):
+    """What one delivery attempt came to, as the attempt log records it."""
+
+    SENT = "sent"
+    TRANSIENT = "transient"
+    FAILED = "failed"
+    SUPPRESSED = "suppressed"
+    LEASE_EXPIRED = "lease_expired"
+    """Another worker took the message over mid-send: it may have been delivered."""
+
+
+class SuppressionReason(enum.StrEnum):
+    """Why an address gets no mail (or, for the weaker ones, no optional mail)."""
+
+    MANUAL = "manual"
+    COMPLAINT = "complaint"
+    HARD_BOUNCE = "hard_bounce"
+
+    @property
+    def severity(self) -> int:
+        """A stronger reason replaces a weaker one: a hard bounce outranks a complaint."""
+        return list(SuppressionReason).index(self)
+
+
+class CampaignStatus(enum.StrEnum):
+    """A newsletter campaign's place in its life."""
+
+    SCHEDULED = "scheduled"
+    RUNNING = "running"
+    DONE = "done"
+    CANCELLED = "cancelled"

@@ -15,6 +15,8 @@ from typing import Annotated, Any, Literal
 import email_validator
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema
 
+from notifier import storable
+
 Id = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 ShortText = Annotated[str, StringConstraints(max_length=300)]
 Locale = Annotated[str, StringConstraints(strip_whitespace=True, max_length=35)]
@@ -53,11 +55,11 @@ Email = Annotated[
 ]
 
 
-class Strict(BaseModel):
+class Strict(storable.Checked):
     model_config = ConfigDict(extra="forbid", str_max_length=10_000)
 
 
-class Lenient(BaseModel):
+class Lenient(storable.Checked):
     """Objects the shop may enrich with fields we do not know; extras are kept."""
 
     model_config = ConfigDict(extra="allow", str_max_length=10_000)

@@ -27,6 +27,14 @@ class InvalidInput(NotifierError):
         self.field = field
 
 
+class Unstorable(InvalidInput):
+    """The database refused a value that the input checks let through.
+
+    Text or a number it cannot hold, or a constraint the value breaks; it
+    fails the one request that sent it (see ``notifier.intake``).
+    """
+
+
 class NotFound(NotifierError):
     """The thing asked for does not exist (or no longer does)."""
 

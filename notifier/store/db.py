@@ -9,6 +9,7 @@ instead of failing when a read lock is upgraded. PostgreSQL uses psycopg 3.
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, inspect
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -25,6 +26,7 @@ from notifier import errors
 
 __all__ = ["Database", "Session", "alembic_config"]
 log = logging.getLogger(__name__)
+_UNIQUE_VIOLATION = "23505"  # PostgreSQL's SQLSTATE unique_violation
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 
@@ -45,6 +47,8 @@ class Database:
         connection, surfaces as ``ServiceUnavailable`` so callers can answer
         503 and retry, never 500; a unique-key violation
         surfaces as ``Duplicate``, which is how idempotency holds under races.
+        A value the database refuses (text it cannot hold, a number out of
+        range, another constraint broken) surfaces as ``Unstorable``, a 422.
         """
         with _translated(), self._sessions.begin() as session:
             yield session
@@ -77,11 +81,21 @@ class Database:
 
 @contextmanager
 def _translated() -> Iterator[None]:
-    """Database errors as notifier's: ``Duplicate``, ``ServiceUnavailable``, or as they are."""
+    """Database errors as notifier's: ``Duplicate``, ``Unstorable``, ``ServiceUnavailable``.
+
+    Any other database error (a bug, not the input) is raised as it is.
+    """
     try:
         yield
     except IntegrityError as exc:
-        raise errors.Duplicate("a record with this key exists already") from exc
+        if _is_unique_violation(exc):
+            raise errors.Duplicate("a record with this key exists already") from exc
+        raise errors.Unstorable(f"the database refused a value: {_first_line(exc)}") from exc
+    except DataError as exc:
+        raise errors.Unstorable(f"the database refused a value: {_first_line(exc)}") from exc
+    except UnicodeEncodeError as exc:
+        # The driver could not encode a string as UTF-8 (an unpaired surrogate).
+        raise errors.Unstorable(f"the database refused a value: {exc.reason}") from exc
     except OperationalError as exc:
         raise errors.ServiceUnavailable(f"database unavailable: {exc.orig!r}") from exc
     except PoolTimeout as exc:
@@ -91,6 +105,20 @@ def _translated() -> Iterator[None]:
         if exc.connection_invalidated:
             raise errors.ServiceUnavailable("database connection lost") from exc
         raise
+
+
+def _is_unique_violation(exc: IntegrityError) -> bool:
+    """Whether the key of a record exists already (and not, say, a NOT NULL broken)."""
+    code = getattr(exc.orig, "sqlite_errorcode", None)
+    if code is not None:
+        return code in (sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY)
+    return getattr(exc.orig, "sqlstate", None) == _UNIQUE_VIOLATION
+
+
+def _first_line(exc: DBAPIError) -> str:
+    """The driver's message without SQLAlchemy's statement and parameters (they hold data)."""
+    text = str(exc.orig).strip()
+    return text.splitlines()[0] if text else type(exc.orig).__name__
 
 
 def alembic_config(url: str) -> Config:

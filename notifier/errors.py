@@ -35,6 +35,15 @@ class Unstorable(InvalidInput):
     """
 
 
+class StorageError(NotifierError):
+    """The database refused a statement for a reason that is not the input's: a bug to fix.
+
+    Answered as a 500 with the usual error body; the request fails alone.
+    """
+
+    code = "storage_error"
+
+
 class NotFound(NotifierError):
     """The thing asked for does not exist (or no longer does)."""
 

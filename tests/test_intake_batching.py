@@ -470,11 +470,16 @@ def test_group_commit_rolls_back_only_the_failing_items_savepoint(
 
 
 def record_or_break_a_constraint(session: Session, event_id: str, gate: Gate) -> str:
-    """Items named ``null-…`` write a real row the database refuses: no ``type`` (NOT NULL)."""
+    """Items named ``null-…`` write a real row the database refuses: no ``type`` (NOT NULL).
+
+    Items named ``bug-…`` send a statement it fails: a column that does not exist.
+    """
     if event_id == "plug":
         gate.hold()
     if event_id.startswith("null-"):
         session.execute(sqlalchemy.text("INSERT INTO events (id) VALUES (:id)"), {"id": event_id})
+    elif event_id.startswith("bug-"):
+        session.execute(sqlalchemy.text("SELECT no_such_column FROM events"))
     else:
         record_event(session, event_id, {"id": event_id})
     return event_id
@@ -514,6 +519,25 @@ def test_group_commit_answers_a_value_the_database_refuses_alone_and_commits_the
     assert outcomes == ["a", "Unstorable", "b", "Unstorable", "c"]
     assert batches == [["plug"], ["a", "b", "c"], ["after"]]
     assert stored_answers(engine, ids) == {"a", "b", "c"}
+
+
+def test_group_commit_answers_a_statement_the_database_fails_alone(
+    engine: Notifier, database_url: str
+) -> None:
+    """A bug's database error is a ``StorageError`` (500) for its item; the rest commit."""
+    needs_postgres(database_url)  # SQLite calls it an OperationalError: an outage, for the batch
+    gate = Gate()
+    writer: GroupCommit[str, str] = GroupCommit(
+        engine.database,
+        lambda session, item: record_or_break_a_constraint(session, item, gate),
+        lambda results: None,
+    )
+    try:
+        outcomes = run_batch(writer, gate, ["a", "bug-1", "b"])
+    finally:
+        writer.close()
+    assert outcomes == ["a", "StorageError", "b"]
+    assert stored_answers(engine, ["a", "bug-1", "b"]) == {"a", "b"}
 
 
 UNSTORABLE = [

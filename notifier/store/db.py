@@ -83,7 +83,8 @@ class Database:
 def _translated() -> Iterator[None]:
     """Database errors as notifier's: ``Duplicate``, ``Unstorable``, ``ServiceUnavailable``.
 
-    Any other database error (a bug, not the input) is raised as it is.
+    Any other database error (a bug, not the input) is a ``StorageError``,
+    logged with its driver's class and SQLSTATE (its text may hold data).
     """
     try:
         yield
@@ -104,7 +105,9 @@ def _translated() -> Iterator[None]:
     except DBAPIError as exc:
         if exc.connection_invalidated:
             raise errors.ServiceUnavailable("database connection lost") from exc
-        raise
+        failed = type(exc.orig).__name__
+        log.error("database.failed error=%s sqlstate=%s", failed, getattr(exc.orig, "sqlstate", ""))
+        raise errors.StorageError(f"the database failed the request: {failed}") from exc
 
 
 def _is_unique_violation(exc: IntegrityError) -> bool:

@@ -79,8 +79,9 @@ class GroupCommit(Generic[Item, Result]):
     write. If it raises for a batch of several, each item's ``prepare`` is
     tried alone in a transaction of its own: an item it raises for gets that
     error, and the others are done again without it (only if ``prepare``
-    still raises for them together do they all get that error). What ``apply`` notes
-    there of its own writes must go with them when its savepoint is undone.
+    still raises for them together do they all get that error). What
+    ``apply`` notes there of its own writes must go with them when its
+    savepoint is undone.
     ``flush(session)``, if given, writes what ``apply`` left pending there
     (for intake, the rows of all the group's events in one executemany per
     table): after the last item, or, when a batch is redone, after each item

@@ -27,6 +27,23 @@ class InvalidInput(NotifierError):
         self.field = field
 
 
+class Unstorable(InvalidInput):
+    """The database refused a value that the input checks let through.
+
+    Text or a number it cannot hold, or a constraint the value breaks; it
+    fails the one request that sent it (see ``notifier.store.group_commit``).
+    """
+
+
+class StorageError(NotifierError):
+    """The database refused a statement for a reason that is not the input's: a bug to fix.
+
+    Answered as a 500 with the usual error body; the request fails alone.
+    """
+
+    code = "storage_error"
+
+
 class NotFound(NotifierError):
     """The thing asked for does not exist (or no longer does)."""
 

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 import email_validator
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema
 
+from notifier import storable
 from notifier.vocabulary import Category, SuppressionReason
 
 Id = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
@@ -83,11 +84,11 @@ Email = Annotated[
 ]
 
 
-class Strict(BaseModel):
+class Strict(storable.Checked):
     model_config = ConfigDict(extra="forbid", str_max_length=10_000)
 
 
-class Lenient(BaseModel):
+class Lenient(storable.Checked):
     """Objects the shop may enrich with fields we do not know; extras are kept."""
 
     model_config = ConfigDict(extra="allow", str_max_length=10_000)

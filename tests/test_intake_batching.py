@@ -24,6 +24,7 @@ import sqlalchemy
 
 from notifier import errors
 from notifier.flows import kinds
+from notifier.schemas import EventIn
 from notifier.service import Accepted, Notifier
 from notifier.store import events, models, outbox
 from notifier.store.db import Session
@@ -66,7 +67,7 @@ class Caller:
     """A thread calling ``handle_event`` once; keeps its answer or its error."""
 
     engine: Notifier
-    body: dict[str, Any]
+    body: dict[str, Any] | EventIn
     answer: Accepted | None = None
     error: BaseException | None = None
     thread: threading.Thread = field(init=False)
@@ -88,7 +89,7 @@ class Caller:
 
 
 def one_batch(
-    engine: Notifier, url: str, bodies: Sequence[dict[str, Any]], locked: str = "events"
+    engine: Notifier, url: str, bodies: Sequence[dict[str, Any] | EventIn], locked: str = "events"
 ) -> list[Caller]:
     """Run ``bodies`` from one thread each so that they are committed as one batch.
 
@@ -466,6 +467,139 @@ def test_group_commit_rolls_back_only_the_failing_items_savepoint(
     with database.transaction() as session:
         stored = {item: events.answer(session, item) for item in [*ids, "plug"]}
     assert {item for item, answer in stored.items() if answer} == {"plug", "a", "b", "c"}
+
+
+def record_or_break_a_constraint(session: Session, event_id: str, gate: Gate) -> str:
+    """Items named ``null-…`` write a real row the database refuses: no ``type`` (NOT NULL).
+
+    Items named ``bug-…`` send a statement it fails: a column that does not exist.
+    """
+    if event_id == "plug":
+        gate.hold()
+    if event_id.startswith("null-"):
+        session.execute(sqlalchemy.text("INSERT INTO events (id) VALUES (:id)"), {"id": event_id})
+    elif event_id.startswith("bug-"):
+        session.execute(sqlalchemy.text("SELECT no_such_column FROM events"))
+    else:
+        record_event(session, event_id, {"id": event_id})
+    return event_id
+
+
+def run_batch(writer: GroupCommit[str, str], gate: Gate, items: list[str]) -> list[str]:
+    """``items`` submitted while the writer holds the plug, so that they form one batch."""
+    plug = writer.submit("plug")
+    assert gate.entered.wait(timeout=30)
+    futures = [writer.submit(item) for item in items]
+    gate.opened.set()
+    assert plug.result(timeout=30) == "plug"
+    return [_outcome(future) for future in futures]
+
+
+def stored_answers(engine: Notifier, ids: Sequence[str]) -> set[str]:
+    with engine.database.transaction() as session:
+        return {item for item in ids if events.answer(session, item)}
+
+
+def test_group_commit_answers_a_value_the_database_refuses_alone_and_commits_the_rest(
+    engine: Notifier,
+) -> None:
+    gate = Gate()
+    batches: list[list[str]] = []
+    writer: GroupCommit[str, str] = GroupCommit(
+        engine.database,
+        lambda session, item: record_or_break_a_constraint(session, item, gate),
+        lambda results: batches.append(list(results)),
+    )
+    ids = ["a", "null-1", "b", "null-2", "c"]
+    try:
+        outcomes = run_batch(writer, gate, ids)
+        assert writer.submit("after").result(timeout=30) == "after"  # the writer lives on
+    finally:
+        writer.close()
+    assert outcomes == ["a", "Unstorable", "b", "Unstorable", "c"]
+    assert batches == [["plug"], ["a", "b", "c"], ["after"]]
+    assert stored_answers(engine, ids) == {"a", "b", "c"}
+
+
+def test_group_commit_answers_a_statement_the_database_fails_alone(
+    engine: Notifier, database_url: str
+) -> None:
+    """A bug's database error is a ``StorageError`` (500) for its item; the rest commit."""
+    needs_postgres(database_url)  # SQLite calls it an OperationalError: an outage, for the batch
+    gate = Gate()
+    writer: GroupCommit[str, str] = GroupCommit(
+        engine.database,
+        lambda session, item: record_or_break_a_constraint(session, item, gate),
+        lambda results: None,
+    )
+    try:
+        outcomes = run_batch(writer, gate, ["a", "bug-1", "b"])
+    finally:
+        writer.close()
+    assert outcomes == ["a", "StorageError", "b"]
+    assert stored_answers(engine, ["a", "bug-1", "b"]) == {"a", "b"}
+
+
+UNSTORABLE = [
+    pytest.param("\ud800", id="surrogate"),  # no driver can encode it as UTF-8
+    pytest.param("\x00", id="nul"),  # PostgreSQL refuses it; SQLite stores it
+]
+
+
+def needs_unstorable(database_url: str, text: str) -> str:
+    if text == "\x00" and not database_url.startswith("postgresql"):
+        pytest.skip("SQLite stores a NUL")
+    return text
+
+
+def look_up_answers(session: Session, items: Sequence[str]) -> None:
+    """A ``prepare`` that reads for the whole batch, as intake's does."""
+    events.answers(session, items)
+
+
+@pytest.mark.parametrize("bad", UNSTORABLE)
+def test_group_commit_answers_an_item_its_lookup_fails_for_alone(
+    engine: Notifier, database_url: str, bad: str
+) -> None:
+    """``prepare`` reads for the whole batch; an id the database refuses fails only its item."""
+    text = needs_unstorable(database_url, bad)
+    gate = Gate()
+    batches: list[list[str]] = []
+    writer: GroupCommit[str, str] = GroupCommit(
+        engine.database,
+        lambda session, item: record(session, item, gate),
+        lambda results: batches.append(list(results)),
+        prepare=look_up_answers,
+    )
+    ids = ["a", f"bad{text}", "b", "c"]
+    try:
+        outcomes = run_batch(writer, gate, ids)
+    finally:
+        writer.close()
+    assert outcomes == ["a", "Unstorable", "b", "c"]
+    assert batches == [["plug"], ["a", "b", "c"]]
+    assert stored_answers(engine, ["a", "b", "c"]) == {"a", "b", "c"}
+
+
+@pytest.mark.parametrize("bad", UNSTORABLE)
+@pytest.mark.parametrize("where", ["id", "customer.id"])
+def test_an_event_the_database_refuses_fails_alone_past_the_input_checks(
+    engine: Notifier, database_url: str, bad: str, where: str
+) -> None:
+    """Defence in depth: an event built without validation, in a batch with honest ones."""
+    text = needs_unstorable(database_url, bad)
+    valid = EventIn.model_validate(event("order.delivered", id="evt-bad"))
+    if where == "id":
+        poisoned = valid.model_copy(update={"id": f"evt{text}"})
+    else:
+        bad_customer = valid.customer.model_copy(update={"id": f"C{text}"})
+        poisoned = valid.model_copy(update={"customer": bad_customer})
+    good, bad_caller, other = one_batch(engine, database_url, [placed(1), poisoned, placed(2)])
+    assert isinstance(bad_caller.error, errors.Unstorable), bad_caller.error
+    assert good.answer is not None and good.answer.created
+    assert other.answer is not None and other.answer.created
+    assert len(engine.customer_messages("C1")) == len(engine.customer_messages("C2")) == 1
+    assert engine.customer_messages("C42") == []
 
 
 def test_group_commit_after_close_refuses_work(engine: Notifier) -> None:

@@ -7,8 +7,6 @@ advancing the frozen clock.
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -17,7 +15,6 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-import uvicorn
 from playwright.async_api import (
     Browser,
     ConsoleMessage,
@@ -30,6 +27,7 @@ from playwright.async_api import (
 from notifier.clock import FrozenClock
 from notifier.service import Notifier
 from notifier.web.app import create_app
+from tests import served
 from tests.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.conftest import event
 from tests.smtpd import SmtpServer, free_port
@@ -97,20 +95,8 @@ def site(make_engine: Callable[..., Notifier]) -> Iterator[Site]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     engine = make_engine(base_url=url)
-    app = create_app(engine, ["test-token"], run_worker=False)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, name="pages-server", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:  # waiting for a thread to bind, not for a schedule
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.01)
-    try:
+    with served.serving(create_app(engine, ["test-token"], run_worker=False), port):
         yield Site(engine, url)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        assert not thread.is_alive(), "uvicorn did not stop"
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,7 +21,7 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, make_url
 from sqlalchemy.engine import URL
-from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import ArgumentError, DataError, DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
@@ -29,6 +30,7 @@ from notifier import errors
 
 __all__ = ["Database", "SchemaState", "Session", "alembic_config"]
 log = logging.getLogger(__name__)
+_UNIQUE_VIOLATION = "23505"  # PostgreSQL's SQLSTATE unique_violation
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 BACKENDS = ("sqlite", "postgresql")
 PROBE_TIMEOUT_SECONDS = 5
@@ -79,6 +81,8 @@ class Database:
         connection, surfaces as ``ServiceUnavailable`` so callers can answer
         503 and retry, never 500; a unique-key violation
         surfaces as ``Duplicate``, which is how idempotency holds under races.
+        A value the database refuses (text it cannot hold, a number out of
+        range, another constraint broken) surfaces as ``Unstorable``, a 422.
         """
         with _translated(), self._sessions.begin() as session:
             yield session
@@ -187,18 +191,30 @@ def _sqlite_file(url: URL) -> Path | None:
 
 
 def _first_line(exc: DBAPIError) -> str:
-    """The driver's own message, first line: it names host and port, never the password."""
+    """The driver's own message, first line: no password, and not SQLAlchemy's statement and
+    parameters, which hold data."""
     lines = str(exc.orig).strip().splitlines()
     return lines[0] if lines else type(exc.orig).__name__
 
 
 @contextmanager
 def _translated() -> Iterator[None]:
-    """Database errors as notifier's: ``Duplicate``, ``ServiceUnavailable``, or as they are."""
+    """Database errors as notifier's: ``Duplicate``, ``Unstorable``, ``ServiceUnavailable``.
+
+    Any other database error (a bug, not the input) is a ``StorageError``,
+    logged with its driver's class and SQLSTATE (its text may hold data).
+    """
     try:
         yield
     except IntegrityError as exc:
-        raise errors.Duplicate("a record with this key exists already") from exc
+        if _is_unique_violation(exc):
+            raise errors.Duplicate("a record with this key exists already") from exc
+        raise errors.Unstorable(f"the database refused a value: {_first_line(exc)}") from exc
+    except DataError as exc:
+        raise errors.Unstorable(f"the database refused a value: {_first_line(exc)}") from exc
+    except UnicodeEncodeError as exc:
+        # The driver could not encode a string as UTF-8 (an unpaired surrogate).
+        raise errors.Unstorable(f"the database refused a value: {exc.reason}") from exc
     except OperationalError as exc:
         raise errors.ServiceUnavailable(f"database unavailable: {exc.orig!r}") from exc
     except PoolTimeout as exc:
@@ -207,7 +223,17 @@ def _translated() -> Iterator[None]:
     except DBAPIError as exc:
         if exc.connection_invalidated:
             raise errors.ServiceUnavailable("database connection lost") from exc
-        raise
+        failed = type(exc.orig).__name__
+        log.error("database.failed error=%s sqlstate=%s", failed, getattr(exc.orig, "sqlstate", ""))
+        raise errors.StorageError(f"the database failed the request: {failed}") from exc
+
+
+def _is_unique_violation(exc: IntegrityError) -> bool:
+    """Whether the key of a record exists already (and not, say, a NOT NULL broken)."""
+    code = getattr(exc.orig, "sqlite_errorcode", None)
+    if code is not None:
+        return code in (sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY)
+    return getattr(exc.orig, "sqlstate", None) == _UNIQUE_VIOLATION
 
 
 def alembic_config(url: str) -> Config:

@@ -4,8 +4,19 @@ With ``synchronous=FULL`` every SQLite commit waits for the disk, and
 concurrent ``BEGIN IMMEDIATE`` writers queue on the busy timeout's sleep loop;
 one commit per event caps intake at a few hundred events per second. Here the
 callers hand their work to one writer thread instead, which takes everything
-pending and commits it together. One bad item still fails alone: a batch in
-which an item fails is done again with a savepoint per item.
+pending and commits it together.
+
+One bad item still fails alone, whatever the database says of it: the input
+models refuse what a database cannot store (``notifier.storable``), and an
+error they did not foresee (a value PostgreSQL refuses, a constraint broken)
+costs the other items of its batch only a second try, never their answer.
+A batch in which an item fails is done again with a savepoint per item; if
+the failure came from the lookup that reads for all items at once
+(``prepare``), each item's lookup is first tried alone, so that the items it
+fails for are answered with their error and left out. The cost is bounded:
+at most two transactions per batch, plus, only after a failed lookup, one
+read-only transaction per item. The writer thread answers every item it
+took and goes on, whatever an item raises.
 """
 
 from __future__ import annotations
@@ -53,8 +64,8 @@ class GroupCommit(Generic[Item, Result]):
     rolled back and the batch is done again, each item in its own savepoint,
     so ``apply`` may run twice for an item and must do nothing but write
     through ``session`` (and log). Failing items are rare (an invalid event,
-    a duplicate racing in from another process), so a batch costs at most
-    twice its work and usually once.
+    a duplicate racing in from another process, a value the database
+    refuses), so a batch costs at most twice its work and usually once.
 
     The thread starts with the first ``submit``; ``close`` lets it finish what
     was submitted before and joins it.
@@ -65,8 +76,12 @@ class GroupCommit(Generic[Item, Result]):
     with one query per kind what the items need (for intake, which event ids
     have an answer already, and the review pairs of their orders and
     customers) and leaves it in ``session.info`` for ``apply``. It must not
-    write; if it raises, every item gets that error. What ``apply`` notes
-    there of its own writes must go with them when its savepoint is undone.
+    write. If it raises for a batch of several, each item's ``prepare`` is
+    tried alone in a transaction of its own: an item it raises for gets that
+    error, and the others are done again without it (only if ``prepare``
+    still raises for them together do they all get that error). What
+    ``apply`` notes there of its own writes must go with them when its
+    savepoint is undone.
     ``flush(session)``, if given, writes what ``apply`` left pending there
     (for intake, the rows of all the group's events in one executemany per
     table): after the last item, or, when a batch is redone, after each item
@@ -147,9 +162,6 @@ class GroupCommit(Generic[Item, Result]):
                     return
                 batch = self._pending[: self.cap]
                 del self._pending[: self.cap]
-                if self.order is not None:
-                    key = self.order
-                    batch.sort(key=lambda work: key(work.item))
                 self._writing = len(batch)
             # A caller that gave up (an asyncio request cancelled) is skipped; past this
             # point its future can no longer be cancelled, so it always gets an answer.
@@ -158,12 +170,18 @@ class GroupCommit(Generic[Item, Result]):
                 self._writing = 0
 
     def _write(self, batch: list[_Work[Item, Result]]) -> None:
+        """Write ``batch`` and answer each of its callers, whatever it raises."""
         if not batch:
             return
         try:
+            if self.order is not None:
+                key = self.order
+                batch.sort(key=lambda work: key(work.item))
             outcomes = self._write_together(batch)
             if outcomes is None:
-                outcomes = self._write_each(batch)
+                outcomes = self._write_each(batch, {})
+            elif isinstance(outcomes, _LookupFailed):
+                outcomes = self._write_each(batch, self._look_up_alone(batch))
         except BaseException as exc:
             for work in batch:
                 work.future.set_exception(exc)
@@ -184,35 +202,55 @@ class GroupCommit(Generic[Item, Result]):
 
     def _write_together(
         self, batch: list[_Work[Item, Result]]
-    ) -> list[Result | BaseException] | None:
-        """Apply the batch in one transaction, no savepoints: the outcomes, or None to redo it.
+    ) -> list[Result | BaseException] | _LookupFailed | None:
+        """Apply the batch in one transaction, no savepoints: the outcomes, or how to redo it.
 
         An item's exception leaves ``transaction`` rolled back and translated
-        (``Duplicate``, ``ServiceUnavailable``). For a batch of one that is its
-        answer; in a larger batch the others' writes went with it, so the
-        batch must be done again item by item (None). An outage, and a failing
+        (``Duplicate``, ``Unstorable``, ``ServiceUnavailable``). For a batch of
+        one that is its answer; in a larger batch the others' writes went with
+        it, so the batch must be done again item by item: None, or
+        ``_LookupFailed`` if ``prepare`` raised. An outage, and a failing
         commit, are raised for the whole batch as in ``_write_each``.
         """
         outcomes: list[Result | BaseException] = []
-        applying = False
+        stage = "prepare"
         try:
             with self.database.transaction() as session:
                 self._prepare(session, batch)
-                applying = True
+                stage = "apply"
                 for work in batch:
                     outcomes.append(self.apply(session, work.item))
                 self._flush(session)
-                applying = False
+                stage = "commit"
         except errors.ServiceUnavailable:
             raise
         except Exception as exc:
-            if not applying:
-                raise  # the commit failed
+            if stage == "commit":
+                raise
             if len(batch) == 1:
                 return [exc]
             log.info("intake.batch_redone batch=%d error=%s", len(batch), type(exc).__name__)
-            return None
+            return _LookupFailed() if stage == "prepare" else None
         return outcomes
+
+    def _look_up_alone(self, batch: list[_Work[Item, Result]]) -> dict[int, BaseException]:
+        """After ``prepare`` failed for the batch: the items it fails for alone, with its error.
+
+        Each item's lookup runs in a transaction of its own, which writes
+        nothing; none takes locks in the batch's transaction, so the redo
+        still takes them all at its start, in one order.
+        """
+        refused: dict[int, BaseException] = {}
+        for index, work in enumerate(batch):
+            try:
+                with self.database.transaction() as session:
+                    self._prepare(session, [work])
+            except errors.ServiceUnavailable:
+                raise
+            except Exception as exc:
+                refused[index] = exc
+        log.info("intake.lookup_refused batch=%d refused=%d", len(batch), len(refused))
+        return refused
 
     def _prepare(self, session: Session, batch: list[_Work[Item, Result]]) -> None:
         if self.prepare is not None:
@@ -222,13 +260,24 @@ class GroupCommit(Generic[Item, Result]):
         if self.flush is not None:
             self.flush(session)
 
-    def _write_each(self, batch: list[_Work[Item, Result]]) -> list[Result | BaseException]:
-        """Apply the batch in one transaction, each item in its own savepoint."""
+    def _write_each(
+        self, batch: list[_Work[Item, Result]], refused: dict[int, BaseException]
+    ) -> list[Result | BaseException]:
+        """Apply the batch but ``refused`` in one transaction, each item in its own savepoint.
+
+        ``refused``: the answers of items left out (by their index in ``batch``).
+        """
         outcomes: list[Result | BaseException] = []
+        rest = [work for index, work in enumerate(batch) if index not in refused]
+        if not rest:
+            return [refused[index] for index in range(len(batch))]
         with self.database.transaction() as session:
-            self._prepare(session, batch)
-            for work in batch:
+            self._prepare(session, rest)
+            for index, work in enumerate(batch):
                 outcome: Result | BaseException
+                if index in refused:
+                    outcomes.append(refused[index])
+                    continue
                 try:
                     with self.database.savepoint(session):
                         outcome = self.apply(session, work.item)
@@ -239,3 +288,7 @@ class GroupCommit(Generic[Item, Result]):
                     outcome = exc  # this item's answer; its savepoint is undone
                 outcomes.append(outcome)
         return outcomes
+
+
+class _LookupFailed:
+    """``_write_together``'s verdict when ``prepare`` raised for a batch of several."""

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path
 from fastapi.responses import JSONResponse
 
+from notifier import storable
 from notifier.schemas import (
     CampaignIn,
     CampaignOut,
@@ -25,7 +26,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     422: {"description": "Invalid input; `fields` names each offending field"},
     503: {"description": "Database unavailable; retry after the Retry-After seconds"},
 }
-ResourceId = Annotated[str, Path(min_length=1, max_length=200)]
+ResourceId = Annotated[storable.Text, Path(min_length=1, max_length=200)]
 
 
 def router(engine: Notifier) -> APIRouter:

@@ -101,7 +101,7 @@ async def test_a_mail_that_fails_to_render_is_loud_and_sent_after_the_fix_and_a_
     [line_logged] = logged(caplog, "dispatch.render_failed")
     assert line_logged == (
         f"dispatch.render_failed message={queued['id']} kind=order_confirmation reason=render "
-        f"where=order_confirmation.mjml.j2:{line} error=UndefinedError missing=gift_note"
+        f"where=order_confirmation.mjml.j2:{line} error=UndefinedError missing=order.gift_note"
     )
     everything = caplog.text
     assert "jan@example.nl" not in everything and "Jan de Vries" not in everything

@@ -54,8 +54,11 @@ def unrendered(exc: Exception) -> Unrendered:
     cause = exc.__cause__
     if cause is None:  # notifier's own words about the template, e.g. "the subject is empty"
         return Unrendered(detail, "TemplateError", where)
-    missing = None
-    if isinstance(cause, jinja2.UndefinedError):
-        found = _MISSING.search(str(cause))
-        missing = found and (found.group(1) or found.group(2))
-    return Unrendered(detail, type(cause).__name__, where, missing or None)
+    if not isinstance(cause, jinja2.UndefinedError):
+        return Unrendered(detail, type(cause).__name__, where)
+    # The renderer names the missing value's context path as data; a bare Jinja error
+    # only in its words, from which the name alone is taken.
+    missing = exc.missing
+    if missing is None and (found := _MISSING.search(str(cause))):
+        missing = found.group(1) or found.group(2)
+    return Unrendered(detail, "UndefinedError", where, missing)

@@ -91,6 +91,10 @@ class Assembler:
     def renderer(self) -> Renderer:
         return self._renderer
 
+    @property
+    def composer(self) -> Composer:
+        return self._composer
+
     def assemble(
         self,
         message_key: str,

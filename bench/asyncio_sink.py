@@ -3,8 +3,11 @@
 Debian's smtp-sink is faster but cannot say *when* a given message was
 accepted, which the latency benchmark needs. This sink answers every command
 with success, throws the data away, and for recipients starting with a
-prefix appends ``<monotonic seconds> <recipient>`` to a log at the moment the
-final ``.`` arrives, just before its 250 goes back. It runs as its own process
+prefix appends ``<monotonic seconds> <recipient> <others>`` to a log at the
+moment the final ``.`` arrives, just before its 250 goes back; ``others`` is
+how many messages without such a recipient it had accepted by then, so the
+latency benchmark can tell how much of its backlog was still to come when
+each probe arrived. It runs as its own process
 (``python -m bench.asyncio_sink``) so its parsing never competes with the
 benchmark's client for the GIL; ``time.monotonic`` is CLOCK_MONOTONIC, shared
 by all processes on Linux, so arrival times compare with the client's.
@@ -24,10 +27,11 @@ _END = b"\r\n.\r\n"
 class _Session(asyncio.Protocol):
     """One SMTP session; pipelined commands are handled in order from one buffer."""
 
-    def __init__(self, log: IO[str], prefix: str, counter: list[int]) -> None:
+    def __init__(self, log: IO[str], prefix: str, counter: list[int], others: list[int]) -> None:
         self._log = log
         self._prefix = prefix
         self._counter = counter
+        self._others = others
         self._buffer = bytearray()
         self._in_data = False
         self._recipients: list[str] = []
@@ -86,22 +90,25 @@ class _Session(asyncio.Protocol):
     def _arrived(self) -> None:
         now = time.monotonic()
         self._counter[0] += 1
-        for recipient in self._recipients:
-            if recipient.startswith(self._prefix):
-                self._log.write(f"{now:.6f} {recipient}\n")
-                self._log.flush()
+        probes = [r for r in self._recipients if r.startswith(self._prefix)]
+        if not probes:
+            self._others[0] += 1
+        for recipient in probes:
+            self._log.write(f"{now:.6f} {recipient} {self._others[0]}\n")
+            self._log.flush()
         self._recipients = []
 
 
 async def serve(port: int, log_path: str, prefix: str) -> None:
     counter = [0]
+    others = [0]
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     with open(log_path, "a", encoding="utf-8") as log:
         server = await loop.create_server(
-            lambda: _Session(log, prefix, counter), "127.0.0.1", port, backlog=256
+            lambda: _Session(log, prefix, counter, others), "127.0.0.1", port, backlog=256
         )
         async with server:
             await stop.wait()

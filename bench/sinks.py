@@ -44,11 +44,15 @@ class Sink:
 
     def arrivals(self) -> dict[str, float]:
         """recipient → monotonic arrival time, for the asyncio sink's recorded recipients."""
-        found: dict[str, float] = {}
+        return {recipient: when for recipient, (when, _) in self.probe_log().items()}
+
+    def probe_log(self) -> dict[str, tuple[float, int]]:
+        """recipient → (arrival time, other messages accepted before it), from the asyncio sink."""
+        found: dict[str, tuple[float, int]] = {}
         for line in self.output.read_text(encoding="utf-8").splitlines():
             if line and not line.startswith("#"):
-                when, recipient = line.split(" ", 1)
-                found.setdefault(recipient, float(when))
+                when, recipient, others = line.split(" ", 2)
+                found.setdefault(recipient, (float(when), int(others)))
         return found
 
 

@@ -26,6 +26,7 @@ from notifier.flows import events as event_flows
 from notifier.flows import kinds
 from notifier.mail import preflight
 from notifier.mail.assembly import Assembler
+from notifier.mail.compose import BodyEncoding
 from notifier.mail.pool import RenderPool, default_processes
 from notifier.runtime.metrics import Metrics
 from notifier.schemas import CustomerIn, EventIn, MessageIn, MessageOut
@@ -88,7 +89,8 @@ class Notifier:
         keys = keyring.resolve(settings, create=not read_only)
         self.secret_key = keys.secret_keys[0]
         self.sealer = Sealer(keys.encryption_keys, keys.secret_keys[-1])
-        self.assembler = Assembler.from_settings(settings, keys.secret_keys, self.clock)
+        encoding = BodyEncoding()  # the relay's 8BITMIME, learnt by the transport
+        self.assembler = Assembler.from_settings(settings, keys.secret_keys, self.clock, encoding)
         self.renderer = self.assembler.renderer
         self.preference_tokens = self.assembler.preference_tokens
         self.confirm_tokens = self.assembler.confirm_tokens
@@ -96,7 +98,7 @@ class Notifier:
         if processes is None:
             processes = default_processes()
         self.render_pool = (
-            RenderPool(settings, keys.secret_keys, processes, settings.render_timeout)
+            RenderPool(settings, keys.secret_keys, processes, settings.render_timeout, encoding)
             if processes
             else None
         )
@@ -104,7 +106,7 @@ class Notifier:
         if transport is None and settings.capture_mode:
             self.capture = CaptureServer(Inbox(settings.data_dir / INBOX_FOLDER))
             transport = SmtpTransport(SmtpConfig("127.0.0.1", self.capture.port, tls="none"))
-        self.transport: Transport = transport or SmtpTransport(_smtp_config(settings))
+        self.transport: Transport = transport or SmtpTransport(_smtp_config(settings), encoding)
         self.metrics = Metrics(self._queue_depth, kinds.KINDS, (r.value for r in FailureReason))
         owner = worker_name or f"{socket.gethostname()}:{secrets.token_hex(4)}"
         self.dispatcher = Dispatcher(

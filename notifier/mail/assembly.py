@@ -12,7 +12,7 @@ from notifier import errors
 from notifier.clock import Clock
 from notifier.flows import kinds
 from notifier.mail import failure, i18n, tokens
-from notifier.mail.compose import Composer, Envelope, Headers, Identity
+from notifier.mail.compose import BodyEncoding, Composer, Envelope, Headers, Identity
 from notifier.mail.render import Renderer
 from notifier.settings import Settings
 from notifier.vocabulary import Category
@@ -63,8 +63,17 @@ class Assembler:
         }
 
     @classmethod
-    def from_settings(cls, settings: Settings, secret_keys: list[str], clock: Clock) -> Assembler:
-        """The assembler the settings describe; also how render worker processes build theirs."""
+    def from_settings(
+        cls,
+        settings: Settings,
+        secret_keys: list[str],
+        clock: Clock,
+        encoding: BodyEncoding | None = None,
+    ) -> Assembler:
+        """The assembler the settings describe; also how render worker processes build theirs.
+
+        ``encoding`` is shared with the transport, which learns whether the relay takes 8bit.
+        """
         identity = Identity.parse(
             sender=settings.from_,
             newsletter_sender=settings.from_newsletter,
@@ -82,7 +91,7 @@ class Assembler:
         return cls(
             settings,
             renderer,
-            Composer(identity, clock),
+            Composer(identity, clock, encoding=encoding),
             tokens.Signer(secret_keys, tokens.PREFERENCES),
             tokens.Signer(secret_keys, tokens.CONFIRM),
         )
@@ -90,6 +99,10 @@ class Assembler:
     @property
     def renderer(self) -> Renderer:
         return self._renderer
+
+    @property
+    def composer(self) -> Composer:
+        return self._composer
 
     def assemble(
         self,

@@ -5,6 +5,14 @@ characters first, so no value can ever add a header of its own. The MIME
 bytes are written directly (headers, then two quoted-printable parts) rather
 than built as an ``EmailMessage`` and serialised: on the send path that
 object model costs more than rendering the mail.
+
+The body parts are written once, in the form the relay takes: raw UTF-8
+(``8bit``) when it offered 8BITMIME, which saves quoted-printable's cost and
+bulk, else quoted-printable. ``BodyEncoding`` carries what the transport
+learnt at its first connect to the composers (in render processes too); a
+message composed 8bit that meets a server without 8BITMIME after all is
+re-encoded once by ``seven_bit``. DKIM-signed mail is always composed
+quoted-printable: a signature covers the body, so re-encoding would break it.
 """
 
 from __future__ import annotations
@@ -28,6 +36,11 @@ from notifier.vocabulary import Category
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]+")
 MAX_HEADER_TEXT = 200
+MAX_LINE = 998
+"""Octets a line may hold before its CRLF (RFC 5321 section 4.5.3.1.6); longer ones go QP."""
+_QUOTED = b"Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+_EIGHT_BIT = b"Content-Transfer-Encoding: 8bit\r\n\r\n"
+_BOUNDARY = re.compile(rb'boundary="([^"]+)"')
 
 
 class CrlfMessage(bytes):
@@ -36,6 +49,26 @@ class CrlfMessage(bytes):
     The transport sends such a message as it is (but for doubling leading
     dots) instead of first counting line ends to find bare CRs or LFs.
     """
+
+
+class EightBitMessage(CrlfMessage):
+    """A composed message with a body part in ``8bit``: MAIL needs ``BODY=8BITMIME``.
+
+    Its lines are at most ``MAX_LINE`` octets; ``seven_bit`` makes the
+    quoted-printable form for a server that does not offer 8BITMIME.
+    """
+
+
+@dataclass
+class BodyEncoding:
+    """Whether to write body parts 8bit: the relay offered 8BITMIME when last connected.
+
+    Shared by the transport, which sets it after each EHLO, and the
+    composers, which read it for every message; False (quoted-printable,
+    which every server takes) until a connection says otherwise.
+    """
+
+    eight_bit: bool = False
 
 
 @dataclass(frozen=True)
@@ -113,11 +146,16 @@ class Composer:
     """
 
     def __init__(
-        self, identity: Identity, clock: Clock, signer: dkim.DkimSigner | None = None
+        self,
+        identity: Identity,
+        clock: Clock,
+        signer: dkim.DkimSigner | None = None,
+        encoding: BodyEncoding | None = None,
     ) -> None:
         self._identity = identity
         self._clock = clock
         self._signer = signer if signer is not None else identity.dkim_signer
+        self.encoding = encoding or BodyEncoding()
 
     def compose(
         self, message_key: str, kind: Kind, mail: RenderedMail, headers: Headers
@@ -163,21 +201,25 @@ class Composer:
             f'Content-Type: multipart/alternative; boundary="{boundary}"',
             f"Content-Language: {mail.locale.replace('_', '-')}",
         ]
+        eight_bit = self.encoding.eight_bit and self._signer is None
+        text, text_8bit = _part(boundary, "text/plain", mail.text, eight_bit)
+        html, html_8bit = _part(boundary, "text/html", mail.html, eight_bit)
         data = b"".join(
             (
                 "\r\n".join(lines).encode("ascii"),
                 b"\r\n\r\n",
-                _part(boundary, "text/plain", mail.text),
-                _part(boundary, "text/html", mail.html),
+                text,
+                html,
                 f"--{boundary}--\r\n".encode("ascii"),
             )
         )
         if self._signer is not None:
             data = self._signer.sign(data)
+        kind_of = EightBitMessage if text_8bit or html_8bit else CrlfMessage
         return Envelope(
             sender=sender.addr_spec,
             recipients=(headers.to_email,),
-            data=CrlfMessage(data),
+            data=kind_of(data),
             message_id=message_id,
         )
 
@@ -223,20 +265,73 @@ def _mailbox(name: str, address: str) -> str:
     return f"{_unstructured(name)} <{address}>"
 
 
-def _part(boundary: str, content_type: str, body: str) -> bytes:
-    """One body part, quoted-printable (7-bit safe, lines under 77 characters).
+def _part(boundary: str, content_type: str, body: str, eight_bit: bool) -> tuple[bytes, bool]:
+    """One body part, and whether it is 8bit: raw UTF-8 when ``eight_bit`` and no line is
+    too long, else quoted-printable.
 
     Every line end becomes CRLF, a lone CR too: ``b2a_qp`` would keep it bare,
     and servers refuse bare CRs (they can smuggle a second message through).
     """
-    lines = body.replace("\r\n", "\n").replace("\r", "\n")
-    encoded = binascii.b2a_qp(lines.encode("utf-8"), istext=True)
-    return b"".join(
+    raw = body.replace("\r\n", "\n").replace("\r", "\n").encode("utf-8")
+    eight_bit = eight_bit and not _has_long_line(raw)
+    if eight_bit:
+        encoding, encoded = _EIGHT_BIT, raw
+    else:
+        encoding, encoded = _QUOTED, binascii.b2a_qp(raw, istext=True)
+    part = b"".join(
         (
             f"--{boundary}\r\n".encode("ascii"),
             f'Content-Type: {content_type}; charset="utf-8"\r\n'.encode("ascii"),
-            b"Content-Transfer-Encoding: quoted-printable\r\n\r\n",
+            encoding,
             encoded.replace(b"\n", b"\r\n"),
             b"\r\n",
         )
     )
+    return part, eight_bit
+
+
+def _has_long_line(raw: bytes) -> bool:
+    """Whether a line of ``raw`` (LF line ends) holds more than ``MAX_LINE`` octets.
+
+    Any run of ``MAX_LINE + 1`` octets holds a whole aligned block of half
+    that size, so only blocks without a line end are looked at more closely:
+    a few dozen ``find`` calls a mail, where a regular expression or a split
+    cost as much as the quoted-printable encoding it saves.
+    """
+    step = (MAX_LINE + 1) // 2
+    find = raw.find
+    for start in range(0, len(raw) - step + 1, step):
+        if find(b"\n", start, start + step) >= 0:
+            continue
+        end = find(b"\n", start)
+        if (len(raw) if end < 0 else end) - (raw.rfind(b"\n", 0, start) + 1) > MAX_LINE:
+            return True
+    return False
+
+
+def seven_bit(message: bytes) -> CrlfMessage:
+    """``message`` (as ``Composer`` wrote it) with each 8bit part made quoted-printable.
+
+    Byte for byte what ``Composer`` writes when it composes quoted-printable
+    in the first place: an 8bit part holds the same normalised UTF-8 lines
+    that the quoted-printable path encodes. Parts are found by the message's
+    own random boundary, which no body holds.
+    """
+    head_end = message.index(b"\r\n\r\n")
+    found = _BOUNDARY.search(message, 0, head_end)
+    if found is None:
+        return CrlfMessage(message)
+    delimiter = b"--" + found.group(1) + b"\r\n"
+    closing = b"\r\n--" + found.group(1) + b"--\r\n"
+    pieces = message.split(delimiter)
+    out = [pieces[0]]
+    for number, piece in enumerate(pieces[1:], start=2):
+        tail = closing if number == len(pieces) else b"\r\n"
+        headers, body = piece.split(b"\r\n\r\n", 1)
+        if not headers.endswith(_EIGHT_BIT[:-4]):
+            out.append(piece)
+            continue
+        raw = body[: len(body) - len(tail)].replace(b"\r\n", b"\n")
+        encoded = binascii.b2a_qp(raw, istext=True).replace(b"\n", b"\r\n")
+        out.append(headers[: -len(_EIGHT_BIT) + 4] + _QUOTED + encoded + tail)
+    return CrlfMessage(delimiter.join(out))

@@ -26,6 +26,7 @@ from typing import Any
 
 from notifier.clock import FrozenClock
 from notifier.mail.assembly import Assembler, Letter, Recipient, assemble_or_reason
+from notifier.mail.compose import BodyEncoding
 from notifier.mail.failure import Unrendered
 from notifier.settings import Settings
 
@@ -43,9 +44,16 @@ class RenderPool:
     """A pool of render processes, each with its own assembler."""
 
     def __init__(
-        self, settings: Settings, secret_keys: list[str], processes: int, timeout: float = 60.0
+        self,
+        settings: Settings,
+        secret_keys: list[str],
+        processes: int,
+        timeout: float = 60.0,
+        encoding: BodyEncoding | None = None,
     ) -> None:
+        """``encoding`` (the transport's) goes with each chunk: 8bit or quoted-printable bodies."""
         self._processes = processes
+        self._encoding = encoding or BodyEncoding()
         self._timeout = timeout
         self._start_args = (settings, secret_keys)
         self._executor = self._new_executor()
@@ -70,11 +78,12 @@ class RenderPool:
         """
         loop = asyncio.get_running_loop()
         executor = self._executor
+        args = (list(items), now, self._encoding.eight_bit)
         try:
-            future = loop.run_in_executor(executor, _assemble_chunk, list(items), now)
+            future = loop.run_in_executor(executor, _assemble_chunk, *args)
         except BrokenProcessPool:
             executor = self._replace(executor, "a render process died")
-            future = loop.run_in_executor(executor, _assemble_chunk, list(items), now)
+            future = loop.run_in_executor(executor, _assemble_chunk, *args)
         return asyncio.ensure_future(self._answer(future, executor))
 
     async def _answer(
@@ -189,7 +198,8 @@ def _exit_with_parent() -> None:
         os._exit(0)
 
 
-def _assemble_chunk(chunk: list[Item], now: datetime) -> list[Letter | Unrendered]:
+def _assemble_chunk(chunk: list[Item], now: datetime, eight_bit: bool) -> list[Letter | Unrendered]:
     assert _assembler is not None and _clock is not None, "worker not initialised"
     _clock.set(now)
+    _assembler.composer.encoding.eight_bit = eight_bit
     return [assemble_or_reason(_assembler, *item) for item in chunk]

@@ -74,6 +74,8 @@ class Assembler:
             dkim_selector=settings.dkim_selector,
             dkim_domain=settings.dkim_domain,
             dkim_key_file=settings.dkim_key_file,
+            bounce_domain=settings.bounce_domain,
+            secret_keys=secret_keys,
         )
         renderer = Renderer(
             settings.templates_dir, settings.locales_dir, settings.default_locale, settings.timezone
@@ -85,6 +87,10 @@ class Assembler:
             tokens.Signer(secret_keys, tokens.PREFERENCES),
             tokens.Signer(secret_keys, tokens.CONFIRM),
         )
+
+    @property
+    def composer(self) -> Composer:
+        return self._composer
 
     @property
     def renderer(self) -> Renderer:

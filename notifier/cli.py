@@ -204,6 +204,35 @@ def status() -> None:
             click.echo(f"  {message.id} {message.kind} {message.status}: {message.last_error}")
 
 
+@main.group()
+def bounces() -> None:
+    """Reports that came back to the bounce listener or a provider webhook."""
+
+
+@bounces.command("list")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000))
+@click.option(
+    "--kind",
+    "kinds_",
+    multiple=True,
+    help="Only these kinds (hard_bounce, soft_bounce, complaint, auto_reply, notice, unparsed).",
+)
+def bounces_list(limit: int, kinds_: tuple[str, ...]) -> None:
+    """List the newest reports, what they were taken for and the message they were about."""
+    engine = _engine(_load())
+    _ensure_schema(engine)
+    rows = engine.feedback.recent(limit, list(kinds_) or None)
+    if not rows:
+        click.echo("no reports received")
+        return
+    click.echo(f"{'id':>6} {'received':<20} {'source':<9} {'kind':<12} {'status':<7} message")
+    for row in rows:
+        click.echo(
+            f"{row.id:>6} {row.received_at:%Y-%m-%d %H:%M:%S}  {row.source:<9} {row.kind:<12} "
+            f"{row.status_code or '-':<7} {row.message_id or '-'}  {row.detail or ''}"
+        )
+
+
 # -- the marketer's workshop (templates, test mail, translations) --------------------
 
 _TEMPLATES_DIR = click.option(

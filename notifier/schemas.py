@@ -143,6 +143,7 @@ class CampaignProgress(BaseModel):
     suppressed: int = 0
     failed: int = 0
     cancelled: int = 0
+    bounced: int = 0
 
 
 class CampaignOut(BaseModel):

@@ -26,6 +26,8 @@ from notifier.flows import events as event_flows
 from notifier.flows import kinds
 from notifier.mail.assembly import Assembler
 from notifier.mail.pool import RenderPool, default_processes
+from notifier.mail.verp import VerpSigner
+from notifier.runtime.bounce_listener import BounceListener
 from notifier.runtime.metrics import Metrics
 from notifier.schemas import CustomerIn, EventIn, MessageIn, MessageOut
 from notifier.settings import Settings
@@ -34,6 +36,7 @@ from notifier.store.db import Database, Session
 from notifier.store.models import Message
 from notifier.usecases import intake
 from notifier.usecases.choices import Choices
+from notifier.usecases.feedback import Feedback
 from notifier.usecases.intake import Accepted as Accepted  # handle_event's answer, re-exported
 from notifier.usecases.newsletters import Newsletters
 from notifier.usecases.privacy import Privacy
@@ -123,6 +126,26 @@ class Notifier:
             self.database, self.assembler, self.clock, settings, self.dispatcher.wake
         )
         self.intake = intake.EventIntake(self.database, self.sealer, settings, self._wake_for)
+        self.feedback = Feedback(
+            self.database,
+            self.sealer,
+            self.clock,
+            self.assembler.composer,
+            VerpSigner(keys.secret_keys, settings.bounce_domain)
+            if settings.bounce_domain
+            else None,
+            webhooks_on=settings.webhook_url is not None,
+        )
+        self.bounce_listener: BounceListener | None = None
+        if settings.bounce_smtp_port is not None:
+            if settings.bounce_domain is None:
+                raise errors.ConfigurationError(
+                    "the bounce listener needs the domain of its VERP addresses",
+                    variable="NOTIFIER_BOUNCE_DOMAIN",
+                )
+            self.bounce_listener = BounceListener(
+                self.feedback, settings.bounce_smtp_host, settings.bounce_smtp_port
+            )
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -133,6 +156,8 @@ class Notifier:
         """Prepare to deliver in this process: capture server, render processes, templates, loop."""
         if self.capture is not None:
             self.capture.start()
+        if self.bounce_listener is not None:
+            self.bounce_listener.start()
         if self.render_pool is not None:
             self.render_pool.warm()
         # The express lane renders here, and a customer waits for its first mail.
@@ -149,6 +174,8 @@ class Notifier:
         await self.transport.close()
         if self.capture is not None:
             self.capture.stop()
+        if self.bounce_listener is not None:
+            self.bounce_listener.stop()
         if self.render_pool is not None:
             await asyncio.to_thread(self.render_pool.close)
 

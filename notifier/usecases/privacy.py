@@ -13,7 +13,7 @@ from notifier import errors
 from notifier.clock import Clock
 from notifier.crypto import Sealer
 from notifier.flows import consent, kinds
-from notifier.store import customers, events, outbox, preferences, resealing, suppressions
+from notifier.store import bounces, customers, events, outbox, preferences, resealing, suppressions
 from notifier.store.db import Database
 
 log = logging.getLogger(__name__)
@@ -40,6 +40,7 @@ class Privacy:
         with self._db.transaction() as session:
             if not customers.exists(session, customer_id):
                 raise errors.NotFound(f"no customer {customer_id!r}")
+            bounces.forget_customer(session, customer_id)
             touched = outbox.erase_customer(session, customer_id, now)
             events.forget_customer(session, customer_id)
             preferences.forget(session, customer_id)

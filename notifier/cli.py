@@ -205,6 +205,40 @@ def status() -> None:
 
 
 @main.group()
+def suppressions() -> None:
+    """Look up and lift the suppression of one address (never a list of addresses)."""
+
+
+@suppressions.command("show")
+@click.argument("email")
+def suppressions_show(email: str) -> None:
+    """Say whether EMAIL is suppressed, why and since when."""
+    engine = _engine(_load())
+    _ensure_schema(engine)
+    try:
+        found = engine.choices.suppression(email)
+    except errors.NotFound as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(
+        f"suppressed: {found.reason} since {found.since:%Y-%m-%d %H:%M} ({found.detail or '-'})"
+    )
+
+
+@suppressions.command("lift")
+@click.argument("email")
+@click.option("--reason", required=True, help="Why mail may reach the address again (recorded).")
+def suppressions_lift(email: str, reason: str) -> None:
+    """Let mail reach EMAIL again; the reason is kept with the lift."""
+    engine = _engine(_load())
+    _ensure_schema(engine)
+    try:
+        lifted = engine.choices.lift_suppression(email, reason)
+    except errors.NotifierError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"lifted the {lifted.previous_reason} suppression")
+
+
+@main.group()
 def bounces() -> None:
     """Reports that came back to the bounce listener or a provider webhook."""
 

@@ -184,6 +184,20 @@ class SuppressionIn(Strict):
     detail: Annotated[str, StringConstraints(max_length=500)] | None = None
 
 
+class SuppressionOut(BaseModel):
+    """One address's suppression, looked up by its keyed hash; the address is not stored."""
+
+    reason: str
+    detail: str | None
+    since: datetime
+
+
+class SuppressionLifted(BaseModel):
+    status: Literal["lifted"] = "lifted"
+    previous_reason: str
+    reason: str
+
+
 class MessageOut(BaseModel):
     id: str
     kind: str

@@ -16,6 +16,7 @@ from notifier.clock import Clock
 from notifier.crypto import Sealer
 from notifier.flows import consent, kinds
 from notifier.mail import tokens
+from notifier.schemas import SuppressionLifted, SuppressionOut
 from notifier.store import customers, preferences, suppressions
 from notifier.store.db import Database, Session
 
@@ -163,6 +164,31 @@ class Choices:
                             session, customer_id, category, False, "complaint", now
                         )
         log.info("suppression.added reason=%s", reason)
+
+    def suppression(self, email: str) -> SuppressionOut:
+        """The address's suppression, found by keyed hash; ``NotFound`` if it has none."""
+        with self._db.transaction() as session:
+            row = suppressions.get(session, self._sealer.blind_index(email))
+            if row is None:
+                raise errors.NotFound("this address is not suppressed")
+            return SuppressionOut(reason=row.reason, detail=row.detail, since=row.created_at)
+
+    def lift_suppression(self, email: str, reason: str) -> SuppressionLifted:
+        """Let mail reach the address again; ``reason`` is kept with the lift (the audit trail).
+
+        Preferences a complaint turned off stay off: they are the customer's
+        to turn on again.
+        """
+        if not reason.strip():
+            raise errors.InvalidInput("say why the suppression is lifted", "reason")
+        with self._db.transaction() as session:
+            previous = suppressions.lift(
+                session, self._sealer.blind_index(email), reason.strip()[:500], self._clock.now()
+            )
+        if previous is None:
+            raise errors.NotFound("this address is not suppressed")
+        log.info("suppression.lifted previous_reason=%s", previous)
+        return SuppressionLifted(previous_reason=previous, reason=reason.strip()[:500])
 
     def _update_from_link(
         self, claims: tokens.Claims, changes: Mapping[str, bool], source: str, ip: str | None

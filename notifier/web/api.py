@@ -4,18 +4,21 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Query
 from fastapi.responses import JSONResponse
 
 from notifier.schemas import (
     CampaignIn,
     CampaignOut,
+    Email,
     EventIn,
     EventOut,
     MessageIn,
     MessageOut,
     PreferencesIn,
     SuppressionIn,
+    SuppressionLifted,
+    SuppressionOut,
 )
 from notifier.service import Accepted, Notifier
 
@@ -106,6 +109,19 @@ def router(engine: Notifier) -> APIRouter:
             str(suppression.email), suppression.reason.value, suppression.detail
         )
         return {"status": "suppressed", "reason": suppression.reason.value}
+
+    @api.get("/suppressions", response_model=SuppressionOut, responses={404: {}})
+    def get_suppression(email: Annotated[Email, Query()]) -> SuppressionOut:
+        """Is this one address suppressed, and why? Found by keyed hash; never a list."""
+        return engine.choices.suppression(email)
+
+    @api.delete("/suppressions/{email}", response_model=SuppressionLifted, responses={404: {}})
+    def lift_suppression(
+        email: Annotated[Email, Path()],
+        reason: Annotated[str, Query(min_length=1, max_length=500)],
+    ) -> SuppressionLifted:
+        """Let mail reach the address again; ``reason`` is recorded with the lift."""
+        return engine.choices.lift_suppression(email, reason)
 
     @api.post(
         "/campaigns",

@@ -239,6 +239,29 @@ def suppressions_lift(email: str, reason: str) -> None:
 
 
 @main.group()
+def webhooks() -> None:
+    """The signed status webhooks to the shop (NOTIFIER_WEBHOOK_URL)."""
+
+
+@webhooks.command("replay")
+@click.option(
+    "--since",
+    required=True,
+    help="Send again every event of this last stretch of time: 30m, 2h, 1d.",
+)
+def webhooks_replay(since: str) -> None:
+    """Send again the events recorded since then, with the ids the shop has seen."""
+    try:
+        stretch = settings.parse_duration(since)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--since") from exc
+    engine = _engine(_load())
+    _ensure_schema(engine)
+    count = engine.replay_webhooks(stretch)
+    click.echo(f"{count} webhook events queued again; a running serve or worker sends them")
+
+
+@main.group()
 def bounces() -> None:
     """Reports that came back to the bounce listener or a provider webhook."""
 

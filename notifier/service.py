@@ -22,6 +22,7 @@ from notifier.crypto import Sealer
 from notifier.delivery.capture import CaptureServer, Inbox
 from notifier.delivery.dispatcher import DispatchConfig, Dispatcher, Transport
 from notifier.delivery.transport import SmtpConfig, SmtpTransport
+from notifier.delivery.webhooks import WebhookSender
 from notifier.flows import events as event_flows
 from notifier.flows import kinds
 from notifier.mail.assembly import Assembler
@@ -31,7 +32,7 @@ from notifier.runtime.bounce_listener import BounceListener
 from notifier.runtime.metrics import Metrics
 from notifier.schemas import CustomerIn, EventIn, MessageIn, MessageOut
 from notifier.settings import Settings
-from notifier.store import customers, outbox
+from notifier.store import customers, outbox, webhooks
 from notifier.store.db import Database, Session
 from notifier.store.models import Message
 from notifier.usecases import intake
@@ -92,7 +93,7 @@ class Notifier:
             self.capture = CaptureServer(Inbox(settings.data_dir / INBOX_FOLDER))
             transport = SmtpTransport(SmtpConfig("127.0.0.1", self.capture.port, tls="none"))
         self.transport: Transport = transport or SmtpTransport(_smtp_config(settings))
-        self.metrics = Metrics(self._queue_depth)
+        self.metrics = Metrics(self._queue_depth, self._webhook_depth)
         owner = worker_name or f"{socket.gethostname()}:{secrets.token_hex(4)}"
         self.dispatcher = Dispatcher(
             self.database,
@@ -106,6 +107,7 @@ class Notifier:
                 lease=timedelta(seconds=settings.lease_seconds),
                 retry_max_age=settings.retry_max_age,
                 concurrency=settings.smtp_connections,
+                webhooks=settings.webhook_url is not None,
             ),
             pool=self.render_pool,
             on_outcome=self.metrics.observe,
@@ -118,6 +120,7 @@ class Notifier:
             self.confirm_tokens,
             self.clock,
             settings.consent_text_version,
+            webhooks_on=settings.webhook_url is not None,
         )
         self.privacy = Privacy(
             self.database, self.sealer, self.clock, timedelta(days=settings.retention_days)
@@ -136,6 +139,21 @@ class Notifier:
             else None,
             webhooks_on=settings.webhook_url is not None,
         )
+        self.webhook_sender: WebhookSender | None = None
+        if settings.webhook_url is not None:
+            if settings.webhook_secret is None:
+                raise errors.ConfigurationError(
+                    "webhooks are signed: set the secret shared with the shop",
+                    variable="NOTIFIER_WEBHOOK_SECRET",
+                )
+            self.webhook_sender = WebhookSender(
+                self.database,
+                self.clock,
+                settings.webhook_url,
+                settings.webhook_secret,
+                settings.webhook_timeout,
+                on_outcome=self.metrics.observe_webhook,
+            )
         self.bounce_listener: BounceListener | None = None
         if settings.bounce_smtp_port is not None:
             if settings.bounce_domain is None:
@@ -193,6 +211,18 @@ class Notifier:
     async def purge_expired(self) -> int:
         """Retention: drop old finished messages' context (run by the scheduler)."""
         return await asyncio.to_thread(self.privacy.purge_expired)
+
+    async def deliver_webhooks(self) -> int:
+        """Send the webhook events due now (run by the scheduler); returns how many arrived."""
+        if self.webhook_sender is None:
+            return 0
+        return await self.webhook_sender.run_once()
+
+    def replay_webhooks(self, since: timedelta) -> int:
+        """Queue again every webhook event recorded in the last ``since``; returns how many."""
+        now = self.clock.now()
+        with self.database.transaction() as session:
+            return webhooks.replay(session, now - since, now)
 
     async def advance_campaigns(self) -> int:
         """Open due campaign runs and fan them out; returns how many messages were queued."""
@@ -279,6 +309,10 @@ class Notifier:
     def _queue_depth(self) -> list[tuple[str, str, int]]:
         with self.database.transaction() as session:
             return outbox.depth(session)
+
+    def _webhook_depth(self) -> list[tuple[str, int]]:
+        with self.database.transaction() as session:
+            return webhooks.depth(session)
 
     def status(self) -> StatusReport:
         with self.database.transaction() as session:

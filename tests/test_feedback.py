@@ -11,7 +11,7 @@ from sqlalchemy import select
 from notifier.mail import reports as report_kinds
 from notifier.service import Notifier
 from notifier.store import suppressions
-from notifier.store.models import Bounce, DeliveryAttempt
+from notifier.store.models import Bounce, DeliveryAttempt, WebhookEvent
 from tests import reports
 from tests.conftest import event
 from tests.smtpd import SmtpServer, free_port
@@ -165,3 +165,27 @@ def test_postfix_and_exim_reports_read_as_the_mta_meant() -> None:
     assert report_kinds.parse(reports.exim_dsn(verp, header)).message_ids == (header,)
     complaint = report_kinds.parse(reports.arf_complaint(verp, header))
     assert complaint.kind == "complaint" and complaint.recipients == ("jan@example.nl",)
+
+
+async def test_bounces_and_complaints_are_told_to_the_shop_in_the_same_transaction(
+    make_engine: Callable[..., Notifier], smtp_server: SmtpServer
+) -> None:
+    engine = make_engine(
+        bounce_domain=BOUNCE_DOMAIN,
+        webhook_url="http://127.0.0.1:9/hooks",
+        webhook_secret="whsec_" + "A" * 32,
+    )
+    _, verp, header = await sent_mail(engine, smtp_server)
+    engine.choices.update("C42", {"newsletter": True}, source="account")
+    engine.feedback.receive_mail([verp], reports.arf_complaint(verp, header))
+    engine.feedback.receive_mail([verp], reports.postfix_dsn(verp, header))
+    with engine.database.transaction() as session:
+        rows = session.scalars(select(WebhookEvent).order_by(WebhookEvent.type))
+        told = sorted((row.type, row.data.get("category") or row.data["kind"]) for row in rows)
+    assert told == [
+        ("customer.unsubscribed", "newsletter"),
+        ("customer.unsubscribed", "order_updates"),
+        ("message.bounced", "order_confirmation"),
+        ("message.complained", "order_confirmation"),
+        ("message.sent", "order_confirmation"),
+    ]

@@ -18,8 +18,18 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 class Metrics:
     """One registry per engine, so tests and several engines in a process do not collide."""
 
-    def __init__(self, depth: Callable[[], Iterable[tuple[str, str, int]]]) -> None:
+    def __init__(
+        self,
+        depth: Callable[[], Iterable[tuple[str, str, int]]],
+        webhook_depth: Callable[[], Iterable[tuple[str, int]]] | None = None,
+    ) -> None:
         self.registry = CollectorRegistry()
+        self._webhooks = Counter(
+            "notifier_webhook_deliveries",
+            "Webhook tries by outcome (delivered, retrying, failed).",
+            ["outcome"],
+            registry=self.registry,
+        )
         self._deliveries = Counter(
             "notifier_deliveries",
             "Delivery attempts by category and outcome (sent, failed: includes retried).",
@@ -34,10 +44,15 @@ class Metrics:
             registry=self.registry,
         )
         self.registry.register(_QueueDepth(depth))
+        if webhook_depth is not None:
+            self.registry.register(_WebhookDepth(webhook_depth))
 
     def observe(self, category: str, outcome: str, seconds: float) -> None:
         self._deliveries.labels(category, outcome).inc()
         self._latency.labels(category).observe(seconds)
+
+    def observe_webhook(self, outcome: str) -> None:
+        self._webhooks.labels(outcome).inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
@@ -55,4 +70,17 @@ class _QueueDepth(Collector):
         )
         for status, category, count in self._depth():
             gauge.add_metric([status, category], count)
+        yield gauge
+
+
+class _WebhookDepth(Collector):
+    def __init__(self, depth: Callable[[], Iterable[tuple[str, int]]]) -> None:
+        self._depth = depth
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        gauge = GaugeMetricFamily(
+            "notifier_webhook_events", "Webhook events by status.", labels=["status"]
+        )
+        for status, count in self._depth():
+            gauge.add_metric([status], count)
         yield gauge

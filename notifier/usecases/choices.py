@@ -17,7 +17,7 @@ from notifier.crypto import Sealer
 from notifier.flows import consent, kinds
 from notifier.mail import tokens
 from notifier.schemas import SuppressionLifted, SuppressionOut
-from notifier.store import customers, preferences, suppressions
+from notifier.store import customers, preferences, suppressions, webhooks
 from notifier.store.db import Database, Session
 
 log = logging.getLogger(__name__)
@@ -49,6 +49,7 @@ class Choices:
         confirm_tokens: tokens.Signer,
         clock: Clock,
         consent_text_version: str,
+        webhooks_on: bool = False,
     ) -> None:
         self._db = database
         self._sealer = sealer
@@ -56,6 +57,7 @@ class Choices:
         self._confirm_tokens = confirm_tokens
         self._clock = clock
         self._text_version = consent_text_version
+        self._webhooks_on = webhooks_on
 
     def states(self, customer_id: str) -> dict[str, bool]:
         """Every category's effective state; essential ones are always on."""
@@ -100,6 +102,20 @@ class Choices:
                         ip=ip,
                         text_version=text_version or self._text_version,
                         now=now,
+                    )
+                if changed and not enabled and self._webhooks_on:
+                    webhooks.add(
+                        session,
+                        "customer.unsubscribed",
+                        f"{customer_id}\0{category}\0{now.isoformat()}",
+                        {
+                            "message_id": None,
+                            "customer_id": customer_id,
+                            "kind": None,
+                            "category": category,
+                            "source": source,
+                        },
+                        now,
                     )
                 if changed:
                     log.info(

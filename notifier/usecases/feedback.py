@@ -184,11 +184,14 @@ class Feedback:
             return bool(indexes)
         outbox.record_complaint(session, message.id, detail, now)
         self._tell(session, "message.complained", message, now)
-        for category in {message.category, kinds.NEWSLETTER} & set(kinds.UNSUBSCRIBABLE):
-            changed = preferences.set_choice(
+        chosen = preferences.choices(session, message.customer_id)
+        for category in sorted({message.category, kinds.NEWSLETTER} & set(kinds.UNSUBSCRIBABLE)):
+            if not consent.is_enabled(category, chosen.get(category)):
+                continue  # already off: nothing to unsubscribe from, nothing to tell
+            preferences.set_choice(
                 session, message.customer_id, category, False, COMPLAINT_SOURCE, now
             )
-            if changed and self._webhooks_on:
+            if self._webhooks_on:
                 webhooks.add(
                     session,
                     "customer.unsubscribed",

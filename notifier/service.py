@@ -27,6 +27,7 @@ from notifier.flows import events as event_flows
 from notifier.flows import kinds
 from notifier.mail.assembly import Assembler
 from notifier.mail.pool import RenderPool, default_processes
+from notifier.mail.sns import SnsVerifier
 from notifier.mail.verp import VerpSigner
 from notifier.runtime.bounce_listener import BounceListener
 from notifier.runtime.metrics import Metrics
@@ -41,6 +42,7 @@ from notifier.usecases.feedback import Feedback
 from notifier.usecases.intake import Accepted as Accepted  # handle_event's answer, re-exported
 from notifier.usecases.newsletters import Newsletters
 from notifier.usecases.privacy import Privacy
+from notifier.usecases.provider_feedback import ProviderFeedback
 
 log = logging.getLogger(__name__)
 INBOX_FOLDER = ".notifier-inbox"
@@ -138,6 +140,13 @@ class Notifier:
             if settings.bounce_domain
             else None,
             webhooks_on=settings.webhook_url is not None,
+        )
+        self.provider_feedback = ProviderFeedback(
+            self.feedback,
+            SnsVerifier(settings.ses_sns_cert_file, settings.ses_topic_arns)
+            if settings.ses_sns_cert_file
+            else None,
+            settings.postmark_webhook_token,
         )
         self.webhook_sender: WebhookSender | None = None
         if settings.webhook_url is not None:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse
 
 from notifier.schemas import (
@@ -122,6 +123,25 @@ def router(engine: Notifier) -> APIRouter:
     ) -> SuppressionLifted:
         """Let mail reach the address again; ``reason`` is recorded with the lift."""
         return engine.choices.lift_suppression(email, reason)
+
+    @api.post(
+        "/feedback/{provider}",
+        responses={404: {"description": "No such provider configured"}},
+        openapi_extra={"security": []},
+    )
+    async def post_feedback(
+        provider: Annotated[str, Path(max_length=20)], request: Request
+    ) -> dict[str, str]:
+        """A mail provider's bounce or complaint webhook (``ses`` through SNS, ``postmark``).
+
+        Not behind the bearer token: SES's messages are verified by their SNS
+        signature, Postmark's by its basic auth.
+        """
+        body = await request.body()
+        kind = await asyncio.to_thread(
+            engine.provider_feedback.receive, provider, body, request.headers.get("authorization")
+        )
+        return {"status": "received", "kind": kind}
 
     @api.post(
         "/campaigns",

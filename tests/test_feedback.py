@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 
 import aiosmtplib
 import pytest
 from sqlalchemy import select
 
+from notifier.clock import FrozenClock
 from notifier.mail import reports as report_kinds
 from notifier.service import Notifier
 from notifier.store import suppressions
@@ -189,3 +191,26 @@ async def test_bounces_and_complaints_are_told_to_the_shop_in_the_same_transacti
         ("message.complained", "order_confirmation"),
         ("message.sent", "order_confirmation"),
     ]
+
+
+async def test_a_second_listener_on_the_same_port_steps_aside(
+    engine: Notifier, make_engine: Callable[..., Notifier]
+) -> None:
+    assert engine.bounce_listener is not None
+    other = make_engine(bounce_domain=BOUNCE_DOMAIN, bounce_smtp_port=engine.bounce_listener.port)
+    assert other.bounce_listener is not None
+    assert other.bounce_listener.start() is False
+    other.bounce_listener.stop()
+
+
+async def test_kept_reports_go_with_the_retention_period(
+    engine: Notifier, smtp_server: SmtpServer, clock: FrozenClock
+) -> None:
+    _, verp, _ = await sent_mail(engine, smtp_server)
+    await report(engine, verp, reports.auto_reply(verp))
+    clock.advance(timedelta(days=engine.settings.retention_days - 1))
+    await engine.purge_expired()
+    assert len(engine.feedback.recent()) == 1
+    clock.advance(timedelta(days=2))
+    await engine.purge_expired()
+    assert engine.feedback.recent() == []

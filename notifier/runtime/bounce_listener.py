@@ -58,15 +58,28 @@ class BounceListener:
         self._feedback = feedback
         self._controller: Controller | None = None
 
-    def start(self) -> None:
-        self._controller = Controller(
+    def start(self) -> bool:
+        """Listen; False when the port is taken, as by another process of this host.
+
+        One listener per host is enough (reports are applied through the
+        shared database), so the second ``serve --workers`` process or a
+        second ``worker`` goes on without one rather than failing to start.
+        """
+        controller = Controller(
             _Handler(self._feedback),
             hostname=self.host,
             port=self.port,
             data_size_limit=MAX_REPORT_BYTES,
         )
-        self._controller.start()
+        try:
+            controller.start()
+        except OSError as exc:
+            controller.loop.close()  # aiosmtpd leaves the loop of a failed start open
+            log.warning("bounce_listener.not_started port=%d error=%s", self.port, exc.strerror)
+            return False
+        self._controller = controller
         log.info("bounce_listener.started port=%d", self.port)
+        return True
 
     def stop(self) -> None:
         if self._controller is not None:

@@ -51,3 +51,11 @@ def forget_customer(session: Session, customer_id: str) -> None:
     """Erasure: drop the reports about the customer's messages (they quote the address)."""
     mine = select(Message.id).where(Message.customer_id == customer_id).scalar_subquery()
     session.execute(delete(_bounces).where(_bounces.c.message_id.in_(mine)))
+
+
+def purge(session: Session, older_than: datetime) -> int:
+    """Retention: drop reports received before ``older_than``; returns how many."""
+    gone = session.execute(
+        delete(_bounces).where(_bounces.c.received_at < older_than).returning(_bounces.c.id)
+    )
+    return len(gone.all())

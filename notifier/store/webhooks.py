@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, func, select, update
+from sqlalchemy import Table, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -152,3 +152,13 @@ def depth(session: Session) -> list[tuple[str, int]]:
     """Event counts by status, for metrics."""
     query = select(_events.c.status, func.count()).group_by(_events.c.status)
     return [(status, count) for status, count in session.execute(query)]
+
+
+def purge(session: Session, older_than: datetime) -> int:
+    """Retention: drop delivered and failed events recorded before ``older_than``."""
+    gone = session.execute(
+        delete(_events)
+        .where(_events.c.status != PENDING, _events.c.created_at < older_than)
+        .returning(_events.c.id)
+    )
+    return len(gone.all())

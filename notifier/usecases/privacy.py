@@ -13,7 +13,16 @@ from notifier import errors
 from notifier.clock import Clock
 from notifier.crypto import Sealer
 from notifier.flows import consent, kinds
-from notifier.store import bounces, customers, events, outbox, preferences, resealing, suppressions
+from notifier.store import (
+    bounces,
+    customers,
+    events,
+    outbox,
+    preferences,
+    resealing,
+    suppressions,
+    webhooks,
+)
 from notifier.store.db import Database
 
 log = logging.getLogger(__name__)
@@ -117,6 +126,10 @@ class Privacy:
             purged += page
             if page == 0:
                 break
+        with self._db.transaction() as session:
+            # Reports quote mail; webhook events are done with. Neither is kept past retention.
+            bounces.purge(session, cutoff)
+            webhooks.purge(session, cutoff)
         if purged:
             log.info("privacy.purged messages=%d", purged)
         return purged

@@ -14,7 +14,7 @@ import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from notifier import errors, keyring
 from notifier.clock import Clock, SystemClock
@@ -22,12 +22,10 @@ from notifier.crypto import Sealer
 from notifier.delivery.capture import CaptureServer, Inbox
 from notifier.delivery.dispatcher import DispatchConfig, Dispatcher, Transport
 from notifier.delivery.transport import SmtpConfig, SmtpTransport
-from notifier.delivery.webhooks import WebhookSender
 from notifier.flows import events as event_flows
 from notifier.flows import kinds
 from notifier.mail.assembly import Assembler
 from notifier.mail.pool import RenderPool, default_processes
-from notifier.mail.sns import SnsVerifier
 from notifier.mail.verp import VerpSigner
 from notifier.runtime.bounce_listener import BounceListener
 from notifier.runtime.metrics import Metrics
@@ -43,6 +41,10 @@ from notifier.usecases.intake import Accepted as Accepted  # handle_event's answ
 from notifier.usecases.newsletters import Newsletters
 from notifier.usecases.privacy import Privacy
 from notifier.usecases.provider_feedback import ProviderFeedback
+
+if TYPE_CHECKING:
+    from notifier.delivery.webhooks import WebhookSender
+    from notifier.mail.sns import SnsVerifier
 
 log = logging.getLogger(__name__)
 INBOX_FOLDER = ".notifier-inbox"
@@ -142,14 +144,14 @@ class Notifier:
             webhooks_on=settings.webhook_url is not None,
         )
         self.provider_feedback = ProviderFeedback(
-            self.feedback,
-            SnsVerifier(settings.ses_sns_cert_file, settings.ses_topic_arns)
-            if settings.ses_sns_cert_file
-            else None,
-            settings.postmark_webhook_token,
+            self.feedback, _sns_verifier(settings), settings.postmark_webhook_token
         )
         self.webhook_sender: WebhookSender | None = None
         if settings.webhook_url is not None:
+            # Imported only when configured: httpx costs every process's start (and every
+            # render process's, which imports this module again) a fifth of a second.
+            from notifier.delivery.webhooks import WebhookSender
+
             if settings.webhook_secret is None:
                 raise errors.ConfigurationError(
                     "webhooks are signed: set the secret shared with the shop",
@@ -377,6 +379,15 @@ class Notifier:
             self.dispatcher.wake(
                 express=[message.id for message in due if kinds.get(message.kind).urgent]
             )
+
+
+def _sns_verifier(settings: Settings) -> SnsVerifier | None:
+    """The SNS signature check that enables ``/v1/feedback/ses``, if its certificate is set."""
+    if settings.ses_sns_cert_file is None:
+        return None
+    from notifier.mail.sns import SnsVerifier  # cryptography's X.509 only when configured
+
+    return SnsVerifier(settings.ses_sns_cert_file, settings.ses_topic_arns)
 
 
 def _order_id(context: Mapping[str, Any]) -> str | None:

@@ -13,12 +13,14 @@ import base64
 import binascii
 import hmac
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from notifier import errors
 from notifier.mail import providers, reports
-from notifier.mail.sns import SnsVerifier
 from notifier.usecases.feedback import Feedback
+
+if TYPE_CHECKING:
+    from notifier.mail.sns import SnsVerifier
 
 
 class ProviderFeedback:

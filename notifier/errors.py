@@ -50,6 +50,12 @@ class NotFound(NotifierError):
     code = "not_found"
 
 
+class Unauthorized(NotifierError):
+    """A caller that must prove who it is did not (a provider webhook's signature or password)."""
+
+    code = "unauthorized"
+
+
 class Conflict(NotifierError):
     """The request is valid but the current state forbids it (e.g. cancelling sent mail)."""
 

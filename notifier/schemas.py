@@ -198,6 +198,7 @@ class CampaignProgress(BaseModel):
     suppressed: int = 0
     failed: int = 0
     cancelled: int = 0
+    bounced: int = 0
 
 
 class CampaignOut(BaseModel):
@@ -233,6 +234,20 @@ class SuppressionIn(Strict):
     email: Email
     reason: SuppressionReason
     detail: Annotated[str, StringConstraints(max_length=500)] | None = None
+
+
+class SuppressionOut(BaseModel):
+    """One address's suppression, looked up by its keyed hash; the address is not stored."""
+
+    reason: str
+    detail: str | None
+    since: datetime
+
+
+class SuppressionLifted(BaseModel):
+    status: Literal["lifted"] = "lifted"
+    previous_reason: str
+    reason: str
 
 
 class MessageOut(BaseModel):

@@ -14,7 +14,7 @@ import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from notifier import errors, keyring
 from notifier.clock import Clock, SystemClock
@@ -28,17 +28,25 @@ from notifier.mail import preflight
 from notifier.mail.assembly import Assembler
 from notifier.mail.compose import BodyEncoding
 from notifier.mail.pool import RenderPool, default_processes
+from notifier.mail.verp import VerpSigner
+from notifier.runtime.bounce_listener import BounceListener
 from notifier.runtime.metrics import Metrics
 from notifier.schemas import CustomerIn, EventIn, MessageIn, MessageOut
 from notifier.settings import Settings
-from notifier.store import customers, outbox, readiness
+from notifier.store import customers, outbox, readiness, webhooks
 from notifier.store.db import Database, Session
 from notifier.store.models import FailureReason, Message
 from notifier.usecases import intake
 from notifier.usecases.choices import Choices
+from notifier.usecases.feedback import Feedback
 from notifier.usecases.intake import Accepted as Accepted  # handle_event's answer, re-exported
 from notifier.usecases.newsletters import Newsletters
 from notifier.usecases.privacy import Privacy
+from notifier.usecases.provider_feedback import ProviderFeedback
+
+if TYPE_CHECKING:
+    from notifier.delivery.webhooks import WebhookSender
+    from notifier.mail.sns import SnsVerifier
 
 log = logging.getLogger(__name__)
 INBOX_FOLDER = ".notifier-inbox"
@@ -107,7 +115,8 @@ class Notifier:
             self.capture = CaptureServer(Inbox(settings.data_dir / INBOX_FOLDER))
             transport = SmtpTransport(SmtpConfig("127.0.0.1", self.capture.port, tls="none"))
         self.transport: Transport = transport or SmtpTransport(_smtp_config(settings), encoding)
-        self.metrics = Metrics(self._queue_depth, kinds.KINDS, (r.value for r in FailureReason))
+        self.metrics = Metrics(
+            self._queue_depth, self._webhook_depth, kinds.KINDS, (r.value for r in FailureReason))
         owner = worker_name or f"{socket.gethostname()}:{secrets.token_hex(4)}"
         self.dispatcher = Dispatcher(
             self.database,
@@ -121,6 +130,7 @@ class Notifier:
                 lease=timedelta(seconds=settings.lease_seconds),
                 retry_max_age=settings.retry_max_age,
                 concurrency=settings.smtp_connections,
+                webhooks=settings.webhook_url is not None,
             ),
             pool=self.render_pool,
             on_outcome=self.metrics.observe,
@@ -134,6 +144,7 @@ class Notifier:
             self.confirm_tokens,
             self.clock,
             settings.consent_text_version,
+            webhooks_on=settings.webhook_url is not None,
         )
         self.privacy = Privacy(
             self.database, self.sealer, self.clock, timedelta(days=settings.retention_days)
@@ -142,6 +153,48 @@ class Notifier:
             self.database, self.assembler, self.clock, settings, self.dispatcher.wake
         )
         self.intake = intake.EventIntake(self.database, self.sealer, settings, self._wake_for)
+        self.feedback = Feedback(
+            self.database,
+            self.sealer,
+            self.clock,
+            self.assembler.composer,
+            VerpSigner(keys.secret_keys, settings.bounce_domain)
+            if settings.bounce_domain
+            else None,
+            webhooks_on=settings.webhook_url is not None,
+        )
+        self.provider_feedback = ProviderFeedback(
+            self.feedback, _sns_verifier(settings), settings.postmark_webhook_token
+        )
+        self.webhook_sender: WebhookSender | None = None
+        if settings.webhook_url is not None:
+            # Imported only when configured: httpx costs every process's start (and every
+            # render process's, which imports this module again) a fifth of a second.
+            from notifier.delivery.webhooks import WebhookSender
+
+            if settings.webhook_secret is None:
+                raise errors.ConfigurationError(
+                    "webhooks are signed: set the secret shared with the shop",
+                    variable="NOTIFIER_WEBHOOK_SECRET",
+                )
+            self.webhook_sender = WebhookSender(
+                self.database,
+                self.clock,
+                settings.webhook_url,
+                settings.webhook_secret,
+                settings.webhook_timeout,
+                on_outcome=self.metrics.observe_webhook,
+            )
+        self.bounce_listener: BounceListener | None = None
+        if settings.bounce_smtp_port is not None:
+            if settings.bounce_domain is None:
+                raise errors.ConfigurationError(
+                    "the bounce listener needs the domain of its VERP addresses",
+                    variable="NOTIFIER_BOUNCE_DOMAIN",
+                )
+            self.bounce_listener = BounceListener(
+                self.feedback, settings.bounce_smtp_host, settings.bounce_smtp_port
+            )
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -160,6 +213,8 @@ class Notifier:
         """Prepare to deliver in this process: capture server, render processes, templates, loop."""
         if self.capture is not None:
             self.capture.start()
+        if self.bounce_listener is not None:
+            self.bounce_listener.start()
         if self.render_pool is not None:
             self.render_pool.warm()
         # The express lane renders here, and a customer waits for its first mail.
@@ -176,6 +231,8 @@ class Notifier:
         await self.transport.close()
         if self.capture is not None:
             self.capture.stop()
+        if self.bounce_listener is not None:
+            self.bounce_listener.stop()
         if self.render_pool is not None:
             await asyncio.to_thread(self.render_pool.close)
 
@@ -193,6 +250,18 @@ class Notifier:
     async def purge_expired(self) -> int:
         """Retention: drop old finished messages' context (run by the scheduler)."""
         return await asyncio.to_thread(self.privacy.purge_expired)
+
+    async def deliver_webhooks(self) -> int:
+        """Send the webhook events due now (run by the scheduler); returns how many arrived."""
+        if self.webhook_sender is None:
+            return 0
+        return await self.webhook_sender.run_once()
+
+    def replay_webhooks(self, since: timedelta) -> int:
+        """Queue again every webhook event recorded in the last ``since``; returns how many."""
+        now = self.clock.now()
+        with self.database.transaction() as session:
+            return webhooks.replay(session, now - since, now)
 
     async def advance_campaigns(self) -> int:
         """Open due campaign runs and fan them out; returns how many messages were queued."""
@@ -335,6 +404,10 @@ class Notifier:
         """Raise ``ServiceUnavailable`` unless the database takes a write now (``/readyz``)."""
         readiness.probe(self.database, self.clock.now())
 
+    def _webhook_depth(self) -> list[tuple[str, int]]:
+        with self.database.transaction() as session:
+            return webhooks.depth(session)
+
     def status(self) -> StatusReport:
         with self.database.transaction() as session:
             depth = [QueueDepth(*row) for row in outbox.depth(session)]
@@ -418,6 +491,15 @@ class Notifier:
             self.dispatcher.wake(
                 express=[message.id for message in due if kinds.get(message.kind).urgent]
             )
+
+
+def _sns_verifier(settings: Settings) -> SnsVerifier | None:
+    """The SNS signature check that enables ``/v1/feedback/ses``, if its certificate is set."""
+    if settings.ses_sns_cert_file is None:
+        return None
+    from notifier.mail.sns import SnsVerifier  # cryptography's X.509 only when configured
+
+    return SnsVerifier(settings.ses_sns_cert_file, settings.ses_topic_arns)
 
 
 def _order_id(context: Mapping[str, Any]) -> str | None:

@@ -97,6 +97,21 @@ class Settings(BaseSettings):
     smtp_password: str | None = None
     smtp_timeout: float = 30.0
     smtp_ca_file: Path | None = None
+    bounce_domain: str | None = None
+    """With it, envelope senders are VERP addresses ``bounce+<token>@<domain>``."""
+    bounce_smtp_host: str = "127.0.0.1"
+    bounce_smtp_port: int | None = Field(default=None, ge=1, le=65535)
+    """With it, ``serve`` and ``worker`` run the bounce listener (SMTP) on this port."""
+    webhook_url: str | None = None
+    webhook_secret: str | None = None
+    """``whsec_`` and base64: the Standard Webhooks signing key shared with the shop."""
+    webhook_timeout: float = Field(default=10.0, gt=0)
+    webhook_interval: float = Field(default=5.0, gt=0)
+    ses_sns_cert_file: Path | None = None
+    """The SNS signing certificate (PEM) that SES notifications must be signed with."""
+    ses_topic_arns: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    postmark_webhook_token: str | None = None
+    """The password of Postmark's webhook basic auth (any user name)."""
     dkim_selector: str | None = None
     dkim_domain: str | None = None
     dkim_key_file: Path | None = None
@@ -161,7 +176,7 @@ class Settings(BaseSettings):
             TomlConfigSettingsSource(settings_cls),
         )
 
-    @field_validator("api_tokens", mode="before")
+    @field_validator("api_tokens", "ses_topic_arns", mode="before")
     @classmethod
     def _split_tokens(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -179,6 +194,13 @@ class Settings(BaseSettings):
     @classmethod
     def _parse_duration(cls, value: Any) -> Any:
         return parse_duration(value) if isinstance(value, str | int | float) else value
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _webhook_secret(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("whsec_"):
+            raise ValueError("expected the whsec_… secret shared with the shop")
+        return value
 
     @field_validator("timezone")
     @classmethod

@@ -29,6 +29,8 @@ class MessageStatus(enum.StrEnum):
     FAILED = "failed"
     CANCELLED = "cancelled"
     SUPPRESSED = "suppressed"
+    BOUNCED = "bounced"
+    """Accepted by the relay, then reported undeliverable (a DSN or a provider's bounce)."""
 
 
 class FailureReason(enum.StrEnum):

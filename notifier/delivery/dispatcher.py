@@ -37,7 +37,7 @@ from notifier.flows import consent, privacy
 from notifier.mail.assembly import Assembler, Letter, assemble_or_reason
 from notifier.mail.failure import Unrendered
 from notifier.mail.pool import Item, RenderPool
-from notifier.store import campaigns, customers, outbox, preferences, suppressions
+from notifier.store import campaigns, customers, outbox, preferences, suppressions, webhooks
 from notifier.store.db import Database
 from notifier.store.models import FailureReason
 from notifier.vocabulary import SuppressionReason
@@ -105,6 +105,8 @@ class DispatchConfig:
     retry_max_age: timedelta = timedelta(days=3)
     renew_every: timedelta | None = None
     """How often the leases of batches under way are extended; a third of ``lease`` if None."""
+    webhooks: bool = False
+    """Record ``message.sent`` and ``message.failed`` webhook events with the outcomes."""
     concurrency: int = 8
     """Sends under way at once; match the transport's connections (``NOTIFIER_SMTP_CONNECTIONS``).
 
@@ -560,11 +562,18 @@ class Dispatcher:
                 suppressions.add(
                     session, email_index, SuppressionReason.HARD_BOUNCE, "SMTP 5.1.x", now
                 )
+            if self._config.webhooks:
+                webhooks.add_for_messages(session, "message.sent", _ids(results.sent), now)
+                webhooks.add_for_messages(session, "message.failed", _ids(results.failed), now)
 
 
 def is_bad_mailbox(exc: errors.DeliveryError) -> bool:
     """A permanent reply about the recipient's address (5.1.x): that address bounces hard."""
     return exc.permanent and _BAD_MAILBOX.match(exc.message.strip()) is not None
+
+
+def _ids(outcomes: list[outbox.Outcome]) -> list[str]:
+    return [outcome.id for outcome in outcomes]
 
 
 def _item(job: _Job) -> Item:

@@ -84,6 +84,8 @@ class Assembler:
             dkim_selector=settings.dkim_selector,
             dkim_domain=settings.dkim_domain,
             dkim_key_file=settings.dkim_key_file,
+            bounce_domain=settings.bounce_domain,
+            secret_keys=secret_keys,
         )
         renderer = Renderer(
             settings.templates_dir, settings.locales_dir, settings.default_locale, settings.timezone
@@ -97,12 +99,12 @@ class Assembler:
         )
 
     @property
-    def renderer(self) -> Renderer:
-        return self._renderer
-
-    @property
     def composer(self) -> Composer:
         return self._composer
+
+    @property
+    def renderer(self) -> Renderer:
+        return self._renderer
 
     def assemble(
         self,

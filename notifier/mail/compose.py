@@ -30,7 +30,7 @@ from pathlib import Path
 from notifier import errors
 from notifier.clock import Clock
 from notifier.flows.kinds import Kind
-from notifier.mail import dkim
+from notifier.mail import dkim, verp
 from notifier.mail.render import RenderedMail
 from notifier.vocabulary import Category
 
@@ -103,6 +103,8 @@ class Identity:
     message_id_secret: bytes
     dkim_signer: dkim.DkimSigner | None = None
     """Signs as the sending domain (DKIM ``d=``); None sends unsigned."""
+    verp_signer: verp.VerpSigner | None = None
+    """Makes each envelope sender a VERP bounce address; None sends from the From address."""
 
     @classmethod
     def parse(
@@ -117,6 +119,8 @@ class Identity:
         dkim_selector: str | None = None,
         dkim_domain: str | None = None,
         dkim_key_file: Path | None = None,
+        bounce_domain: str | None = None,
+        secret_keys: list[str] | None = None,
     ) -> Identity:
         """The identity from settings; raises ConfigurationError naming a bad variable.
 
@@ -135,6 +139,9 @@ class Identity:
             list_name=list_name,
             message_id_secret=secret.encode(),
             dkim_signer=signer,
+            verp_signer=verp.VerpSigner(secret_keys or [secret], bounce_domain)
+            if bounce_domain
+            else None,
         )
 
 
@@ -164,12 +171,15 @@ class Composer:
 
         The Message-ID is derived from the outbox id, so a message sent twice
         (after a crash) carries the same id and mailbox providers can fold it.
+        With a bounce domain the envelope sender is the VERP address naming
+        the same digest; From and Reply-To stay as they are.
         """
         identity = self._identity
         sender = (
             identity.newsletter_sender if kind.category is Category.NEWSLETTER else identity.sender
         )
-        message_id = self.message_id(message_key, sender.domain)
+        digest = self.digest(message_key)
+        message_id = f"<{digest}@{sender.domain or 'notifier.invalid'}>"
         subject = clean_header_text(mail.subject)
         if headers.test:
             subject = f"[TEST] {subject}"
@@ -216,18 +226,24 @@ class Composer:
         if self._signer is not None:
             data = self._signer.sign(data)
         kind_of = EightBitMessage if text_8bit or html_8bit else CrlfMessage
+        verp_signer = identity.verp_signer
         return Envelope(
-            sender=sender.addr_spec,
+            sender=verp_signer.address(digest) if verp_signer else sender.addr_spec,
             recipients=(headers.to_email,),
             data=kind_of(data),
             message_id=message_id,
         )
 
-    def message_id(self, message_key: str, domain: str) -> str:
-        digest = hashlib.blake2b(
+    def message_ids(self, digest: str) -> list[str]:
+        """The Message-IDs a message with this digest may carry (main or newsletter sender)."""
+        domains = {self._identity.sender.domain, self._identity.newsletter_sender.domain}
+        return sorted(f"<{digest}@{domain or 'notifier.invalid'}>" for domain in domains)
+
+    def digest(self, message_key: str) -> str:
+        """The keyed hash of the outbox id in the Message-ID and the VERP address."""
+        return hashlib.blake2b(
             message_key.encode(), key=self._identity.message_id_secret[:64], digest_size=16
         ).hexdigest()
-        return f"<{digest}@{domain or 'notifier.invalid'}>"
 
 
 def clean_header_text(value: str) -> str:

@@ -17,6 +17,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from notifier.vocabulary import FailureReason
+
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 MULTIPROCESS_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 """Where the processes of one ``serve --workers N`` keep their counters; read by prometheus-client
@@ -34,10 +36,17 @@ class Metrics:
     def __init__(
         self,
         depth: Callable[[], Iterable[tuple[str, str, int]]],
+        webhook_depth: Callable[[], Iterable[tuple[str, int]]] | None = None,
         kinds: Iterable[str] = (),
         reasons: Iterable[str] = (),
     ) -> None:
         self.registry = CollectorRegistry()
+        self._webhooks = Counter(
+            "notifier_webhook_deliveries",
+            "Webhook tries by outcome (delivered, retrying, failed).",
+            ["outcome"],
+            registry=self.registry,
+        )
         self._deliveries = Counter(
             "notifier_deliveries",
             "Delivery attempts by category and outcome (sent, failed: includes retried).",
@@ -69,14 +78,20 @@ class Metrics:
             self._render_failures.labels(kind)
             for reason in reasons:
                 self._failures.labels(kind, reason)
-        queue_depth = _QueueDepth(depth)
-        self.registry.register(queue_depth)
+        # The gauges read the database, so every process reports the same: registered once
+        # in the scraped registry, never summed across processes.
+        gauges: list[Collector] = [_QueueDepth(depth)]
+        if webhook_depth is not None:
+            gauges.append(_WebhookDepth(webhook_depth))
+        for gauge in gauges:
+            self.registry.register(gauge)
         self._scraped = self.registry
         shared = os.environ.get(MULTIPROCESS_VARIABLE)
         if shared:
             self._scraped = CollectorRegistry()
             multiprocess.MultiProcessCollector(self._scraped, shared)  # type: ignore[no-untyped-call]
-            self._scraped.register(queue_depth)
+            for gauge in gauges:
+                self._scraped.register(gauge)
 
     def observe(self, category: str, outcome: str, seconds: float) -> None:
         self._deliveries.labels(category, outcome).inc()
@@ -85,8 +100,11 @@ class Metrics:
     def failed(self, kind: str, reason: str) -> None:
         """Count a message that failed for good; ``render`` also counts as a render failure."""
         self._failures.labels(kind, reason).inc()
-        if reason == "render":
+        if reason == FailureReason.RENDER:
             self._render_failures.labels(kind).inc()
+
+    def observe_webhook(self, outcome: str) -> None:
+        self._webhooks.labels(outcome).inc()
 
     def render(self) -> bytes:
         return generate_latest(self._scraped)
@@ -104,4 +122,17 @@ class _QueueDepth(Collector):
         )
         for status, category, count in self._depth():
             gauge.add_metric([status, category], count)
+        yield gauge
+
+
+class _WebhookDepth(Collector):
+    def __init__(self, depth: Callable[[], Iterable[tuple[str, int]]]) -> None:
+        self._depth = depth
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        gauge = GaugeMetricFamily(
+            "notifier_webhook_events", "Webhook events by status.", labels=["status"]
+        )
+        for status, count in self._depth():
+            gauge.add_metric([status], count)
         yield gauge

@@ -33,6 +33,8 @@ def start(engine: Notifier) -> AsyncIOScheduler:
         ("campaigns", engine.advance_campaigns, settings.campaign_interval, 1),
         ("retention", engine.purge_expired, 3600.0, 1),
     ]
+    if engine.webhook_sender is not None:
+        jobs.append(("webhooks", engine.deliver_webhooks, settings.webhook_interval, 1))
     clock = AsyncIOScheduler(timezone=UTC)
     for name, job, seconds, instances in jobs:
         clock.add_job(

@@ -35,6 +35,7 @@ FINAL = (
     MessageStatus.FAILED,
     MessageStatus.CANCELLED,
     MessageStatus.SUPPRESSED,
+    MessageStatus.BOUNCED,
 )
 
 
@@ -105,6 +106,7 @@ class Message(Base):
         Index("ix_messages_customer", "customer_id", "created_at"),
         Index("ix_messages_order", "order_id"),
         Index("ix_messages_campaign", "campaign_id", "status"),
+        Index("ix_messages_message_id", "message_id"),
         # The review cap's lookup, answered from the index alone: partial, so the
         # other kinds (a campaign's million rows) do not pay for it.
         Index(
@@ -255,3 +257,57 @@ class Readiness(Base):
 
     id: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
     checked_at: Mapped[datetime]
+
+
+class SuppressionLift(Base):
+    """A suppression taken away, by whom's say and why: the audit trail of ``DELETE``."""
+
+    __tablename__ = "suppression_lifts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    email_index: Mapped[str] = mapped_column(String(64), index=True)
+    previous_reason: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str] = mapped_column(String(500))
+    at: Mapped[datetime]
+
+
+class Bounce(Base):
+    """A report that came back (DSN, ARF, provider event, auto-reply), as classified.
+
+    ``raw`` is sealed: a bounce quotes the original mail and addresses. Rows
+    of kind ``auto_reply`` or ``unparsed`` changed nothing; they are kept for
+    ``notifier bounces list``.
+    """
+
+    __tablename__ = "bounces"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    received_at: Mapped[datetime] = mapped_column(index=True)
+    source: Mapped[str] = mapped_column(String(20))
+    kind: Mapped[str] = mapped_column(String(20))
+    message_id: Mapped[str | None] = mapped_column(String(200), index=True)
+    status_code: Mapped[str | None] = mapped_column(String(16))
+    detail: Mapped[str | None] = mapped_column(String(500))
+    raw: Mapped[bytes | None] = mapped_column(LargeBinary)
+
+
+class WebhookEvent(Base):
+    """The outbox of webhooks to the shop: one row per event, retried with backoff.
+
+    ``id`` is the Standard Webhooks ``webhook-id``, derived from what the
+    event is about, so the same event is recorded once and a replay carries
+    the id the shop has seen. ``data`` holds ids only, never personal data.
+    """
+
+    __tablename__ = "webhook_events"
+    __table_args__ = (Index("ix_webhook_events_due", "status", "next_attempt_at"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    type: Mapped[str] = mapped_column(String(40))
+    data: Mapped[dict[str, Any]]
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(index=True)
+    next_attempt_at: Mapped[datetime]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    delivered_at: Mapped[datetime | None]

@@ -587,6 +587,57 @@ def failed(session: Session, limit: int = 100) -> list[Message]:
     return list(session.scalars(query))
 
 
+def by_message_id(session: Session, header_values: Collection[str]) -> Message | None:
+    """The message sent with one of these Message-ID header values, if any is still known."""
+    if not header_values:
+        return None
+    query = select(Message).where(Message.message_id.in_(list(header_values))).limit(1)
+    return session.scalars(query).first()
+
+
+def mark_bounced(session: Session, message_id: str, detail: str, now: datetime) -> bool:
+    """``sent`` → ``bounced``: a report after delivery says the mail never arrived (5.x.x).
+
+    Logged as an attempt row of outcome ``bounced`` whatever the status; only
+    a ``sent`` message changes (a bounce for one already bounced changes
+    nothing). True if the status changed.
+    """
+    changed = session.execute(
+        update(_messages)
+        .where(_messages.c.id == message_id, _messages.c.status == MessageStatus.SENT)
+        .values(status=MessageStatus.BOUNCED, last_error=detail, updated_at=now)
+        .returning(_messages.c.id)
+    ).all()
+    _log_report(session, message_id, "bounced", detail, now)
+    return bool(changed)
+
+
+def record_delayed(session: Session, message_id: str, detail: str, now: datetime) -> None:
+    """A transient report (4.x.x) after delivery: on record as ``last_error``, status unchanged."""
+    session.execute(
+        update(_messages)
+        .where(_messages.c.id == message_id)
+        .values(last_error=detail, updated_at=now)
+    )
+    _log_report(session, message_id, "delayed", detail, now)
+
+
+def record_complaint(session: Session, message_id: str, detail: str, now: datetime) -> None:
+    """The recipient reported the mail as spam: on record, the status stays ``sent``."""
+    _log_report(session, message_id, "complained", detail, now)
+
+
+def _log_report(
+    session: Session, message_id: str, outcome: str, detail: str, now: datetime
+) -> None:
+    attempts = select(_messages.c.attempts).where(_messages.c.id == message_id).scalar_subquery()
+    session.execute(
+        insert(_attempts).values(
+            message_id=message_id, attempt=attempts, at=now, outcome=outcome, detail=detail
+        )
+    )
+
+
 def release(session: Session, owner: str, ids: Sequence[str], now: datetime) -> None:
     """``sending`` → ``scheduled``: give back leased messages untried (a graceful stop)."""
     if not ids:

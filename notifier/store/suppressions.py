@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from notifier.store.models import Customer, Suppression
+from notifier.store.models import Customer, Suppression, SuppressionLift
 from notifier.vocabulary import SuppressionReason
 
 
@@ -36,3 +36,20 @@ def reasons_for(session: Session, email_indexes: Iterable[str]) -> dict[str, str
 def customers_with(session: Session, email_index: str) -> list[str]:
     """Ids of the customers whose address has this blind index."""
     return list(session.scalars(select(Customer.id).where(Customer.email_index == email_index)))
+
+
+def get(session: Session, email_index: str) -> Suppression | None:
+    return session.get(Suppression, email_index)
+
+
+def lift(session: Session, email_index: str, reason: str, now: datetime) -> str | None:
+    """Take a suppression away, on record with ``reason``; the reason it had, None if none."""
+    row = session.get(Suppression, email_index, with_for_update=True)
+    if row is None:
+        return None
+    previous = row.reason
+    session.delete(row)
+    session.add(
+        SuppressionLift(email_index=email_index, previous_reason=previous, reason=reason, at=now)
+    )
+    return previous

@@ -16,7 +16,8 @@ from notifier.clock import Clock
 from notifier.crypto import Sealer
 from notifier.flows import consent, kinds
 from notifier.mail import tokens
-from notifier.store import customers, preferences, suppressions
+from notifier.schemas import SuppressionLifted, SuppressionOut
+from notifier.store import customers, preferences, suppressions, webhooks
 from notifier.store.db import Database, Session
 from notifier.vocabulary import Category, SuppressionReason
 
@@ -49,6 +50,7 @@ class Choices:
         confirm_tokens: tokens.Signer,
         clock: Clock,
         consent_text_version: str,
+        webhooks_on: bool = False,
     ) -> None:
         self._db = database
         self._sealer = sealer
@@ -56,6 +58,7 @@ class Choices:
         self._confirm_tokens = confirm_tokens
         self._clock = clock
         self._text_version = consent_text_version
+        self._webhooks_on = webhooks_on
 
     def states(self, customer_id: str) -> dict[str, bool]:
         """Every category's effective state; essential ones are always on."""
@@ -100,6 +103,20 @@ class Choices:
                         ip=ip,
                         text_version=text_version or self._text_version,
                         now=now,
+                    )
+                if changed and not enabled and self._webhooks_on:
+                    webhooks.add(
+                        session,
+                        "customer.unsubscribed",
+                        f"{customer_id}\0{category}\0{now.isoformat()}",
+                        {
+                            "message_id": None,
+                            "customer_id": customer_id,
+                            "kind": None,
+                            "category": category,
+                            "source": source,
+                        },
+                        now,
                     )
                 if changed:
                     log.info(
@@ -164,6 +181,31 @@ class Choices:
                             session, customer_id, category, False, "complaint", now
                         )
         log.info("suppression.added reason=%s", reason)
+
+    def suppression(self, email: str) -> SuppressionOut:
+        """The address's suppression, found by keyed hash; ``NotFound`` if it has none."""
+        with self._db.transaction() as session:
+            row = suppressions.get(session, self._sealer.blind_index(email))
+            if row is None:
+                raise errors.NotFound("this address is not suppressed")
+            return SuppressionOut(reason=row.reason, detail=row.detail, since=row.created_at)
+
+    def lift_suppression(self, email: str, reason: str) -> SuppressionLifted:
+        """Let mail reach the address again; ``reason`` is kept with the lift (the audit trail).
+
+        Preferences a complaint turned off stay off: they are the customer's
+        to turn on again.
+        """
+        if not reason.strip():
+            raise errors.InvalidInput("say why the suppression is lifted", "reason")
+        with self._db.transaction() as session:
+            previous = suppressions.lift(
+                session, self._sealer.blind_index(email), reason.strip()[:500], self._clock.now()
+            )
+        if previous is None:
+            raise errors.NotFound("this address is not suppressed")
+        log.info("suppression.lifted previous_reason=%s", previous)
+        return SuppressionLifted(previous_reason=previous, reason=reason.strip()[:500])
 
     def _update_from_link(
         self, claims: tokens.Claims, changes: Mapping[str, bool], source: str, ip: str | None

@@ -15,6 +15,7 @@ from notifier.clock import Clock
 from notifier.crypto import Sealer
 from notifier.flows import consent, kinds
 from notifier.store import (
+    bounces,
     customers,
     events,
     orders,
@@ -22,6 +23,7 @@ from notifier.store import (
     preferences,
     resealing,
     suppressions,
+    webhooks,
 )
 from notifier.store.db import Database, Session
 from notifier.vocabulary import Category
@@ -50,6 +52,7 @@ class Privacy:
         with self._db.transaction() as session:
             if not customers.exists(session, customer_id):
                 raise errors.NotFound(f"no customer {customer_id!r}")
+            bounces.forget_customer(session, customer_id)
             touched = outbox.erase_customer(session, customer_id, now)
             events.forget_customer(session, customer_id)
             orders.forget_customer(session, customer_id)
@@ -129,6 +132,10 @@ class Privacy:
         cutoff = self._clock.now() - self._retention
         purged = self._in_pages(lambda session: outbox.purge_context(session, cutoff))
         forgotten = self._in_pages(lambda session: orders.purge(session, cutoff))
+        with self._db.transaction() as session:
+            # Reports quote mail; webhook events are done with. Neither is kept past retention.
+            bounces.purge(session, cutoff)
+            webhooks.purge(session, cutoff)
         if purged or forgotten:
             log.info("privacy.purged messages=%d orders=%d", purged, forgotten)
         return purged

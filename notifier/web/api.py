@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse
 
 from notifier import storable
 from notifier.schemas import (
     CampaignIn,
     CampaignOut,
+    Email,
     EventIn,
     EventOut,
     MessageIn,
     MessageOut,
     PreferencesIn,
     SuppressionIn,
+    SuppressionLifted,
+    SuppressionOut,
 )
 from notifier.service import Accepted, Notifier
 
@@ -125,6 +129,38 @@ def router(engine: Notifier) -> APIRouter:
             str(suppression.email), suppression.reason.value, suppression.detail
         )
         return {"status": "suppressed", "reason": suppression.reason.value}
+
+    @api.get("/suppressions", response_model=SuppressionOut, responses={404: {}})
+    def get_suppression(email: Annotated[Email, Query()]) -> SuppressionOut:
+        """Is this one address suppressed, and why? Found by keyed hash; never a list."""
+        return engine.choices.suppression(email)
+
+    @api.delete("/suppressions/{email}", response_model=SuppressionLifted, responses={404: {}})
+    def lift_suppression(
+        email: Annotated[Email, Path()],
+        reason: Annotated[str, Query(min_length=1, max_length=500)],
+    ) -> SuppressionLifted:
+        """Let mail reach the address again; ``reason`` is recorded with the lift."""
+        return engine.choices.lift_suppression(email, reason)
+
+    @api.post(
+        "/feedback/{provider}",
+        responses={404: {"description": "No such provider configured"}},
+        openapi_extra={"security": []},
+    )
+    async def post_feedback(
+        provider: Annotated[str, Path(max_length=20)], request: Request
+    ) -> dict[str, str]:
+        """A mail provider's bounce or complaint webhook (``ses`` through SNS, ``postmark``).
+
+        Not behind the bearer token: SES's messages are verified by their SNS
+        signature, Postmark's by its basic auth.
+        """
+        body = await request.body()
+        kind = await asyncio.to_thread(
+            engine.provider_feedback.receive, provider, body, request.headers.get("authorization")
+        )
+        return {"status": "received", "kind": kind}
 
     @api.post(
         "/campaigns",

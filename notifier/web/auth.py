@@ -18,6 +18,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from notifier.web import asgi
 
 API_PREFIX = "/v1/"
+FEEDBACK_PREFIX = "/v1/feedback/"
+"""Providers' webhooks: they cannot send our bearer token and prove themselves their own way."""
 SCHEME_NAME = "HTTPBearer"
 SCHEME = {"type": "http", "scheme": "bearer", "description": "One of NOTIFIER_API_TOKENS"}
 
@@ -27,7 +29,7 @@ def document(openapi: dict[str, Any]) -> None:
     components = openapi.setdefault("components", {})
     components.setdefault("securitySchemes", {})[SCHEME_NAME] = SCHEME
     for path, operations in openapi.get("paths", {}).items():
-        if path.startswith(API_PREFIX):
+        if path.startswith(API_PREFIX) and not path.startswith(FEEDBACK_PREFIX):
             for operation in operations.values():
                 operation["security"] = [{SCHEME_NAME: []}]
 
@@ -47,7 +49,8 @@ class BearerAuth:
         self._tokens = list(tokens)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith(API_PREFIX):
+        path = scope["path"] if scope["type"] == "http" else ""
+        if path.startswith(API_PREFIX) and not path.startswith(FEEDBACK_PREFIX):
             header = (asgi.header(scope, b"authorization") or b"").decode("latin-1")
             kind, _, token = header.partition(" ")
             if kind.lower() != "bearer" or not token_matches(token.strip(), self._tokens):

@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 STATUS = {
     errors.InvalidInput: 422,
     errors.NotFound: 404,
+    errors.Unauthorized: 401,
     errors.Conflict: 409,
     errors.BadToken: 400,
     errors.ServiceUnavailable: 503,

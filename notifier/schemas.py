@@ -109,6 +109,8 @@ class CustomerIn(Strict):
     id: Id
     email: Email
     name: ShortText | None = None
+    first_name: ShortText | None = None
+    """What the greeting calls the customer ("Hi Jan,"); without it the mail says "Hello,"."""
     locale: Locale | None = None
 
 

@@ -445,6 +445,7 @@ class Notifier:
             str(request.to.email),
             request.to.name,
             request.to.locale or self.settings.default_locale,
+            first_name=request.to.first_name,
         )
         try:
             self.assembler.assemble(request.id, kind.name, recipient, request.context)

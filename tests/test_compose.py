@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from email import policy
+from email.header import decode_header
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.parser import BytesParser
@@ -151,6 +153,57 @@ def test_a_non_ascii_name_is_encoded_and_decodes_back(composer: Composer, name: 
 def test_a_non_ascii_subject_decodes_back(composer: Composer, subject: str) -> None:
     _, message = compose(composer, subject=subject)
     assert message["Subject"] == subject
+
+
+LONG_NAME = "Şükrü Çağlayan-Öztürk van der Müllerşteeg-Ğündoğdu Ijsselmeerdijkstraße"
+LONG_SUBJECT = (
+    "Je bestelling WP-1001 bij Wïnparts: Remblokkenset vooras, Ruitenwisserset Aerotwin "
+    "en Accu Varta Blue Dynamic zijn onderweg naar Şükrü Çağlayan-Öztürk"
+)
+ENCODED_WORD = re.compile(r"=\?utf-8\?([qb])\?([^?]*)\?=")
+
+
+def raw_header(envelope: Envelope, name: str) -> str:
+    """The header as it went on the wire, its folded lines included."""
+    head = envelope.data.split(b"\r\n\r\n", 1)[0].decode("ascii")
+    return re.search(rf"^{name}: [^\r\n]*(?:\r\n[ \t][^\r\n]*)*", head, re.MULTILINE).group()  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(("where", "text"), [("To", LONG_NAME), ("Subject", LONG_SUBJECT)])
+def test_long_non_ascii_text_folds_into_short_encoded_words_between_words(
+    composer: Composer, where: str, text: str
+) -> None:
+    """RFC 2047: encoded words of at most 75 characters, each holding whole words (issue 22)."""
+    if where == "To":
+        envelope, message = compose(composer, name=text)
+        # CPython's parser adds a space between encoded words in a display name (see below).
+        assert " ".join(message["To"].addresses[0].display_name.split()) == text
+    else:
+        envelope, message = compose(composer, subject=text)
+        assert message["Subject"] == text
+    raw = raw_header(envelope, where)
+    words = ENCODED_WORD.findall(raw)
+    assert len(words) > 1
+    for line in raw.split("\r\n"):
+        assert len(line) <= 76, line
+    assert all(len(match.group()) <= 75 for match in ENCODED_WORD.finditer(raw))
+    pieces = [
+        piece.decode("utf-8") for piece, charset in decode_header(raw.split(": ", 1)[1]) if charset
+    ]
+    assert "".join(pieces) == text
+    for piece in pieces[:-1]:
+        assert piece.endswith(" "), f"{piece!r} splits a word"
+
+
+def test_a_word_too_long_for_one_encoded_word_is_split_between_characters(
+    composer: Composer,
+) -> None:
+    name = "Ö" * 60
+    envelope, _ = compose(composer, name=name)
+    raw = raw_header(envelope, "To")
+    pieces = decode_header(raw.split(": ", 1)[1])
+    assert b"".join(piece for piece, charset in pieces if charset).decode() == name
+    assert all(len(match.group()) <= 75 for match in ENCODED_WORD.finditer(raw))
 
 
 def test_no_name_gives_a_bare_address(composer: Composer) -> None:

@@ -102,7 +102,13 @@ async def test_sent_mail_carries_a_signature_that_verifies(
     assert tags["d"] == DOMAIN and tags["s"] == SELECTOR
     assert tags["a"] == "rsa-sha256" and tags["c"] == "relaxed/relaxed"
     signed = tags["h"].lower().split(":")
-    assert signed == [name.lower() for name in signing.SIGNED_HEADERS]
+    head = data.split(b"\r\n\r\n", 1)[0].decode()
+    for name in signing.SIGNED_HEADERS:
+        present = len(re.findall(rf"^{name}:", head, re.MULTILINE | re.IGNORECASE))
+        # Issue 22: the oversigned ones once more than present, so a second copy breaks it.
+        expected = present + 1 if name in signing.OVERSIGNED else max(present, 1)
+        assert signed.count(name.lower()) == expected, name
+    assert set(signed) == {name.lower() for name in signing.SIGNED_HEADERS}
     assert "l" not in tags  # no body length limit: nothing can be appended under the signature
 
 
@@ -140,6 +146,34 @@ async def test_a_tampered_message_does_not_verify(
         assert b"\r\nReply-To:" not in head
         tampered = head + b"\r\nReply-To: <phisher@evil.example>\r\n\r\n" + body
     assert tampered != data
+    assert dkim.verify(data, dnsfunc=dns)
+    assert not dkim.verify(tampered, dnsfunc=dns)
+
+
+@pytest.mark.parametrize(
+    "added",
+    [
+        b"List-Unsubscribe: <https://evil.example/unsubscribe>",
+        b"List-Unsubscribe-Post: List-Unsubscribe=One-Click",
+        b"From: Winparts <service@evil.example>",
+        b"To: someone@evil.example",
+        b"Subject: Uw pakket is vertraagd",
+        b"Date: Mon, 23 Nov 2026 09:00:00 +0000",
+    ],
+    ids=lambda header: header.split(b":")[0].decode(),
+)
+async def test_a_second_copy_of_an_oversigned_header_does_not_verify(
+    make_engine: Callable[..., Notifier],
+    smtp_server: SmtpServer,
+    key_path: Path,
+    dns: PublishedKey,
+    added: bytes,
+) -> None:
+    """Issue 22: a relay adding a second List-Unsubscribe (or From, …) breaks the signature."""
+    data = await signed_order_confirmation(make_engine, smtp_server, key_path)
+    head, body = data.split(b"\r\n\r\n", 1)
+    assert b"\r\n" + added.split(b":")[0] + b":" in head  # one copy is there already
+    tampered = head + b"\r\n" + added + b"\r\n\r\n" + body
     assert dkim.verify(data, dnsfunc=dns)
     assert not dkim.verify(tampered, dnsfunc=dns)
 

@@ -366,7 +366,8 @@ async def test_unsubscribe_page_names_the_category_of_the_mail(
 
     html = (await client.get(footer_link(message, "unsubscribe"))).text
 
-    assert "Afmelden voor Verzoeken om een review?" in html
+    # Issue 22: the category lower-case mid-sentence (was "Afmelden voor Verzoeken …").
+    assert "Afmelden voor verzoeken om een review?" in html
 
 
 # -- the forms: CSRF, confirmation, undo -------------------------------------------------
@@ -421,6 +422,9 @@ async def test_unsubscribe_form_confirms_and_its_undo_restores_the_previous_stat
     assert "Ongedaan gemaakt" in undone.text
     assert engine.choices.states("C42") == ALL_ON
     assert parse(undone.text).forms == [], "an undo is not undone again"
+    # Issue 22: not a dead end: the way back to the preferences.
+    assert f'href="/preferences/{token_of(url)}"' in undone.text
+    assert f'href="/preferences/{token_of(url)}"' in saved.text
     assert [c for c in snapshot(engine).changes if c[0] == "reviews"] == [
         ("reviews", False, "unsubscribe_page"),
         ("reviews", True, "preferences_page"),

@@ -55,7 +55,43 @@ def test_line_breaks_rows_and_cells_keep_their_shape() -> None:
             "<td>2&nbsp;pcs</td></tr></mj-table>"
         )
     )
-    assert text == "Jan\nDorpsstraat 1\n\nUtrecht\n\nProduct Qty\nNo. 1\nBrake pads 2 pcs\n"
+    # Issue 22: table cells in aligned columns, figures right-aligned beside a cell's last line.
+    assert text == "Jan\nDorpsstraat 1\n\nUtrecht\n\nProduct       Qty\nNo. 1\nBrake pads  2 pcs\n"
+
+
+def test_prose_is_wrapped_at_78_and_links_stay_whole() -> None:
+    long_url = "https://shop.example/" + "x" * 90
+    words = "Remblokken en remschijven voor de vooras, " * 6
+    text = to_text(
+        mjml(
+            f"<mj-text>{words}</mj-text><mj-text><ul><li>{words}</li></ul></mj-text>"
+            f'<mj-text><a href="{long_url}">Bekijk</a> of kijk op {long_url} zelf</mj-text>'
+        )
+    )
+    lines = text.splitlines()
+    assert all(len(line) <= 78 for line in lines if long_url not in line)
+    assert " ".join(" ".join(lines[:4]).split()) == " ".join(words.split())
+    assert lines[4] == "" and lines[5].startswith("- ") and lines[6].startswith("  ")
+    assert long_url in lines  # on a line of its own, unbroken, in the prose
+    assert f"[1]\n{long_url}" in text  # and in the references
+    assert text.count(long_url) == 2
+
+
+def test_table_rows_align_and_a_long_first_cell_wraps_in_its_column() -> None:
+    name = "Ruitenwisserset Bosch Aerotwin 600/450 mm " * 3
+    text = to_text(
+        mjml(
+            "<mj-table><tr><th>Product</th><th>Amount</th></tr>"
+            f"<tr><td>{name}<br/>2 \u00d7 € 34,95</td><td>€ 69,90</td></tr>"
+            "<tr><td>Total</td><td>€ 1.069,90</td></tr></mj-table>"
+        )
+    )
+    lines = text.splitlines()
+    assert all(len(line) <= 78 for line in lines)
+    amounts = [line for line in lines if line.endswith(("€ 69,90", "€ 1.069,90", "Amount"))]
+    assert len(amounts) == 3 and len({len(line) for line in amounts}) == 1  # right-aligned
+    assert amounts[1].startswith("2 \u00d7 € 34,95 ")  # beside the cell's last line
+    assert " ".join(" ".join(lines[1:-2]).split()) == " ".join(name.split())
 
 
 def test_images_are_their_alt_text_and_hidden_content_is_left_out() -> None:

@@ -46,6 +46,7 @@ class Recipient:
     email: str
     name: str | None
     locale: str
+    first_name: str | None = None
 
 
 @dataclass(frozen=True)

@@ -68,6 +68,19 @@ def test_upsert_updates_details_and_keeps_created_at(database: Database, sealer:
         )
 
 
+def test_the_first_name_is_sealed_like_the_name(database: Database, sealer: Sealer) -> None:
+    """Issue 22: the greeting's first name, optional, stored sealed and updated like the rest."""
+    upsert(database, sealer, first_name="Jan")
+    row = stored_customer(database)
+    assert row.first_name is not None and b"Jan" not in row.first_name
+    assert sealer.open_text(row.first_name) == "Jan"
+    with database.transaction() as session:
+        recipient = customers.get(session, sealer, "C42")
+        assert recipient is not None and recipient.first_name == "Jan"
+    upsert(database, sealer, first_name=None, now=LATER)
+    assert stored_customer(database).first_name is None
+
+
 def test_upsert_twice_in_one_transaction_keeps_the_last(database: Database, sealer: Sealer) -> None:
     with database.transaction() as session:
         for number in range(3):

@@ -29,6 +29,8 @@ class Recipient(Protocol):
     def name(self) -> str | None: ...
     @property
     def locale(self) -> str: ...
+    @property
+    def first_name(self) -> str | None: ...
 
 
 @dataclass(frozen=True)
@@ -126,6 +128,7 @@ class Assembler:
             "customer": {
                 "id": recipient.id,
                 "name": recipient.name,
+                "first_name": recipient.first_name,
                 "email": recipient.email,
                 "locale": locale,
             },

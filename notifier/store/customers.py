@@ -19,7 +19,7 @@ _customers = cast(Table, Customer.__table__)
 
 def _upsert(statement: sqlite.Insert | postgresql.Insert) -> Insert:
     """``statement`` (an INSERT of a whole row) updating the contact details if the id exists."""
-    updated = ("email", "email_index", "name", "locale", "updated_at")
+    updated = ("email", "email_index", "name", "first_name", "locale", "updated_at")
     return statement.on_conflict_do_update(
         index_elements=[_customers.c.id],
         set_={column: statement.excluded[column] for column in updated},
@@ -44,6 +44,7 @@ class Details:
     name: str | None
     locale: str
     at: datetime
+    first_name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,7 @@ class Recipient:
     name: str | None
     locale: str
     email_index: str = ""
+    first_name: str | None = None
 
 
 def upsert(
@@ -66,9 +68,10 @@ def upsert(
     name: str | None,
     locale: str,
     now: datetime,
+    first_name: str | None = None,
 ) -> None:
     """Create the customer or bring their details up to date (``upsert_all`` for one)."""
-    upsert_all(session, sealer, [Details(customer_id, email, name, locale, now)])
+    upsert_all(session, sealer, [Details(customer_id, email, name, locale, now, first_name)])
 
 
 def upsert_all(session: Session, sealer: Sealer, details: Sequence[Details]) -> None:
@@ -76,7 +79,7 @@ def upsert_all(session: Session, sealer: Sealer, details: Sequence[Details]) -> 
 
     One ``INSERT … ON CONFLICT (id) DO UPDATE`` (an executemany for several;
     a customer given twice ends with the later details): an existing row
-    gets the new sealed email, its blind index, name and locale, and
+    gets the new sealed email, its blind index, name, first name and locale, and
     ``updated_at``; it keeps its ``created_at``. A single statement is both
     cheaper than reading the row first (intake runs this for every event)
     and free of the race in which two transactions both find no row and one
@@ -94,6 +97,9 @@ def upsert_all(session: Session, sealer: Sealer, details: Sequence[Details]) -> 
                 "email": sealer.seal_text(customer.email),
                 "email_index": sealer.blind_index(customer.email),
                 "name": sealer.seal_text(customer.name) if customer.name else None,
+                "first_name": sealer.seal_text(customer.first_name)
+                if customer.first_name
+                else None,
                 "locale": customer.locale,
                 "created_at": customer.at,
                 "updated_at": customer.at,
@@ -125,6 +131,7 @@ def _open(sealer: Sealer, row: Customer) -> Recipient:
         name=sealer.open_text(row.name) if row.name else None,
         locale=row.locale,
         email_index=row.email_index,
+        first_name=sealer.open_text(row.first_name) if row.first_name else None,
     )
 
 

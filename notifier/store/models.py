@@ -52,6 +52,7 @@ class Customer(Base):
     email: Mapped[bytes] = mapped_column(LargeBinary)
     email_index: Mapped[str] = mapped_column(String(64), index=True)
     name: Mapped[bytes | None] = mapped_column(LargeBinary)
+    first_name: Mapped[bytes | None] = mapped_column(LargeBinary)
     locale: Mapped[str] = mapped_column(String(35))
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]

@@ -37,6 +37,7 @@ class _Sample:
     email: str
     name: str | None
     locale: str
+    first_name: str | None = None
 
 
 class Newsletters:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import markupsafe
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 from itsdangerous import BadData, TimestampSigner
@@ -49,8 +50,7 @@ class PageRenderer:
         html = template.render(
             lang=locale.split("_")[0],
             shop_name=self._settings.shop_name,
-            company=f"{self._settings.company_name} · {self._settings.company_address} · "
-            f"KvK {self._settings.company_kvk}",
+            company=_company(self._settings),
             unsubscribable=kinds.UNSUBSCRIBABLE,
             **context,
         )
@@ -73,6 +73,17 @@ class PageRenderer:
             )
             self._environments[locale] = environment
         return environment
+
+
+def _company(settings: Settings) -> markupsafe.Markup:
+    """The footer's legal lines, the KvK number on a line of its own.
+
+    Run on after the address it wrapped at 375 px to a dangling "· KvK 12345678";
+    no-break spaces keep "KvK 12345678" together too.
+    """
+    return markupsafe.Markup("{} · {}<br>KvK\u00a0{}").format(
+        settings.company_name, settings.company_address, settings.company_kvk
+    )
 
 
 class Csrf:
@@ -104,8 +115,13 @@ def router(engine: Notifier, secret: str) -> APIRouter:
     csrf = Csrf(secret)
     choices = engine.choices
 
-    def problem(request: Request, exc: errors.BadToken | errors.Conflict | None) -> HTMLResponse:
-        """A friendly page for a bad link, an essential category, or (None) an expired form."""
+    def problem(
+        request: Request, exc: errors.BadToken | errors.Conflict | None, token: str | None = None
+    ) -> HTMLResponse:
+        """A friendly page for a bad link, an essential category, or (None) an expired form.
+
+        ``token``: the link's, when it is good, for the way back to the preferences.
+        """
         locale = pages.locale_for(_accept_language(request))
         gettext = pages.gettext(locale)
         if isinstance(exc, errors.BadToken):
@@ -127,8 +143,16 @@ def router(engine: Notifier, secret: str) -> APIRouter:
                 gettext("Please open the link from the email again. Nothing has been changed."),
             )
         return pages.render(
-            "problem.html", locale, status, headline=headline, explanation=explanation
+            "problem.html", locale, status, headline=headline, explanation=explanation, token=token
         )
+
+    def good(token: str) -> str | None:
+        """``token`` if it opens the preferences page, for a problem page's way back there."""
+        try:
+            choices.read_link(token)
+        except LINK_ERRORS:
+            return None
+        return token
 
     def page(name: str, locale: str, token: str, **context: Any) -> HTMLResponse:
         """A page about one link: its forms post back to it with a fresh CSRF field."""
@@ -139,7 +163,7 @@ def router(engine: Notifier, secret: str) -> APIRouter:
         try:
             state = choices.read_link(token)
         except LINK_ERRORS as exc:
-            return problem(request, exc)
+            return problem(request, exc, good(token))
         return page(
             "preferences.html",
             state.claims.locale,
@@ -151,7 +175,7 @@ def router(engine: Notifier, secret: str) -> APIRouter:
     async def preferences_save(request: Request, token: str) -> Response:
         form = await request.form()
         if not csrf.valid(token, form.get("csrf")):
-            return problem(request, None)
+            return problem(request, None, good(token))
         action = form.get("action", "save")
         wanted: dict[str, bool] = {
             category: form.get(category) == "on" and action != "all_off"
@@ -160,7 +184,7 @@ def router(engine: Notifier, secret: str) -> APIRouter:
         try:
             state, before = choices.update_from_link(token, wanted, _client_ip(request))
         except LINK_ERRORS as exc:
-            return problem(request, exc)
+            return problem(request, exc, good(token))
         gettext = pages.gettext(state.claims.locale)
         headline = gettext("Your choices are saved")
         if action == "all_off":
@@ -181,7 +205,7 @@ def router(engine: Notifier, secret: str) -> APIRouter:
         try:
             state = choices.read_link(token)
         except LINK_ERRORS as exc:
-            return problem(request, exc)
+            return problem(request, exc, good(token))
         category = state.claims.category
         if category not in kinds.UNSUBSCRIBABLE:
             return preferences_page(request, token)
@@ -205,12 +229,12 @@ def router(engine: Notifier, secret: str) -> APIRouter:
                 return problem(request, exc)
             return PlainTextResponse("Unsubscribed.\n")
         if not csrf.valid(token, form.get("csrf")):
-            return problem(request, None)
+            return problem(request, None, good(token))
         try:
             before = choices.read_link(token).states
             state = choices.unsubscribe(token, source="unsubscribe_page")
         except LINK_ERRORS as exc:
-            return problem(request, exc)
+            return problem(request, exc, good(token))
         gettext = pages.gettext(state.claims.locale)
         return page(
             "saved.html",
@@ -226,18 +250,18 @@ def router(engine: Notifier, secret: str) -> APIRouter:
         try:
             claims = choices.confirm_link(token)
         except LINK_ERRORS as exc:
-            return problem(request, exc)
+            return problem(request, exc, good(token))
         return page("confirm.html", claims.locale, token, confirmed=False)
 
     @routes.post("/confirm/{token}", response_class=HTMLResponse)
     async def confirm(request: Request, token: str) -> Response:
         form = await request.form()
         if not csrf.valid(token, form.get("csrf")):
-            return problem(request, None)
+            return problem(request, None, good(token))
         try:
             claims = choices.confirm_newsletter(token, _client_ip(request))
         except LINK_ERRORS as exc:
-            return problem(request, exc)
+            return problem(request, exc, good(token))
         return pages.render("confirm.html", claims.locale, token=token, confirmed=True)
 
     return routes

@@ -20,7 +20,13 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, make_url
 from sqlalchemy.engine import URL
-from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import (
+    ArgumentError,
+    DBAPIError,
+    IntegrityError,
+    OperationalError,
+    ProgrammingError,
+)
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
@@ -192,6 +198,18 @@ def _first_line(exc: DBAPIError) -> str:
     return lines[0] if lines else type(exc.orig).__name__
 
 
+NO_SCHEMA = (
+    "the database has no notifier tables yet: call Notifier.upgrade_database() once "
+    "(or run `notifier db upgrade`)"
+)
+
+
+def _no_schema(exc: DBAPIError) -> bool:
+    """Whether a statement met a table the migrations create missing (SQLite or PostgreSQL)."""
+    text = str(exc.orig)
+    return "no such table" in text or ("relation" in text and "does not exist" in text)
+
+
 @contextmanager
 def _translated() -> Iterator[None]:
     """Database errors as notifier's: ``Duplicate``, ``ServiceUnavailable``, or as they are."""
@@ -199,7 +217,12 @@ def _translated() -> Iterator[None]:
         yield
     except IntegrityError as exc:
         raise errors.Duplicate("a record with this key exists already") from exc
-    except OperationalError as exc:
+    except (OperationalError, ProgrammingError) as exc:
+        if _no_schema(exc):
+            raise errors.ConfigurationError(NO_SCHEMA) from None
+        if isinstance(exc, ProgrammingError):
+            raise
+
         raise errors.ServiceUnavailable(f"database unavailable: {exc.orig!r}") from exc
     except PoolTimeout as exc:
         # Every pooled connection stayed busy past the pool's timeout: overload, not a bug.

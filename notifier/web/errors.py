@@ -17,8 +17,6 @@ from notifier import errors
 
 log = logging.getLogger(__name__)
 
-_PYDANTIC_PREFIXES = ("Value error, ", "Assertion failed, ")
-
 STATUS = {
     errors.InvalidInput: 422,
     errors.NotFound: 404,
@@ -59,17 +57,9 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
         if problem.get("type") == "json_invalid":
             location = ["body"]
         field = ".".join(location) or "body"
-        fields.setdefault(field, _plain(str(problem.get("msg", "invalid"))))
+        fields.setdefault(field, errors.plain_message(str(problem.get("msg", "invalid"))))
     summary = "; ".join(f"{field}: {text}" for field, text in fields.items())
     return JSONResponse(error_body("invalid_input", summary, fields), 422)
-
-
-def _plain(message: str) -> str:
-    """pydantic's message without the prefix it puts before a validator's own words."""
-    for prefix in _PYDANTIC_PREFIXES:
-        if message.startswith(prefix):
-            return message.removeprefix(prefix)
-    return message
 
 
 async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -1,10 +1,11 @@
 """notifier: a webshop's customer email engine.
 
-Embed it in-process::
+Embed it in-process (docs/python-api.md has the whole account, with an example)::
 
     from notifier import Notifier, load_settings
     engine = Notifier(load_settings())
-    engine.handle_event({...})
+    engine.upgrade_database()
+    engine.handle_event({...}).event.messages
 """
 
 from importlib import metadata
@@ -24,6 +25,7 @@ from notifier.schemas import CustomerIn, EventIn, EventOut, MessageIn, MessageOu
 from notifier.service import Accepted, Notifier
 from notifier.settings import Settings
 from notifier.settings import load as load_settings
+from notifier.vocabulary import MessageStatus
 
 __version__ = metadata.version("notifier")
 """The installed distribution's version: ``pyproject.toml`` is its one source."""
@@ -41,6 +43,7 @@ __all__ = [
     "InvalidInput",
     "MessageIn",
     "MessageOut",
+    "MessageStatus",
     "NotFound",
     "Notifier",
     "NotifierError",

@@ -610,6 +610,18 @@ def i18n_update(locales_dir: Path | None) -> None:
         click.echo(f"updated {path}: {todo} to translate or check")
 
 
+@i18n_group.command("status")
+@_LOCALES_DIR
+def i18n_status(locales_dir: Path | None) -> None:
+    """How much of each language's catalog is translated, fuzzy or still empty."""
+    _, _, locales_dir = _folders(None, locales_dir)
+    for entry in _i18n_step(lambda: translations.coverage(locales_dir)):
+        click.echo(
+            f"{entry.locale}\t{entry.file}\t{entry.translated}/{entry.total} translated "
+            f"({entry.percent}%), {entry.fuzzy} fuzzy, {entry.untranslated} untranslated"
+        )
+
+
 @i18n_group.command("init")
 @click.argument("locale")
 @_LOCALES_DIR

@@ -17,7 +17,7 @@ import email_validator
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema
 
 from notifier import storable
-from notifier.vocabulary import Category, SuppressionReason
+from notifier.vocabulary import Category, MessageStatus, SuppressionReason
 
 Id = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 ShortText = Annotated[str, StringConstraints(max_length=300)]
@@ -256,7 +256,7 @@ class MessageOut(BaseModel):
     id: str
     kind: str
     category: str
-    status: str
+    status: MessageStatus
     send_after: datetime
     attempts: int = 0
     last_error: str | None = None

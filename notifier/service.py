@@ -278,7 +278,7 @@ class Notifier:
         committed together (see ``notifier.store.group_commit``); this returns once the
         event's transaction is on disk.
         """
-        event = data if isinstance(data, EventIn) else EventIn.model_validate(data)
+        event = errors.parsed(EventIn, data)
         try:
             arrival = intake.Arrival(event, self.clock.now())
             accepted = self.intake.submit(arrival).result().accepted
@@ -288,7 +288,7 @@ class Notifier:
 
     async def handle_event_async(self, data: EventIn | Mapping[str, Any]) -> Accepted:
         """``handle_event`` for an event loop: waits for the commit without holding a thread."""
-        event = data if isinstance(data, EventIn) else EventIn.model_validate(data)
+        event = errors.parsed(EventIn, data)
         try:
             written = await asyncio.wrap_future(
                 self.intake.submit(intake.Arrival(event, self.clock.now()))
@@ -308,7 +308,7 @@ class Notifier:
         once on the way in, so a context the template cannot use is refused
         now (422) rather than failing later.
         """
-        request = data if isinstance(data, MessageIn) else MessageIn.model_validate(data)
+        request = errors.parsed(MessageIn, data)
         kind = kinds.get(request.kind)
         now = self.clock.now()
         kinds.check([kind.name], request.context, prefix="context.")
@@ -514,7 +514,7 @@ def _message_out(row: Message) -> MessageOut:
         id=row.id,
         kind=row.kind,
         category=row.category,
-        status=row.status.value,
+        status=row.status,
         send_after=row.send_after,
         attempts=row.attempts,
         last_error=row.last_error,

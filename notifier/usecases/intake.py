@@ -26,16 +26,31 @@ from notifier.settings import Settings
 from notifier.store import customers, events, orders, outbox, pending_rows
 from notifier.store.db import Database, Session
 from notifier.store.group_commit import GroupCommit
+from notifier.vocabulary import MessageStatus
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class Accepted:
-    """The answer to an idempotent request; ``created`` is False for a repeat."""
+    """The answer to an idempotent request; ``created`` is False for a repeat.
+
+    ``body`` is the JSON the HTTP API answers with; ``event`` and ``message``
+    read it as the typed answer of ``handle_event`` and ``send_message``.
+    """
 
     body: dict[str, Any]
     created: bool
+
+    @property
+    def event(self) -> EventOut:
+        """``handle_event``'s answer: the event id and the messages it queued, as they stand."""
+        return EventOut.model_validate(self.body)
+
+    @property
+    def message(self) -> MessageOut:
+        """``send_message``'s answer: the message queued (or, for a repeat, as it is now)."""
+        return MessageOut.model_validate(self.body)
 
 
 @dataclass(frozen=True)
@@ -268,7 +283,7 @@ def queued_out(message: outbox.NewMessage, now: datetime) -> MessageOut:
         id=message.id,
         kind=message.kind,
         category=message.category,
-        status="scheduled",
+        status=MessageStatus.SCHEDULED,
         send_after=message.send_after.astimezone(UTC),
         created_at=now,
         order_id=message.order_id,

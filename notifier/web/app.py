@@ -19,11 +19,13 @@ from notifier.runtime.metrics import CONTENT_TYPE
 from notifier.service import Notifier
 from notifier.web import (
     api,
+    apidocs,
     auth,
     errors,
     event_docs,
     inbox,
     logs,
+    openapi,
     pages,
     post_event,
     readiness,
@@ -36,12 +38,14 @@ STATIC_DIR = Path(__file__).parent / "static"
 
 
 class App(FastAPI):
-    """FastAPI with the bearer scheme, enforced by middleware, in its OpenAPI document."""
+    """FastAPI whose OpenAPI document has the bearer scheme (enforced by middleware), tags,
+    error answers and the per-type event schemas."""
 
     def openapi(self) -> dict[str, Any]:
         if self.openapi_schema is None:
             document = super().openapi()
             auth.document(document)
+            openapi.document(document)
             event_docs.document(document, self.state.notifier.settings)
         return super().openapi()
 
@@ -93,6 +97,9 @@ def create_app(
         version=notifier.__version__,
         summary="Webshop customer email: events in, correct mail out.",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        generate_unique_id_function=openapi.operation_id,
     )
     app.state.notifier = engine
     logs.install()
@@ -100,24 +107,25 @@ def create_app(
     app.include_router(api.router(engine))
     app.include_router(pages.router(engine, engine.secret_key))
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    apidocs.install(app)
     if engine.capture is not None:
         app.include_router(inbox.router(engine.capture.inbox, engine.failed_messages))
 
-    @app.get("/healthz", tags=["ops"])
+    @app.get("/healthz")
     async def healthz() -> dict[str, str]:
         """Liveness: the process answers."""
         return {"status": "ok"}
 
     ready = readiness.Readiness(engine)
 
-    @app.get("/readyz", tags=["ops"], responses={503: {"description": "cannot write now"}})
+    @app.get("/readyz", responses={503: {"description": "cannot write now"}})
     async def readyz() -> JSONResponse:
         """Readiness: 200 while the database takes a write, else 503 (the log says why)."""
         if await ready.check():
             return JSONResponse({"status": "ok"})
         return JSONResponse({"status": "unavailable"}, status_code=503)
 
-    @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse)
+    @app.get("/metrics", response_class=PlainTextResponse)
     def metrics() -> Response:
         """Prometheus metrics: queue depth by status and category, deliveries, send latency."""
         return Response(engine.metrics.render(), media_type=CONTENT_TYPE)

@@ -58,7 +58,7 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
         if problem.get("type") == "json_invalid":
             location = ["body"]
         field = ".".join(location) or "body"
-        fields.setdefault(field, str(problem.get("msg", "invalid")))
+        fields.setdefault(field, errors.plain_message(str(problem.get("msg", "invalid"))))
     summary = "; ".join(f"{field}: {text}" for field, text in fields.items())
     return JSONResponse(error_body("invalid_input", summary, fields), 422)
 

@@ -11,7 +11,7 @@ import asyncio
 import logging
 import secrets
 import socket
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -357,6 +357,26 @@ class Notifier:
         finally:
             await self.transport.close()
         return envelope.message_id
+
+    async def send_campaign_test(
+        self, campaign_id: str, to: Sequence[str], locale: str | None
+    ) -> list[dict[str, str]]:
+        """Send campaign ``campaign_id``'s real mail, marked as a test, to each of ``to``.
+
+        Nothing is queued or recorded; returns each address with its Message-ID.
+        """
+        letters = self.newsletters.test_letters(campaign_id, to, locale)
+        sent = []
+        try:
+            for address, letter in zip(to, letters, strict=True):
+                envelope = letter.envelope
+                await self.transport.send(envelope.sender, envelope.recipients, envelope.data)
+                sent.append(
+                    {"to": address, "locale": letter.locale, "message_id": envelope.message_id}
+                )
+        finally:
+            await self.transport.close()
+        return sent
 
     # -- helpers -------------------------------------------------------------------
 

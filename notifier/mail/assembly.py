@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from email.utils import parseaddr
@@ -35,6 +34,8 @@ class Recipient(Protocol):
 class Letter:
     envelope: Envelope
     locale: str
+    html_size: int = 0
+    """Bytes of the HTML part as rendered (before MIME encoding), for the size guard."""
 
 
 class Assembler:
@@ -124,14 +125,11 @@ class Assembler:
             },
         }
         try:
-            mail = self._renderer.render(kind.name, locale, context)
+            mail = self._renderer.render(kind.name, recipient.locale, context)
         except errors.TemplateError:
             raise
         except Exception as exc:  # a filter or test choking on odd data: this message only
             raise errors.TemplateError(f"cannot render with this context: {exc!r}") from exc
-        if kind.category == Category.NEWSLETTER:
-            subjects = stored_context.get("subjects") or {}
-            mail = dataclasses.replace(mail, subject=subjects.get(mail.locale) or mail.subject)
         envelope = self._composer.compose(
             message_key,
             kind,
@@ -143,7 +141,7 @@ class Assembler:
                 test=test,
             ),
         )
-        return Letter(envelope, mail.locale)
+        return Letter(envelope, mail.locale, len(mail.html.encode()))
 
     def links(
         self, kind: kinds.Kind, recipient: Recipient, locale: str, stored_context: dict[str, Any]

@@ -257,7 +257,9 @@ class EventIntake(GroupCommit[Arrival, Intake]):
 def customer_details(customer: CustomerIn, settings: Settings, now: datetime) -> customers.Details:
     """The customer as stored: the shop's details, the default locale if it sent none."""
     locale = customer.locale or settings.default_locale
-    return customers.Details(customer.id, str(customer.email), customer.name, locale, now)
+    return customers.Details(
+        customer.id, str(customer.email), customer.name, locale, now, customer.tags
+    )
 
 
 def queued_out(message: outbox.NewMessage, now: datetime) -> MessageOut:

@@ -20,6 +20,7 @@ from notifier.service import Notifier
 from notifier.web import (
     api,
     auth,
+    campaigns_api,
     errors,
     event_docs,
     inbox,
@@ -98,6 +99,7 @@ def create_app(
     logs.install()
     errors.install(app)
     app.include_router(api.router(engine))
+    app.include_router(campaigns_api.router(engine))
     app.include_router(pages.router(engine, engine.secret_key))
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     if engine.capture is not None:

@@ -100,6 +100,8 @@ async def test_each_locale_gets_its_own_content_subject_title_and_language(
     assert "The nights are getting colder" in text_of(mails["lezer1@example.nl"])
     assert "De nachten worden kouder" in text_of(mails["lezer2@example.nl"])
 
+    assert all(str(m["List-Id"]).startswith("Winparts Nieuwsbrief <") for m in mails.values())
+
     progress = engine.newsletters.get("winter").progress_by_locale
     assert {locale: p.sent for locale, p in progress.items()} == {"nl": 1, "en": 1, "nl_BE": 1}
 

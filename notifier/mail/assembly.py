@@ -10,7 +10,7 @@ from typing import Any, Protocol
 from notifier import errors
 from notifier.clock import Clock
 from notifier.flows import kinds
-from notifier.mail import failure, i18n, tokens
+from notifier.mail import compose, failure, i18n, tokens
 from notifier.mail.compose import Composer, Envelope, Headers, Identity
 from notifier.mail.render import Renderer
 from notifier.settings import Settings
@@ -66,6 +66,8 @@ class Assembler:
     @classmethod
     def from_settings(cls, settings: Settings, secret_keys: list[str], clock: Clock) -> Assembler:
         """The assembler the settings describe; also how render worker processes build theirs."""
+        catalogs = i18n.Catalogs(settings.locales_dir)
+        words = catalogs.translations(settings.default_locale)
         identity = Identity.parse(
             sender=settings.from_,
             newsletter_sender=settings.from_newsletter,
@@ -76,6 +78,9 @@ class Assembler:
             dkim_selector=settings.dkim_selector,
             dkim_domain=settings.dkim_domain,
             dkim_key_file=settings.dkim_key_file,
+            list_labels={
+                category: words.gettext(label) for category, label in compose.LIST_LABELS.items()
+            },
         )
         renderer = Renderer(
             settings.templates_dir, settings.locales_dir, settings.default_locale, settings.timezone

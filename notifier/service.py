@@ -473,4 +473,6 @@ def _smtp_config(settings: Settings) -> SmtpConfig:
         connections=settings.smtp_connections,
         allow_plaintext=settings.smtp_allow_plaintext,
         ca_file=settings.smtp_ca_file,
+        rate=settings.smtp_rate,
+        rate_burst=settings.smtp_rate_burst,
     )

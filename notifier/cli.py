@@ -16,12 +16,14 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+import pydantic
 
 from notifier import errors, settings
 from notifier.authoring import check, samples, translations
 from notifier.flows import kinds
 from notifier.mail.pool import default_processes
 from notifier.runtime import eventloop, logconfig, metrics
+from notifier.schemas import CampaignTestIn
 from notifier.service import Notifier
 from notifier.store.db import SchemaState
 
@@ -568,6 +570,42 @@ def send_test(kind: str, to_email: str, locale: str | None, sample_file: Path | 
     except errors.NotifierError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"sent a test {kind} mail ({language}) to {to_email}, Message-ID {message_id}")
+
+
+@main.group()
+def campaigns() -> None:
+    """Newsletter campaigns: try one on a colleague before it goes out."""
+
+
+@campaigns.command("test")
+@click.argument("campaign_id")
+@click.option("--to", "to_emails", required=True, multiple=True, help="Where it goes (repeatable).")
+@click.option("--locale", help="Whose content to send [default: NOTIFIER_DEFAULT_LOCALE].")
+def campaigns_test(campaign_id: str, to_emails: tuple[str, ...], locale: str | None) -> None:
+    """Send campaign CAMPAIGN_ID's real mail, subject marked [TEST], through SMTP now.
+
+    Nothing is queued or counted: a draft can be tried before it is scheduled.
+    """
+    config = _load()
+    if config.capture_mode:
+        raise click.ClickException(
+            "NOTIFIER_SMTP_HOST is not set: a campaign test sends a real mail, so it needs an "
+            "SMTP server (NOTIFIER_SMTP_HOST, NOTIFIER_SMTP_PORT, NOTIFIER_SMTP_TLS)"
+        )
+    try:
+        request = CampaignTestIn(to=list(to_emails), locale=locale)
+    except pydantic.ValidationError as exc:
+        raise click.BadParameter(exc.errors()[0]["msg"], param_hint="--to/--locale") from exc
+    engine = _engine(config)
+    try:
+        sent = eventloop.run(engine.send_campaign_test(campaign_id, request.to, request.locale))
+    except errors.DeliveryError as exc:
+        raise click.ClickException(f"the SMTP server did not take the mail: {exc}") from exc
+    for item in sent:
+        click.echo(
+            f"sent a test of {campaign_id} ({item['locale']}) to {item['to']}, "
+            f"Message-ID {item['message_id']}"
+        )
 
 
 @main.group("i18n")

@@ -8,6 +8,7 @@ input; the error handler turns their failures into 422s naming the field.
 from __future__ import annotations
 
 import enum
+import re
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
@@ -59,6 +60,59 @@ def _web_url(value: str) -> str:
 
 
 WebUrl = Annotated[str, StringConstraints(max_length=2000), AfterValidator(_web_url)]
+
+LINK_SCHEMES = ("http", "https", "mailto")
+_LINK_KEYS = re.compile(r"(^|_)(url|href|link|src)$", re.IGNORECASE)
+_SCRIPTED = re.compile(r"^[\x00-\x20]*(javascript|vbscript|data|file)[\x00-\x20]*:", re.IGNORECASE)
+
+
+def unsafe_links(value: Any, path: str = "") -> list[str]:
+    """Where ``value`` holds a link a mail must not carry, as dotted paths (``items.2.url``).
+
+    A value under a link-like key (``url``, ``*_url``, ``href``, ``link``,
+    ``src``) must be an http, https or mailto URL; any text at all that
+    starts with a script or document scheme (``javascript:``, ``data:``)
+    is refused wherever it stands, since a template may put it in an href.
+    One guard for campaign content, ad-hoc message contexts and event data.
+    """
+    if isinstance(value, dict):
+        found = []
+        for key, item in value.items():
+            where = f"{path}.{key}" if path else str(key)
+            if isinstance(item, str) and _LINK_KEYS.search(str(key)) and not _linkable(item):
+                found.append(where)
+            else:
+                found += unsafe_links(item, where)
+        return found
+    if isinstance(value, list):
+        return [hit for i, item in enumerate(value) for hit in unsafe_links(item, f"{path}.{i}")]
+    if isinstance(value, str) and _SCRIPTED.match(value):
+        return [path]
+    return []
+
+
+def _linkable(value: str) -> bool:
+    if not value:
+        return True  # no link at all: the template decides whether to draw one
+    try:
+        return urlsplit(value.strip()).scheme.lower() in LINK_SCHEMES
+    except ValueError:
+        return False
+
+
+def _safe_links(value: dict[str, Any]) -> dict[str, Any]:
+    found = unsafe_links(value)
+    if found:
+        raise ValueError(f"{', '.join(found[:5])}: a link must be an {'/'.join(LINK_SCHEMES)} URL")
+    return value
+
+
+SafeData = Annotated[dict[str, Any], AfterValidator(_safe_links)]
+"""Free JSON that may reach a template: no link in it may run script (``javascript:``)."""
+
+Tag = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.:-]{0,39}$")]
+"""A shop's label on a customer (``vip``, ``b2b``): lower case, short, no ``|``."""
+Tags = Annotated[list[Tag], Field(max_length=25)]
 
 
 def _deliverable_address(value: str) -> str:
@@ -112,6 +166,8 @@ class CustomerIn(Strict):
     first_name: ShortText | None = None
     """What the greeting calls the customer ("Hi Jan,"); without it the mail says "Hello,"."""
     locale: Locale | None = None
+    tags: Tags | None = None
+    """Replaces the customer's tags when given; left out, the stored tags stay."""
 
 
 class OrderLine(Lenient):
@@ -169,24 +225,42 @@ class EventIn(Strict):
     customer: CustomerIn
     order: OrderIn | None = None
     data: dict[str, Any] = Field(default_factory=dict)
+    """Its links are guarded in ``flows.events.validate``, after the type's own shape."""
 
 
 class MessageIn(Strict):
     id: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
     kind: Annotated[str, StringConstraints(max_length=40)]
     to: CustomerIn
-    context: dict[str, Any] = Field(default_factory=dict)
+    context: SafeData = Field(default_factory=dict)
     send_at: AwareDatetime | None = None
 
 
 Subject = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
 
+class AudienceIn(Strict):
+    """Which confirmed subscribers a campaign goes to; left empty, all of them.
+
+    ``locales`` match by language too (``nl`` takes ``nl_BE``); a subscriber
+    needs one of ``tags_any`` (when given) and none of ``tags_none``.
+    """
+
+    locales: Annotated[list[Locale], Field(min_length=1, max_length=50)] | None = None
+    tags_any: Tags = Field(default_factory=list)
+    tags_none: Tags = Field(default_factory=list)
+
+
 class CampaignIn(Strict):
     id: Id
     kind: Literal["newsletter"] = "newsletter"
     subjects: dict[Locale, Subject] = Field(min_length=1, max_length=50)
-    content: dict[str, Any]
+    content: SafeData
+    """One object for everybody, or objects keyed by locale (``{"nl": {...}, "en": {...}}``)."""
+    fallback_locale: Locale | None = None
+    """The content that stands in for an audience locale no content reaches."""
+    audience: AudienceIn = Field(default_factory=AudienceIn)
+    status: Literal["scheduled", "draft"] = "scheduled"
     send_at: AwareDatetime | None = None
     cron: Annotated[str, StringConstraints(max_length=100)] | None = None
 
@@ -208,10 +282,20 @@ class CampaignOut(BaseModel):
     kind: str
     status: str
     subjects: dict[str, str]
+    audience: dict[str, Any] = Field(default_factory=dict)
+    audience_size: int = 0
+    """Confirmed, unsuppressed subscribers the audience selects now."""
     send_at: datetime | None
     cron: str | None
     next_run_at: datetime | None
     progress: CampaignProgress
+    progress_by_locale: dict[str, CampaignProgress] = Field(default_factory=dict)
+    warnings: list[str] = Field(default_factory=list)
+
+
+class CampaignTestIn(Strict):
+    to: Annotated[list[Email], Field(min_length=1, max_length=10)]
+    locale: Locale | None = None
 
 
 class PreferencesIn(Strict):

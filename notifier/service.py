@@ -11,7 +11,7 @@ import asyncio
 import logging
 import secrets
 import socket
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -433,6 +433,26 @@ class Notifier:
             await self.transport.close()
         return envelope.message_id
 
+    async def send_campaign_test(
+        self, campaign_id: str, to: Sequence[str], locale: str | None
+    ) -> list[dict[str, str]]:
+        """Send campaign ``campaign_id``'s real mail, marked as a test, to each of ``to``.
+
+        Nothing is queued or recorded; returns each address with its Message-ID.
+        """
+        letters = self.newsletters.test_letters(campaign_id, to, locale)
+        sent = []
+        try:
+            for address, letter in zip(to, letters, strict=True):
+                envelope = letter.envelope
+                await self.transport.send(envelope.sender, envelope.recipients, envelope.data)
+                sent.append(
+                    {"to": address, "locale": letter.locale, "message_id": envelope.message_id}
+                )
+        finally:
+            await self.transport.close()
+        return sent
+
     # -- helpers -------------------------------------------------------------------
 
     def _upsert_customer(self, session: Session, customer: CustomerIn, now: datetime) -> None:
@@ -538,4 +558,6 @@ def _smtp_config(settings: Settings) -> SmtpConfig:
         connections=settings.smtp_connections,
         allow_plaintext=settings.smtp_allow_plaintext,
         ca_file=settings.smtp_ca_file,
+        rate=settings.smtp_rate,
+        rate_burst=settings.smtp_rate_burst,
     )

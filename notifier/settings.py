@@ -116,6 +116,9 @@ class Settings(BaseSettings):
     dkim_domain: str | None = None
     dkim_key_file: Path | None = None
     smtp_connections: int = Field(default=8, ge=1, le=256)
+    smtp_rate: float | None = Field(default=None, gt=0, le=100_000)
+    """Messages per second per sending process (see ``delivery.pace``); unset, no limit."""
+    smtp_rate_burst: int | None = Field(default=None, ge=1, le=100_000)
     from_: str = Field(default="Winparts <service@winparts.example>", alias="NOTIFIER_FROM")
     from_newsletter: str | None = None
     reply_to: str | None = None

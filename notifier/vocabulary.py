@@ -77,7 +77,11 @@ class SuppressionReason(enum.StrEnum):
 class CampaignStatus(enum.StrEnum):
     """A newsletter campaign's place in its life."""
 
+    DRAFT = "draft"
+    """Created to be tried (``POST …/test``); nothing is sent until it is scheduled."""
     SCHEDULED = "scheduled"
     RUNNING = "running"
+    PAUSED = "paused"
+    """Stopped by hand: no fan-out, unsent messages parked until it is resumed."""
     DONE = "done"
     CANCELLED = "cancelled"

@@ -26,6 +26,7 @@ from pathlib import Path
 import aiosmtplib
 
 from notifier import errors
+from notifier.delivery import pace
 from notifier.mail import compose
 from notifier.mail.compose import CrlfMessage
 
@@ -58,6 +59,11 @@ class SmtpConfig:
     allow_plaintext: bool = False
     tls_context: ssl.SSLContext | None = None
     ca_file: Path | None = None
+    rate: float | None = None
+    """Messages per second (``NOTIFIER_SMTP_RATE``); None sends as fast as the server takes."""
+    rate_burst: int | None = None
+    throttle_patience: float = 300.0
+    """Seconds one message waits out "too many" replies before it fails as transient."""
 
 
 @dataclass
@@ -87,9 +93,35 @@ class SmtpTransport:
         self._tls_context = None if config.tls == "none" else _context_for(config)
         self._slots = asyncio.Semaphore(config.connections)
         self._idle: list[_Connection] = []
+        self.pace = pace.Pace(config.rate, config.rate_burst)
 
     async def send(self, sender: str, recipients: Sequence[str], data: bytes) -> str:
-        """Deliver ``data``; returns the server's final reply text."""
+        """Deliver ``data`` at the configured pace; returns the server's final reply text.
+
+        A "too many" reply slows the pace down and the message is tried again
+        here, so a relay's limit costs time, not the message's retries.
+        """
+        waited = 0.0
+        while True:
+            await self.pace.take()
+            try:
+                reply = await self._send_once(sender, recipients, data)
+            except errors.TransientDeliveryError as exc:
+                code = exc.smtp_code or 0
+                if (
+                    not pace.is_throttling(code, str(exc))
+                    or waited > self._config.throttle_patience
+                ):
+                    raise
+                pause = self.pace.slow_down()
+                log.warning("smtp.throttled code=%d rate=%.1f", code, self.pace.rate or 0)
+                waited += pause
+                await asyncio.sleep(pause)
+                continue
+            self.pace.accepted()
+            return reply
+
+    async def _send_once(self, sender: str, recipients: Sequence[str], data: bytes) -> str:
         async with self._slots:
             connection = await self._acquire()
             try:

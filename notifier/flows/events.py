@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
-from notifier import errors
+from notifier import errors, schemas
 from notifier.flows import kinds, timing
 from notifier.schemas import EVENT_DATA, EventIn, EventType
 from notifier.settings import Settings
@@ -70,14 +70,20 @@ def validate(event: EventIn) -> None:
     if event.type in ORDER_EVENTS and event.order is None:
         raise errors.InvalidInput(f"{event.type} needs an order", "order")
     shape = EVENT_DATA.get(event.type)
-    if shape is None:
-        return
-    try:
-        shape.model_validate(event.data)
-    except ValidationError as exc:
-        problem = exc.errors()[0]
-        where = ".".join(str(step) for step in ("data", *problem["loc"]))
-        raise errors.InvalidInput(_reason(problem), where) from None
+    if shape is not None:
+        try:
+            shape.model_validate(event.data)
+        except ValidationError as exc:
+            problem = exc.errors()[0]
+            where = ".".join(str(step) for step in ("data", *problem["loc"]))
+            raise errors.InvalidInput(_reason(problem), where) from None
+    extras = event.order.model_extra if event.order is not None else None
+    for where, value in (("data", event.data), ("order", extras or {})):
+        unsafe = schemas.unsafe_links(value, where)
+        if unsafe:
+            raise errors.InvalidInput(
+                f"a link must be an {'/'.join(schemas.LINK_SCHEMES)} URL", unsafe[0]
+            )
 
 
 def _reason(problem: ErrorDetails) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from email.utils import parseaddr
@@ -11,7 +10,7 @@ from typing import Any, Protocol
 from notifier import errors
 from notifier.clock import Clock
 from notifier.flows import kinds
-from notifier.mail import failure, i18n, tokens
+from notifier.mail import compose, failure, i18n, tokens
 from notifier.mail.compose import BodyEncoding, Composer, Envelope, Headers, Identity
 from notifier.mail.render import Renderer
 from notifier.settings import Settings
@@ -37,6 +36,8 @@ class Recipient(Protocol):
 class Letter:
     envelope: Envelope
     locale: str
+    html_size: int = 0
+    """Bytes of the HTML part as rendered (before MIME encoding), for the size guard."""
 
 
 class Assembler:
@@ -76,6 +77,8 @@ class Assembler:
 
         ``encoding`` is shared with the transport, which learns whether the relay takes 8bit.
         """
+        catalogs = i18n.Catalogs(settings.locales_dir)
+        words = catalogs.translations(settings.default_locale)
         identity = Identity.parse(
             sender=settings.from_,
             newsletter_sender=settings.from_newsletter,
@@ -88,6 +91,9 @@ class Assembler:
             dkim_key_file=settings.dkim_key_file,
             bounce_domain=settings.bounce_domain,
             secret_keys=secret_keys,
+            list_labels={
+                category: words.gettext(label) for category, label in compose.LIST_LABELS.items()
+            },
         )
         renderer = Renderer(
             settings.templates_dir, settings.locales_dir, settings.default_locale, settings.timezone
@@ -142,14 +148,11 @@ class Assembler:
             },
         }
         try:
-            mail = self._renderer.render(kind.name, locale, context)
+            mail = self._renderer.render(kind.name, recipient.locale, context)
         except errors.TemplateError:
             raise
         except Exception as exc:  # a filter or test choking on odd data: this message only
             raise errors.TemplateError(f"cannot render with this context: {exc!r}") from exc
-        if kind.category == Category.NEWSLETTER:
-            subjects = stored_context.get("subjects") or {}
-            mail = dataclasses.replace(mail, subject=subjects.get(mail.locale) or mail.subject)
         envelope = self._composer.compose(
             message_key,
             kind,
@@ -161,7 +164,7 @@ class Assembler:
                 test=test,
             ),
         )
-        return Letter(envelope, mail.locale)
+        return Letter(envelope, mail.locale, len(mail.html.encode()))
 
     def links(
         self, kind: kinds.Kind, recipient: Recipient, locale: str, stored_context: dict[str, Any]

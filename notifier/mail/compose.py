@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import hashlib
 import re
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from email.headerregistry import Address
 from email.utils import format_datetime, formataddr, parseaddr
@@ -108,6 +110,8 @@ class Identity:
     list_id_domain: str
     list_name: str
     message_id_secret: bytes
+    list_labels: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    """Each category's name in the shop's language ("Nieuwsbrief"), for List-Id display names."""
     dkim_signer: dkim.DkimSigner | None = None
     """Signs as the sending domain (DKIM ``d=``); None sends unsigned."""
     verp_signer: verp.VerpSigner | None = None
@@ -128,6 +132,7 @@ class Identity:
         dkim_key_file: Path | None = None,
         bounce_domain: str | None = None,
         secret_keys: list[str] | None = None,
+        list_labels: Mapping[str, str] | None = None,
     ) -> Identity:
         """The identity from settings; raises ConfigurationError naming a bad variable.
 
@@ -149,7 +154,23 @@ class Identity:
             verp_signer=verp.VerpSigner(secret_keys or [secret], bounce_domain)
             if bounce_domain
             else None,
+            list_labels=dict(list_labels or {}),
         )
+
+
+    def list_display_name(self, category: str) -> str:
+        """``Winparts Nieuwsbrief``: the shop and the category as its customers call it."""
+        label = self.list_labels.get(category, category)
+        return clean_header_text(f"{self.list_name} {label}")
+
+
+LIST_LABELS = {
+    Category.ORDER_UPDATES: "Order updates",
+    Category.REVIEWS: "Review requests",
+    Category.NEWSLETTER: "Newsletter",
+    Category.SERVICE: "Service messages",
+}
+"""The msgids of the categories' names (the preferences page's, so already translated)."""
 
 
 class Composer:
@@ -204,7 +225,7 @@ class Composer:
             lines.append(f"Reply-To: {_mailbox(reply_to.display_name, reply_to.addr_spec)}")
         if kind.unsubscribable:
             lines.append(
-                f"List-Id: {_unstructured(f'{identity.list_name} {kind.category}')} "
+                f"List-Id: {_unstructured(identity.list_display_name(kind.category))} "
                 f"<{kind.category}.{identity.list_id_domain}>"
             )
             if headers.unsubscribe_url:

@@ -27,6 +27,7 @@ from jinja2.runtime import Context
 from jinja2.utils import missing
 
 from notifier import content, errors
+from notifier.flows import newsletter_content
 from notifier.mail import i18n, plaintext, translate
 
 DEFAULT_TEMPLATES_DIR = content.TEMPLATES_DIR
@@ -110,12 +111,18 @@ class Renderer:
         where known, the line for an unknown kind, a Jinja or MJML error, a
         missing subject or a broken catalog.
         """
+        values, chosen = newsletter_content.localized(context, locale, self.default_locale)
         used = i18n.negotiate(locale, self._locales, self.default_locale)
+        if chosen not in (None, newsletter_content.EVERYONE) and _language(chosen) != _language(
+            used
+        ):
+            # Stand-in content (an English reader sent the Dutch text): the whole mail speaks
+            # the content's language, so Content-Language, lang and the words around agree.
+            used = i18n.negotiate(chosen, self._locales, self.default_locale)
         template = self._template(kind, used)
         name = kind + SUFFIX
         if "subject" not in template.blocks:
             raise errors.TemplateError("the template has no subject block", file=name)
-        values = dict(context)
         lines = [block for block in LINE_BLOCKS if block in template.blocks]
         source, shown = self._guard(name, lambda: _render_showing(template, values, lines), values)
         found = {}
@@ -481,3 +488,7 @@ def _unescape_character(escape: re.Match[str]) -> str:
     if code is not None:
         return chr(int(code, 16))
     return _RUST_ESCAPED.get(letter, letter)
+
+
+def _language(locale: str | None) -> str:
+    return (i18n.normalize(locale or "") or "").split("_")[0]

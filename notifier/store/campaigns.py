@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
-from datetime import datetime
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, func, select, true, update
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select, true, update
 from sqlalchemy.orm import Session
 
-from notifier.store.models import Campaign, CampaignRun, Customer, Message, Preference, Suppression
+from notifier.flows import newsletter_content
+from notifier.mail import i18n
+from notifier.store.models import (
+    PENDING,
+    Campaign,
+    CampaignRun,
+    Customer,
+    Message,
+    Preference,
+    Suppression,
+)
 from notifier.vocabulary import CampaignStatus, Category
 
 
@@ -21,9 +31,12 @@ def create(
     kind: str,
     subjects: dict[str, str],
     content: dict[str, Any],
+    audience: dict[str, Any],
+    fallback_locale: str | None,
+    status: CampaignStatus,
     send_at: datetime | None,
     cron: str | None,
-    next_run_at: datetime,
+    next_run_at: datetime | None,
     now: datetime,
 ) -> Campaign:
     row = Campaign(
@@ -31,9 +44,11 @@ def create(
         kind=kind,
         subjects=subjects,
         content=content,
+        audience=audience,
+        fallback_locale=fallback_locale,
         send_at=send_at,
         cron=cron,
-        status=CampaignStatus.SCHEDULED,
+        status=status,
         next_run_at=next_run_at,
         created_at=now,
         updated_at=now,
@@ -50,9 +65,21 @@ def get(session: Session, campaign_id: str, *, lock: bool = False) -> Campaign |
 def contexts(session: Session, campaign_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
     """The template context shared by every message of each campaign."""
     query = select(Campaign).where(Campaign.id.in_(set(campaign_ids)))
+    return {row.id: context(row) for row in session.scalars(query)}
+
+
+def selection(session: Session, campaign_id: str) -> dict[str, Any]:
+    """The campaign's audience (locales and tags); empty for all subscribers."""
+    found = session.scalar(select(Campaign.audience).where(Campaign.id == campaign_id))
+    return dict(found or {})
+
+
+def context(row: Campaign) -> dict[str, Any]:
+    """The template context of one campaign: its content, subjects and stand-in locale."""
     return {
-        row.id: {"newsletter": row.content, "subjects": row.subjects}
-        for row in session.scalars(query)
+        "newsletter": row.content,
+        "subjects": row.subjects,
+        newsletter_content.FALLBACK_KEY: row.fallback_locale,
     }
 
 
@@ -100,9 +127,11 @@ def open_run(
 
 
 def unfinished_runs(session: Session) -> list[str]:
+    """Runs still fanning out, but for those of paused campaigns."""
     query = (
         select(CampaignRun.id)
-        .where(CampaignRun.finished_at.is_(None))
+        .join(Campaign, Campaign.id == CampaignRun.campaign_id)
+        .where(CampaignRun.finished_at.is_(None), Campaign.status != CampaignStatus.PAUSED)
         .order_by(CampaignRun.scheduled_for)
     )
     return list(session.scalars(query))
@@ -116,11 +145,15 @@ def lock_run(session: Session, run_id: str) -> CampaignRun | None:
     return session.scalar(query)
 
 
-def audience(after: str | None, upto: str | None = None) -> Select[Any]:
+def audience(
+    after: str | None, upto: str | None = None, selection: Mapping[str, Any] | None = None
+) -> Select[Any]:
     """Confirmed newsletter subscribers whose address is not suppressed, by customer id.
 
     Keyset-ordered so fan-out can stream it page by page: ids after ``after``
-    up to and including ``upto``.
+    up to and including ``upto``. ``selection`` is a campaign's audience
+    (``locales``, ``tags_any``, ``tags_none``), tested in SQL so the whole
+    page stays one statement inside the database.
     """
     query = (
         select(Preference.customer_id)
@@ -130,6 +163,7 @@ def audience(after: str | None, upto: str | None = None) -> Select[Any]:
             Preference.category == Category.NEWSLETTER,
             Preference.enabled == true(),
             Suppression.email_index.is_(None),
+            *_selected(selection or {}),
         )
     )
     if after is not None:
@@ -139,9 +173,56 @@ def audience(after: str | None, upto: str | None = None) -> Select[Any]:
     return query.order_by(Preference.customer_id)
 
 
-def page_bounds(session: Session, after: str | None, size: int) -> tuple[str, int] | None:
+def _selected(selection: Mapping[str, Any]) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = []
+    locales = selection.get("locales")
+    if locales:
+        spoken = func.lower(func.replace(Customer.locale, "-", "_"))
+        wanted = [i18n.normalize(locale) or locale for locale in locales]
+        conditions.append(
+            or_(
+                spoken.in_([w.lower() for w in wanted]),
+                *(
+                    spoken.like(f"{_escaped(w.lower())}\\_%", escape="\\")
+                    for w in wanted
+                    if "_" not in w
+                ),
+            )
+        )
+    tags_any = selection.get("tags_any") or []
+    if tags_any:
+        conditions.append(
+            or_(*(Customer.tags.like(f"%|{_escaped(tag)}|%", escape="\\") for tag in tags_any))
+        )
+    for tag in selection.get("tags_none") or []:
+        conditions.append(
+            func.coalesce(Customer.tags, "").not_like(f"%|{_escaped(tag)}|%", escape="\\")
+        )
+    return conditions
+
+
+def _escaped(text: str) -> str:
+    """``text`` matched literally by LIKE: a tag or locale with ``_`` is no wildcard."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def audience_size(session: Session, selection: Mapping[str, Any] | None) -> int:
+    page = audience(None, None, selection).order_by(None).subquery()
+    return int(session.scalar(select(func.count()).select_from(page)) or 0)
+
+
+def audience_locales(session: Session, selection: Mapping[str, Any] | None) -> list[str]:
+    """The distinct locales of the audience, for the check that content reaches each."""
+    ids = audience(None, None, selection).order_by(None).subquery()
+    query = select(Customer.locale).where(Customer.id.in_(select(ids.c.customer_id))).distinct()
+    return sorted(session.scalars(query))
+
+
+def page_bounds(
+    session: Session, after: str | None, size: int, selection: Mapping[str, Any] | None = None
+) -> tuple[str, int] | None:
     """The last customer id of the next audience page and the page's size; None when done."""
-    page = audience(after).limit(size).subquery()
+    page = audience(after, None, selection).limit(size).subquery()
     last, count = session.execute(select(func.max(page.c.customer_id), func.count())).one()
     return (last, count) if count else None
 
@@ -159,6 +240,48 @@ def finish_run(session: Session, run: CampaignRun, now: datetime) -> None:
             CampaignStatus.SCHEDULED if campaign.next_run_at is not None else CampaignStatus.DONE
         )
         campaign.updated_at = now
+
+
+def state_after_pause(session: Session, campaign: Campaign) -> CampaignStatus:
+    """What a resumed campaign is: running while a run fans out, else scheduled or done."""
+    fanning = session.scalar(
+        select(func.count())
+        .select_from(CampaignRun)
+        .where(CampaignRun.campaign_id == campaign.id, CampaignRun.finished_at.is_(None))
+    )
+    if fanning:
+        return CampaignStatus.RUNNING
+    return CampaignStatus.SCHEDULED if campaign.next_run_at is not None else CampaignStatus.DONE
+
+
+PAUSED_UNTIL = datetime(2099, 1, 1, tzinfo=UTC)
+"""Where a paused campaign's unsent messages wait: the dispatcher never claims them."""
+
+
+def hold(session: Session, campaign_id: str, now: datetime) -> int:
+    """Park the campaign's unsent messages until :func:`release`; returns how many."""
+    return _move(session, campaign_id, PAUSED_UNTIL, now, Message.send_after < PAUSED_UNTIL)
+
+
+def release(session: Session, campaign_id: str, send_after: datetime, now: datetime) -> int:
+    """Make a paused campaign's parked messages due at ``send_after``."""
+    return _move(session, campaign_id, send_after, now, Message.send_after >= PAUSED_UNTIL)
+
+
+def _move(
+    session: Session,
+    campaign_id: str,
+    send_after: datetime,
+    now: datetime,
+    which: ColumnElement[bool],
+) -> int:
+    result = session.execute(
+        update(Message)
+        .where(Message.campaign_id == campaign_id, Message.status.in_(PENDING), which)
+        .values(send_after=send_after, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def cancel(session: Session, campaign: Campaign, now: datetime) -> None:
@@ -186,3 +309,18 @@ def message_counts(session: Session, campaign_id: str) -> dict[str, int]:
         .group_by(Message.status)
     )
     return {status.value: count for status, count in session.execute(query)}
+
+
+def counts_by_locale(session: Session, campaign_id: str) -> dict[str, dict[str, int]]:
+    """Message counts by status for each subscriber locale (erased customers under "")."""
+    query = (
+        select(Customer.locale, Message.status, func.count())
+        .select_from(Message)
+        .outerjoin(Customer, Customer.id == Message.customer_id)
+        .where(Message.campaign_id == campaign_id)
+        .group_by(Customer.locale, Message.status)
+    )
+    found: dict[str, dict[str, int]] = {}
+    for locale, status, count in session.execute(query):
+        found.setdefault(locale or "", {})[status.value] = count
+    return found

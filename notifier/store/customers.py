@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import Insert, Table, select
+from sqlalchemy import Insert, Table, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -20,10 +20,10 @@ _customers = cast(Table, Customer.__table__)
 def _upsert(statement: sqlite.Insert | postgresql.Insert) -> Insert:
     """``statement`` (an INSERT of a whole row) updating the contact details if the id exists."""
     updated = ("email", "email_index", "name", "first_name", "locale", "updated_at")
-    return statement.on_conflict_do_update(
-        index_elements=[_customers.c.id],
-        set_={column: statement.excluded[column] for column in updated},
-    )
+    changes: dict[str, Any] = {column: statement.excluded[column] for column in updated}
+    # Tags the shop did not send (None) stay as they were; an empty list clears them.
+    changes["tags"] = func.coalesce(statement.excluded["tags"], _customers.c.tags)
+    return statement.on_conflict_do_update(index_elements=[_customers.c.id], set_=changes)
 
 
 # Built once, by dialect name, and executed on the session's connection: intake upserts for
@@ -45,6 +45,19 @@ class Details:
     locale: str
     at: datetime
     first_name: str | None = None
+    tags: list[str] | None = None
+    """None keeps the stored tags; a list (even empty) replaces them."""
+
+
+def tag_text(tags: Iterable[str] | None) -> str | None:
+    """Tags as stored: ``|a|b|``, so "has tag a" is ``LIKE '%|a|%'``; None for None."""
+    if tags is None:
+        return None
+    return "|" + "".join(f"{tag}|" for tag in sorted(set(tags)))
+
+
+def tag_list(text: str | None) -> list[str]:
+    return [tag for tag in (text or "").split("|") if tag]
 
 
 @dataclass(frozen=True)
@@ -101,6 +114,7 @@ def upsert_all(session: Session, sealer: Sealer, details: Sequence[Details]) -> 
                 if customer.first_name
                 else None,
                 "locale": customer.locale,
+                "tags": tag_text(customer.tags),
                 "created_at": customer.at,
                 "updated_at": customer.at,
             }

@@ -54,6 +54,8 @@ class Customer(Base):
     name: Mapped[bytes | None] = mapped_column(LargeBinary)
     first_name: Mapped[bytes | None] = mapped_column(LargeBinary)
     locale: Mapped[str] = mapped_column(String(35))
+    tags: Mapped[str | None] = mapped_column(String(1100))
+    """The shop's tags as ``|vip|b2b|`` (see ``store.customers.tag_text``); not personal data."""
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
@@ -232,6 +234,8 @@ class Campaign(Base):
     send_at: Mapped[datetime | None]
     cron: Mapped[str | None] = mapped_column(String(100))
     status: Mapped[str] = mapped_column(String(16))
+    audience: Mapped[dict[str, Any] | None]
+    fallback_locale: Mapped[str | None] = mapped_column(String(35))
     next_run_at: Mapped[datetime | None] = mapped_column(index=True)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]

@@ -273,7 +273,13 @@ def customer_details(customer: CustomerIn, settings: Settings, now: datetime) ->
     """The customer as stored: the shop's details, the default locale if it sent none."""
     locale = customer.locale or settings.default_locale
     return customers.Details(
-        customer.id, str(customer.email), customer.name, locale, now, customer.first_name
+        customer.id,
+        str(customer.email),
+        customer.name,
+        locale,
+        now,
+        first_name=customer.first_name,
+        tags=customer.tags,
     )
 
 

@@ -9,15 +9,18 @@ stopped without sending anyone the same run twice.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+import secrets
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from notifier import errors
 from notifier.clock import Clock
 from notifier.flows import campaigns as schedule
-from notifier.flows import kinds, timing
-from notifier.mail.assembly import Assembler
+from notifier.flows import kinds, newsletter_content, timing
+from notifier.mail import mail_size
+from notifier.mail.assembly import Assembler, Letter
 from notifier.schemas import CampaignIn, CampaignOut, CampaignProgress
 from notifier.settings import Settings
 from notifier.store import campaigns, outbox
@@ -27,6 +30,8 @@ from notifier.vocabulary import CampaignStatus, Category
 
 log = logging.getLogger(__name__)
 PAGE_SIZE = 5000
+_LIVE = (CampaignStatus.SCHEDULED, CampaignStatus.RUNNING, CampaignStatus.DONE)
+"""The states a campaign can be paused in: ``done`` has fanned out, its mail may still be going."""
 
 
 @dataclass(frozen=True)
@@ -56,38 +61,114 @@ class Newsletters:
         self._wake = wake
 
     def create(self, data: CampaignIn | Mapping[str, Any]) -> tuple[CampaignOut, bool]:
-        """Schedule a campaign; the same id again returns it unchanged (created False)."""
+        """Create a campaign, scheduled or as a draft; the same id again returns it unchanged.
+
+        Refused (``InvalidInput`` naming the field) before anything is stored:
+        an audience nobody is in, an audience locale no content reaches, and a
+        mail over ``MAX_HTML`` in any locale.
+        """
         request = data if isinstance(data, CampaignIn) else CampaignIn.model_validate(data)
         if request.send_at is not None and request.cron is not None:
             raise errors.InvalidInput("give send_at or cron, not both", "cron")
         now = self._clock.now()
-        zone = self._settings.zone
-        first = (
-            schedule.next_run(request.cron, now, zone) if request.cron else request.send_at or now
+        draft = request.status == CampaignStatus.DRAFT.value
+        first = None if draft else self._first_run(request.cron, request.send_at)
+        audience = request.audience.model_dump(exclude_defaults=True)
+        with self._db.transaction() as session:
+            existing = campaigns.get(session, request.id)
+            if existing is not None:
+                return self._out(session, existing), False
+            self._check_audience(session, audience, request.content, request.fallback_locale, draft)
+        warnings = self._trial_render(
+            request.id, request.content, request.subjects, request.fallback_locale
         )
-        assert first is not None
-        self._trial_render(request)
         try:
             with self._db.transaction() as session:
-                existing = campaigns.get(session, request.id)
-                if existing is not None:
-                    return self._out(session, existing), False
                 row = campaigns.create(
                     session,
                     campaign_id=request.id,
                     kind=request.kind,
                     subjects=dict(request.subjects),
                     content=request.content,
+                    audience=audience,
+                    fallback_locale=request.fallback_locale,
+                    status=CampaignStatus.DRAFT if draft else CampaignStatus.SCHEDULED,
                     send_at=request.send_at,
                     cron=request.cron,
-                    next_run_at=max(first, now),
+                    next_run_at=None if first is None else max(first, now),
                     now=now,
                 )
-                created = self._out(session, row)
+                created = self._out(session, row).model_copy(update={"warnings": warnings})
         except errors.Duplicate:
             return self.get(request.id), False
-        log.info("campaign.created campaign=%s", request.id)
+        log.info("campaign.created campaign=%s status=%s", request.id, row.status)
         return created, True
+
+    def schedule(self, campaign_id: str) -> CampaignOut:
+        """Schedule a draft at its ``send_at``, by its ``cron``, or now; a scheduled one stays."""
+        now = self._clock.now()
+        with self._db.transaction() as session:
+            row = self._require(session, campaign_id, lock=True)
+            if row.status != CampaignStatus.DRAFT:
+                self._refuse_unless(row, CampaignStatus.SCHEDULED, "schedule")
+                return self._out(session, row)
+            self._check_audience(
+                session, row.audience or {}, row.content, row.fallback_locale, draft=False
+            )
+            first = self._first_run(row.cron, row.send_at)
+            row.status = CampaignStatus.SCHEDULED
+            row.next_run_at = max(first, now)
+            row.updated_at = now
+            out = self._out(session, row)
+        log.info("campaign.scheduled campaign=%s", campaign_id)
+        return out
+
+    def pause(self, campaign_id: str) -> CampaignOut:
+        """Stop fan-out and park every unsent message until ``resume``; paused again is a no-op."""
+        now = self._clock.now()
+        with self._db.transaction() as session:
+            row = self._require(session, campaign_id, lock=True)
+            if row.status != CampaignStatus.PAUSED:
+                self._refuse_unless(row, _LIVE, "pause")
+                row.status = CampaignStatus.PAUSED
+                row.updated_at = now
+                campaigns.hold(session, campaign_id, now)
+            out = self._out(session, row)
+        log.info("campaign.paused campaign=%s", campaign_id)
+        return out
+
+    def resume(self, campaign_id: str) -> CampaignOut:
+        """Go on where ``pause`` stopped; parked mail is due at the next send-window opening."""
+        now = self._clock.now()
+        with self._db.transaction() as session:
+            row = self._require(session, campaign_id, lock=True)
+            if row.status == CampaignStatus.PAUSED:
+                row.status = campaigns.state_after_pause(session, row)
+                row.updated_at = now
+                due = timing.next_opening(now, self._settings.send_window, self._settings.zone)
+                campaigns.release(session, campaign_id, due, now)
+            else:
+                self._refuse_unless(row, _LIVE, "resume")
+            out = self._out(session, row)
+        log.info("campaign.resumed campaign=%s", campaign_id)
+        self._wake()
+        return out
+
+    def test_letters(self, campaign_id: str, to: Iterable[str], locale: str | None) -> list[Letter]:
+        """The campaign's real mail in ``locale``, marked ``[TEST]``, once for each address."""
+        with self._db.transaction() as session:
+            row = self._require(session, campaign_id)
+            context = campaigns.context(row)
+        language = locale or self._settings.default_locale
+        letters = []
+        for number, address in enumerate(to):
+            recipient = _Sample(f"test-{number}", address, None, language)
+            key = f"campaign-test-{campaign_id}-{secrets.token_hex(6)}"
+            letters.append(
+                self._assembler.assemble(key, "newsletter", recipient, context, test=True)
+            )
+        log.info("campaign.test campaign=%s count=%d", campaign_id, len(letters))
+        return letters
 
     def get(self, campaign_id: str) -> CampaignOut:
         with self._db.transaction() as session:
@@ -132,7 +213,8 @@ class Newsletters:
                 run = campaigns.lock_run(session, run_id)
                 if run is None:
                     return queued
-                bounds = campaigns.page_bounds(session, run.cursor, page_size)
+                selection = campaigns.selection(session, run.campaign_id)
+                bounds = campaigns.page_bounds(session, run.cursor, page_size, selection)
                 if bounds is None:
                     campaigns.finish_run(session, run, self._clock.now())
                     log.info("campaign.fanned_out campaign=%s run=%s", run.campaign_id, run.id)
@@ -140,7 +222,7 @@ class Newsletters:
                 last, _count = bounds
                 inserted = outbox.add_for_audience(
                     session,
-                    campaigns.audience(run.cursor, last),
+                    campaigns.audience(run.cursor, last, selection),
                     id_prefix=f"cmp-{run.id}-",
                     campaign_id=run.campaign_id,
                     kind="newsletter",
@@ -152,17 +234,80 @@ class Newsletters:
                 campaigns.advance_run(session, run, last, inserted)
                 queued += inserted
 
-    def _trial_render(self, request: CampaignIn) -> None:
-        locales = set(request.subjects) | {self._settings.default_locale}
+    def _first_run(self, cron: str | None, send_at: datetime | None) -> datetime:
+        now = self._clock.now()
+        first = schedule.next_run(cron, now, self._settings.zone) if cron else send_at or now
+        assert first is not None
+        return first
+
+    def _check_audience(
+        self,
+        session: Session,
+        audience: Mapping[str, Any],
+        content: Mapping[str, Any],
+        fallback: str | None,
+        draft: bool,
+    ) -> None:
+        """Refuse a named audience nobody is in (but for a draft), or a locale no content reaches.
+
+        A campaign to all subscribers is taken even before anybody has
+        confirmed (it then reaches whoever has when it runs); a selection
+        that matches nobody is a mistake (a misspelt tag) and named as one.
+        """
+        locales = campaigns.audience_locales(session, audience)
+        if audience and not locales and not draft:
+            raise errors.InvalidInput(
+                "the audience selects no confirmed subscriber: nobody would get this campaign",
+                "audience",
+            )
+        wanted = list(audience.get("locales") or ()) + locales
+        missing = newsletter_content.unreached(
+            content, wanted, self._settings.default_locale, fallback
+        )
+        if missing:
+            raise errors.InvalidInput(
+                f"no content reaches locale {', '.join(missing)}: add content for it "
+                'or name a stand-in ("fallback_locale": "nl")',
+                "content",
+            )
+
+    def _trial_render(
+        self,
+        campaign_id: str,
+        content: Mapping[str, Any],
+        subjects: Mapping[str, str],
+        fallback: str | None,
+    ) -> list[str]:
+        """Render every locale's content once; refuse what cannot render or is too big.
+
+        Returns the warnings for mails close to the limit.
+        """
+        keys = set(newsletter_content.by_locale(content)) - {newsletter_content.EVERYONE}
+        locales = keys | set(subjects) | {self._settings.default_locale}
+        context = {
+            "newsletter": content,
+            "subjects": subjects,
+            newsletter_content.FALLBACK_KEY: fallback,
+        }
+        warnings = []
         for locale in sorted(locales):
             sample = _Sample("preview", "preview@example.com", None, locale)
-            context = {"newsletter": request.content, "subjects": request.subjects}
+            field = f"content.{locale}" if locale in keys else "content"
             try:
-                self._assembler.assemble(f"campaign-{request.id}", "newsletter", sample, context)
+                letter = self._assembler.assemble(
+                    f"campaign-{campaign_id}", "newsletter", sample, context
+                )
             except errors.TemplateError as exc:
                 raise errors.InvalidInput(
-                    f"the newsletter template cannot use it: {exc}", "content"
+                    f"the newsletter template cannot use it: {exc}", field
                 ) from exc
+            size = letter.html_size
+            verdict = mail_size.judge(size)
+            if verdict is mail_size.Verdict.REFUSED:
+                raise errors.InvalidInput(mail_size.describe(size, letter.locale), field)
+            if verdict is mail_size.Verdict.WARNING:
+                warnings.append(mail_size.describe(size, letter.locale))
+        return warnings
 
     def _require(self, session: Session, campaign_id: str, lock: bool = False) -> Campaign:
         row = campaigns.get(session, campaign_id, lock=lock)
@@ -170,13 +315,29 @@ class Newsletters:
             raise errors.NotFound(f"no campaign {campaign_id!r}")
         return row
 
+    def _refuse_unless(
+        self,
+        row: Campaign,
+        allowed: CampaignStatus | tuple[CampaignStatus, ...],
+        action: str,
+    ) -> None:
+        if row.status not in (allowed if isinstance(allowed, tuple) else (allowed,)):
+            raise errors.Conflict(f"a {row.status} campaign cannot {action}")
+
     def _out(self, session: Session, row: Campaign) -> CampaignOut:
         counts = campaigns.message_counts(session, row.id)
+        by_locale = campaigns.counts_by_locale(session, row.id)
         return CampaignOut(
             id=row.id,
             kind=row.kind,
             status=row.status,
             subjects=row.subjects,
+            audience=row.audience or {},
+            audience_size=campaigns.audience_size(session, row.audience),
+            progress_by_locale={
+                locale: CampaignProgress(targeted=sum(found.values()), **found)
+                for locale, found in by_locale.items()
+            },
             send_at=row.send_at,
             cron=row.cron,
             next_run_at=row.next_run_at,

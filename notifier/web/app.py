@@ -21,6 +21,7 @@ from notifier.web import (
     api,
     apidocs,
     auth,
+    campaigns_api,
     errors,
     event_docs,
     inbox,
@@ -105,6 +106,7 @@ def create_app(
     logs.install()
     errors.install(app)
     app.include_router(api.router(engine))
+    app.include_router(campaigns_api.router(engine))
     app.include_router(pages.router(engine, engine.secret_key))
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     apidocs.install(app)

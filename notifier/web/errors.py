@@ -24,6 +24,7 @@ STATUS = {
     errors.Conflict: 409,
     errors.BadToken: 400,
     errors.ServiceUnavailable: 503,
+    errors.DeliveryError: 502,
 }
 
 

@@ -60,6 +60,9 @@ ALWAYS_FOUND = frozenset({"listCustomerMessages"})
 CONFLICTS: dict[str, str] = {
     "cancelMessage": "The message is no longer pending (sent, failed or cancelled already)",
     "retryMessage": "The message is not `failed`",
+    "scheduleCampaign": "The campaign is not a draft",
+    "pauseCampaign": "The campaign's status does not allow a pause (e.g. a cancelled one)",
+    "resumeCampaign": "The campaign is not paused",
 }
 """Operations that answer 409, and when."""
 

@@ -1,0 +1,122 @@
+"""Sending at the pace a relay accepts, measured against a real aiosmtpd sink."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from notifier.delivery import pace
+from notifier.delivery.transport import SmtpConfig, SmtpTransport
+from tests.smtpd import RecordingHandler, SmtpServer
+
+MESSAGE = b"From: a@example.nl\r\nTo: b@example.nl\r\nSubject: x\r\n\r\nbody\r\n"
+
+
+class LimitedHandler(RecordingHandler):
+    """A relay allowing ``limit`` messages in any second, answering 454 past it."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
+        self.accepted_at: collections.deque[float] = collections.deque()
+        self.refused = 0
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        now = time.monotonic()
+        with self.lock:
+            while self.accepted_at and now - self.accepted_at[0] > 1.0:
+                self.accepted_at.popleft()
+            if len(self.accepted_at) >= self.limit:
+                self.refused += 1
+                return "454 4.7.0 Too many messages, slow down"
+            self.accepted_at.append(now)
+        return await super().handle_DATA(server, session, envelope)
+
+
+def serve(handler: RecordingHandler) -> Iterator[SmtpServer]:
+    server = SmtpServer()
+    server.handler = handler
+    server._controller.handler = handler
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def sink() -> Iterator[SmtpServer]:
+    yield from serve(RecordingHandler())
+
+
+@pytest.fixture
+def limited_sink() -> Iterator[SmtpServer]:
+    yield from serve(LimitedHandler(100))
+
+
+def transport(server: SmtpServer, rate: float, burst: int | None = None) -> SmtpTransport:
+    return SmtpTransport(
+        SmtpConfig(host=server.host, port=server.port, tls="none", rate=rate, rate_burst=burst)
+    )
+
+
+async def send_all(sender: SmtpTransport, count: int) -> float:
+    start = time.monotonic()
+    try:
+        await asyncio.gather(
+            *(sender.send("a@example.nl", [f"b{n}@example.nl"], MESSAGE) for n in range(count))
+        )
+    finally:
+        await sender.close()
+    return time.monotonic() - start
+
+
+@pytest.mark.slow
+async def test_a_thousand_mails_at_200_per_second_take_five_seconds(sink: SmtpServer) -> None:
+    took = await send_all(transport(sink, 200), 1000)
+    assert len(sink.received) == 1000
+    assert 4.5 <= took <= 5.5, f"took {took:.2f} s"
+
+
+@pytest.mark.slow
+async def test_a_relay_answering_454_past_100_per_second_gets_every_mail(
+    limited_sink: SmtpServer,
+) -> None:
+    sender = transport(limited_sink, 200, burst=1)
+    await send_all(sender, 400)
+    handler = limited_sink.handler
+    assert isinstance(handler, LimitedHandler)
+    assert len(limited_sink.received) == 400
+    assert handler.refused > 0
+
+
+def test_throttling_replies_are_told_from_other_temporary_failures() -> None:
+    assert pace.is_throttling(454, "4.7.0 Too many messages, slow down")
+    assert pace.is_throttling(421, "4.7.0 Rate limit exceeded")
+    assert not pace.is_throttling(451, "4.3.0 Local error in processing")
+    assert not pace.is_throttling(550, "Too many recipients")
+
+
+async def test_the_pace_slows_down_then_ramps_up() -> None:
+    clock = [0.0]
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        clock[0] += seconds
+
+    paced = pace.Pace(100, 1, monotonic=lambda: clock[0], sleep=sleep)
+    for _ in range(5):
+        await paced.take()
+    assert sum(slept) == pytest.approx(0.04)
+    assert paced.slow_down() == pytest.approx(1 / 50)
+    paced.slow_down()
+    paced.slow_down()
+    paced.slow_down()
+    assert paced.rate == 10  # never below a tenth
+    for _ in range(18):
+        paced.accepted()
+    assert paced.rate == 100

@@ -104,9 +104,12 @@ def test_update_gives_the_english_catalog_the_new_copy(project: Path) -> None:
 @pytest.mark.parametrize(
     ("translation", "message"),
     [
-        ("Afmelden voor %(nmae)s?", "has %(nmae)s that the source lacks and lacks %(name)s"),
-        ("Afmelden voor {{ name }}?", "has {{ name }} that the source lacks and lacks %(name)s"),
-        ("Afmelden?", "lacks %(name)s"),
+        ("Bedankt voor %(nmuber)s", "has %(nmuber)s that the source lacks and lacks %(number)s"),
+        (
+            "Bedankt voor {{ number }}",
+            "has {{ number }} that the source lacks and lacks %(number)s",
+        ),
+        ("Bedankt!", "lacks %(number)s"),
     ],
 )
 def test_a_placeholder_the_source_lacks_is_blamed_on_the_po_line(
@@ -115,12 +118,12 @@ def test_a_placeholder_the_source_lacks_is_blamed_on_the_po_line(
     nl = catalog(project, "nl")
     line = edit(
         nl,
-        'msgid "Unsubscribe from %(name)s?"\nmsgstr "Afmelden voor %(name)s?"',
-        f'msgid "Unsubscribe from %(name)s?"\nmsgstr "{translation}"',
+        'msgid "Thanks for your order %(number)s"\nmsgstr "Bedankt voor je bestelling %(number)s"',
+        f'msgid "Thanks for your order %(number)s"\nmsgstr "{translation}"',
     )
     expected = (
         f"locales/nl/LC_MESSAGES/messages.po:{line}: "
-        f"the translation of 'Unsubscribe from %(name)s?' {message}"
+        f"the translation of 'Thanks for your order %(number)s' {message}"
     )
     assert expected in problems(project)
 

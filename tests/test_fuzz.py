@@ -18,6 +18,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import pydantic
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -228,7 +229,14 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Notifier]:
 def test_an_ad_hoc_message_renders_or_is_refused_as_invalid_input(
     engine: Notifier, kind: str, context: dict[str, Any]
 ) -> None:
-    request = MessageIn(id=f"fuzz-{uuid.uuid4().hex}", kind=kind, to=customer(), context=context)
+    try:
+        request = MessageIn(
+            id=f"fuzz-{uuid.uuid4().hex}", kind=kind, to=customer(), context=context
+        )
+    except pydantic.ValidationError as exc:
+        # Text no database can store is refused by the schema itself, naming the path.
+        assert all(error["loc"][0] == "context" for error in exc.errors())
+        return
     try:
         accepted = engine.send_message(request)
     except errors.InvalidInput as exc:

@@ -45,13 +45,20 @@ NAMED = {
     ("/v1/customers/{customer_id}/preferences", "get"): "getPreferences",
     ("/v1/customers/{customer_id}/preferences", "put"): "putPreferences",
     ("/v1/suppressions", "post"): "postSuppression",
+    ("/v1/suppressions", "get"): "getSuppression",
+    ("/v1/suppressions/{email}", "delete"): "liftSuppression",
+    ("/v1/feedback/{provider}", "post"): "postFeedback",
     ("/v1/campaigns", "post"): "postCampaign",
     ("/v1/campaigns/{campaign_id}", "get"): "getCampaign",
     ("/v1/campaigns/{campaign_id}", "delete"): "cancelCampaign",
+    ("/v1/campaigns/{campaign_id}/test", "post"): "testCampaign",
+    ("/v1/campaigns/{campaign_id}/schedule", "post"): "scheduleCampaign",
+    ("/v1/campaigns/{campaign_id}/pause", "post"): "pauseCampaign",
+    ("/v1/campaigns/{campaign_id}/resume", "post"): "resumeCampaign",
 }
 FOUND_OR_NO_ID = {"postEvent", "postMessage", "postSuppression", "postCampaign"}
 NOT_FOUND = set(NAMED.values()) - FOUND_OR_NO_ID - {"listCustomerMessages"}
-CONFLICT = {"cancelMessage", "retryMessage"}
+CONFLICT = {"cancelMessage", "retryMessage", "scheduleCampaign", "pauseCampaign", "resumeCampaign"}
 
 
 @pytest.fixture

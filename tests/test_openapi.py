@@ -12,8 +12,6 @@ import importlib
 import json
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,12 +19,12 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-import uvicorn
 from playwright.async_api import ConsoleMessage, Route, async_playwright
 
 from notifier.service import Notifier
 from notifier.web import openapi
 from notifier.web.app import create_app
+from tests import served
 from tests.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.conftest import event
 from tests.smtpd import free_port
@@ -70,21 +68,9 @@ def database_url(tmp_path: Path) -> str:
 @pytest.fixture
 def live(make_engine: Callable[..., Notifier]) -> Iterator[str]:
     """The real app under uvicorn on a free local port; yields its base URL."""
-    port = free_port()
     app = create_app(make_engine(), [TOKEN], run_worker=False)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, name="openapi-server", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:  # waiting for a thread to bind, not for a schedule
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        assert not thread.is_alive(), "uvicorn did not stop"
+    with served.serving(app, free_port()) as base:
+        yield base
 
 
 @pytest.fixture

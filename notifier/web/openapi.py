@@ -109,6 +109,10 @@ def _errors(path: str, operation: dict[str, Any]) -> None:
         statuses[404] = NOT_FOUND
     if operation.get("operationId") in CONFLICTS:
         statuses[409] = CONFLICTS[operation["operationId"]]
+    for code, declared in responses.items():
+        # An error a route declares itself answers with the same body as every other.
+        if code.isdigit() and int(code) >= 400 and int(code) not in statuses:
+            statuses[int(code)] = declared.get("description", "")
     for status, description in sorted(statuses.items()):
         responses[str(status)] = {
             "description": description,

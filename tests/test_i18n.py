@@ -177,7 +177,7 @@ def test_format_country() -> None:
 
 def test_filters_are_bound_to_their_locale() -> None:
     nl = i18n.filters("nl", "Europe/Amsterdam")
-    assert set(nl) == {"money", "number", "date", "datetime", "country"}
+    assert set(nl) == {"money", "number", "date", "datetime", "country", "postal_address"}
     assert nl["money"]("123.45", "EUR") == "€\xa0123,45"
     assert nl["date"]("2026-11-21", "short") == "21-11-2026"
     assert i18n.filters("en", "UTC")["datetime"]("2026-11-21T09:00:00Z", "short") == (

@@ -28,7 +28,6 @@ from notifier.mail import preflight
 from notifier.mail.assembly import Assembler
 from notifier.mail.compose import BodyEncoding
 from notifier.mail.pool import RenderPool, default_processes
-from notifier.mail.verp import VerpSigner
 from notifier.runtime.bounce_listener import BounceListener
 from notifier.runtime.metrics import Metrics
 from notifier.schemas import CustomerIn, EventIn, MessageIn, MessageOut
@@ -116,7 +115,8 @@ class Notifier:
             transport = SmtpTransport(SmtpConfig("127.0.0.1", self.capture.port, tls="none"))
         self.transport: Transport = transport or SmtpTransport(_smtp_config(settings), encoding)
         self.metrics = Metrics(
-            self._queue_depth, self._webhook_depth, kinds.KINDS, (r.value for r in FailureReason))
+            self._queue_depth, self._webhook_depth, kinds.KINDS, (r.value for r in FailureReason)
+        )
         owner = worker_name or f"{socket.gethostname()}:{secrets.token_hex(4)}"
         self.dispatcher = Dispatcher(
             self.database,
@@ -158,9 +158,6 @@ class Notifier:
             self.sealer,
             self.clock,
             self.assembler.composer,
-            VerpSigner(keys.secret_keys, settings.bounce_domain)
-            if settings.bounce_domain
-            else None,
             webhooks_on=settings.webhook_url is not None,
         )
         self.provider_feedback = ProviderFeedback(

@@ -157,7 +157,6 @@ class Identity:
             list_labels=dict(list_labels or {}),
         )
 
-
     def list_display_name(self, category: str) -> str:
         """``Winparts Nieuwsbrief``: the shop and the category as its customers call it."""
         label = self.list_labels.get(category, category)
@@ -191,6 +190,11 @@ class Composer:
         self._clock = clock
         self._signer = signer if signer is not None else identity.dkim_signer
         self.encoding = encoding or BodyEncoding()
+
+    @property
+    def verp_signer(self) -> verp.VerpSigner | None:
+        """The signer of this composer's VERP senders; the bounce listener reads them with it."""
+        return self._identity.verp_signer
 
     def compose(
         self, message_key: str, kind: Kind, mail: RenderedMail, headers: Headers

@@ -30,7 +30,6 @@ from notifier.crypto import Sealer
 from notifier.flows import consent, kinds, privacy
 from notifier.mail import reports
 from notifier.mail.compose import Composer
-from notifier.mail.verp import VerpSigner
 from notifier.store import bounces, customers, outbox, preferences, suppressions, webhooks
 from notifier.store.db import Database, Session
 from notifier.store.models import Message
@@ -63,14 +62,13 @@ class Feedback:
         sealer: Sealer,
         clock: Clock,
         composer: Composer,
-        verp: VerpSigner | None,
         webhooks_on: bool,
     ) -> None:
         self._db = database
         self._sealer = sealer
         self._clock = clock
         self._composer = composer
-        self.verp = verp
+        self.verp = composer.verp_signer
         self._webhooks_on = webhooks_on
 
     def accepts(self, address: str) -> bool:
@@ -155,6 +153,21 @@ class Feedback:
                 return {recipient.email_index}
         return set()
 
+    def _suppress(
+        self,
+        session: Session,
+        message: Message | None,
+        report: reports.Report,
+        reason: SuppressionReason,
+        detail: str,
+        now: datetime,
+    ) -> set[str]:
+        """Suppress every address the report is about; returns their keyed hashes."""
+        indexes = self._addresses(session, message, report)
+        for index in indexes:
+            suppressions.add(session, index, reason, detail, now)
+        return indexes
+
     def _hard_bounce(
         self,
         session: Session,
@@ -163,11 +176,9 @@ class Feedback:
         detail: str,
         now: datetime,
     ) -> bool:
-        indexes = self._addresses(session, message, report)
-        for index in indexes:
-            suppressions.add(
-                session, index, SuppressionReason.HARD_BOUNCE, f"bounce {detail}"[:500], now
-            )
+        indexes = self._suppress(
+            session, message, report, SuppressionReason.HARD_BOUNCE, f"bounce {detail}"[:500], now
+        )
         if message is not None and outbox.mark_bounced(session, message.id, detail, now):
             self._tell(session, "message.bounced", message, now)
         return bool(indexes) or message is not None
@@ -180,9 +191,7 @@ class Feedback:
         detail: str,
         now: datetime,
     ) -> bool:
-        indexes = self._addresses(session, message, report)
-        for index in indexes:
-            suppressions.add(session, index, SuppressionReason.COMPLAINT, detail, now)
+        indexes = self._suppress(session, message, report, SuppressionReason.COMPLAINT, detail, now)
         if message is None:
             return bool(indexes)
         outbox.record_complaint(session, message.id, detail, now)

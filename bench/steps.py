@@ -43,6 +43,7 @@ from notifier.runtime import eventloop
 from notifier.service import Notifier
 from notifier.store import outbox
 from notifier.store.customers import Recipient
+from notifier.vocabulary import MessageStatus
 
 DB_BATCH = 500
 """Messages claimed and marked sent per transaction, as the dispatcher's batches."""
@@ -175,14 +176,9 @@ def _database(engine: Notifier, count: int) -> float:
         if not claimed:
             break
         with engine.database.transaction() as session:
-            outbox.mark_sent(
-                session,
-                "steps",
-                [
-                    outbox.Outcome(m.id, m.attempt, "250 ok", 250, f"<{m.id}@x>", "nl")
-                    for m in claimed
-                ],
-                now,
-            )
+            sent = [
+                outbox.Outcome(m.id, m.attempt, "250 ok", 250, f"<{m.id}@x>", "nl") for m in claimed
+            ]
+            outbox.record(session, "steps", {MessageStatus.SENT: sent}, now)
         done += len(claimed)
     return (time.process_time_ns() - start) / max(done, 1) / 1000

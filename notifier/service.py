@@ -128,6 +128,7 @@ class Notifier:
                 owner=owner[:64],
                 batch_size=settings.batch_size,
                 lease=timedelta(seconds=settings.lease_seconds),
+                heartbeat_timeout=timedelta(seconds=settings.heartbeat_timeout),
                 retry_max_age=settings.retry_max_age,
                 concurrency=settings.smtp_connections,
                 webhooks=settings.webhook_url is not None,

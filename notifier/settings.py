@@ -160,7 +160,10 @@ class Settings(BaseSettings):
     render_timeout: float = Field(default=60.0, gt=0)
     """Seconds a chunk of mails may take in a render process before the pool is replaced."""
     batch_size: int = Field(default=200, ge=1, le=10_000)
-    lease_seconds: int = Field(default=300, ge=10)
+    lease_seconds: int = Field(default=60, ge=10)
+    """How long a claim holds a message; renewed while its worker works on it (the last resort)."""
+    heartbeat_timeout: float = Field(default=10.0, ge=1)
+    """Seconds of silence after which a worker is dead and its claimed mail is taken over."""
     poll_interval: float = Field(default=1.0, gt=0)
 
     @classmethod

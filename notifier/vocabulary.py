@@ -59,6 +59,12 @@ class AttemptOutcome(enum.StrEnum):
     SUPPRESSED = "suppressed"
     LEASE_EXPIRED = "lease_expired"
     """Another worker took the message over mid-send: it may have been delivered."""
+    BOUNCED = "bounced"
+    """A report after delivery: the mail never arrived (5.x.x)."""
+    DELAYED = "delayed"
+    """A transient report after delivery (4.x.x); the status stays."""
+    COMPLAINED = "complained"
+    """The recipient reported the mail as spam; the status stays ``sent``."""
 
 
 class SuppressionReason(enum.StrEnum):

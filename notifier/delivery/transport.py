@@ -26,7 +26,7 @@ from pathlib import Path
 import aiosmtplib
 
 from notifier import errors
-from notifier.delivery import pace
+from notifier.delivery import fence, pace
 from notifier.mail import compose
 from notifier.mail.compose import CrlfMessage
 
@@ -136,6 +136,9 @@ class SmtpTransport:
             except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
                 await _discard(connection)
                 raise errors.TransientDeliveryError(f"connection failed: {exc}") from exc
+            except fence.LeaseLost:
+                await _discard(connection)  # mid-DATA: the connection cannot be reused
+                raise
             except (UnicodeEncodeError, ValueError) as exc:
                 # An address SMTP cannot carry (no SMTPUTF8, or a character that would end the
                 # command): no retry will help.
@@ -173,6 +176,7 @@ class SmtpTransport:
         start = await client.execute_command(b"DATA")
         if start.code != 354:
             raise aiosmtplib.SMTPDataError(start.code, start.message)
+        await fence.passed()  # the last moment before the mail leaves (see ``fence``)
         protocol = client.protocol
         if protocol is None:
             raise aiosmtplib.SMTPServerDisconnected("connection lost before the message was sent")

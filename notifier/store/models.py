@@ -316,3 +316,18 @@ class WebhookEvent(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(String(500))
     delivered_at: Mapped[datetime | None]
+
+
+class Worker(Base):
+    """A ``serve`` or ``worker`` process that sends mail, and when it last said it was alive.
+
+    A worker whose ``beat_at`` is older than the heartbeat timeout is dead:
+    the messages it leased are taken over at once rather than when their
+    lease runs out (see ``store.outbox.claim_due``).
+    """
+
+    __tablename__ = "workers"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    started_at: Mapped[datetime]
+    beat_at: Mapped[datetime] = mapped_column(index=True)

@@ -2,14 +2,15 @@
 
 Workers claim due messages with a lease (``FOR UPDATE SKIP LOCKED`` on
 PostgreSQL; SQLite serialises writers, so a plain select-then-update inside
-``BEGIN IMMEDIATE`` is already exclusive). Outcomes are written in batches:
-one executemany for the status update and one for the attempt log.
+``BEGIN IMMEDIATE`` is already exclusive). Outcomes are written by one
+function, ``record``, keyed by the status each leads to: one executemany
+per status for the update and one for the attempt log.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -19,9 +20,11 @@ from sqlalchemy import (
     Table,
     and_,
     bindparam,
+    case,
     func,
     insert,
     literal,
+    null,
     or_,
     select,
     text,
@@ -32,6 +35,7 @@ from sqlalchemy.orm import Session
 
 from notifier import errors
 from notifier.crypto import Sealer
+from notifier.store import workers
 from notifier.store.models import (
     FINAL,
     PENDING,
@@ -41,6 +45,7 @@ from notifier.store.models import (
     Message,
     MessageStatus,
 )
+from notifier.vocabulary import AttemptOutcome
 
 _messages = cast(Table, Message.__table__)
 _attempts = cast(Table, DeliveryAttempt.__table__)
@@ -81,7 +86,11 @@ class Claimed:
 
 @dataclass(frozen=True)
 class Outcome:
-    """What came of one attempt; ``retry_at`` only for a retry, ``failure`` only for a failure."""
+    """What came of one attempt; ``retry_at`` only for a retry, ``failure`` only for a failure.
+
+    ``at`` is when the attempt ended (the server's reply), so each attempt
+    row carries its own moment; None means the moment it is recorded.
+    """
 
     id: str
     attempt: int
@@ -91,6 +100,7 @@ class Outcome:
     locale: str | None = None
     retry_at: datetime | None = None
     failure: FailureReason | None = None
+    at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -419,23 +429,42 @@ def claim_due(
     limit: int,
     lease: timedelta,
     only: Collection[str] | None = None,
+    dead_before: datetime | None = None,
 ) -> list[Claimed]:
     """Lease up to ``limit`` due messages to ``owner``: highest priority, then oldest due first.
 
     Selects messages that are ``scheduled`` or ``retrying`` with
-    ``send_after <= now``, and messages still ``sending`` whose lease expired
-    (their worker died). Rows another worker holds locked are skipped. A
-    message taken over from an expired lease gets an attempt row of outcome
-    ``lease_expired``: the dead worker may have sent it, so a duplicate is
-    possible and on record. ``only`` limits the claim to those ids (the
-    dispatcher's express lane for mail that was just queued).
+    ``send_after <= now``, and messages still ``sending`` whose worker is
+    gone: their lease expired, or (given ``dead_before``) their owner is
+    another worker whose heartbeat row (``store.workers``) was last written
+    before ``dead_before``. Rows another worker holds locked are skipped. A
+    message taken over gets an attempt row of outcome ``lease_expired``: the
+    dead worker may have sent it, so a duplicate is possible and on record.
+    ``only`` limits the claim to those ids (the dispatcher's express lane for
+    mail that was just queued).
     """
+    sending = _messages.c.status == MessageStatus.SENDING
+    gone = _messages.c.lease_expires_at < now
+    if dead_before is not None:
+        gone = or_(
+            gone,
+            and_(
+                _messages.c.lease_owner != owner,
+                _messages.c.lease_owner.in_(workers.dead(dead_before).scalar_subquery()),
+            ),
+        )
     due = or_(
         and_(_messages.c.status.in_(PENDING), _messages.c.send_after <= now),
-        and_(_messages.c.status == MessageStatus.SENDING, _messages.c.lease_expires_at < now),
+        and_(sending, gone),
     )
     candidates = (
-        select(_messages.c.id, _messages.c.status, _messages.c.attempts, _messages.c.lease_owner)
+        select(
+            _messages.c.id,
+            _messages.c.status,
+            _messages.c.attempts,
+            _messages.c.lease_owner,
+            _messages.c.lease_expires_at,
+        )
         .where(due)
         .order_by(_messages.c.priority, _messages.c.send_after)
         .limit(limit)
@@ -474,8 +503,8 @@ def claim_due(
                     "message_id": row.id,
                     "attempt": row.attempts + 1,
                     "at": now,
-                    "outcome": "lease_expired",
-                    "detail": f"lease of {row.lease_owner} expired mid-send; may be delivered",
+                    "outcome": AttemptOutcome.LEASE_EXPIRED,
+                    "detail": _takeover_detail(row.lease_owner, row.lease_expires_at, now),
                     "worker": owner,
                 }
                 for row in expired
@@ -511,26 +540,41 @@ def claim_due(
     ]
 
 
-def mark_sent(session: Session, owner: str, outcomes: Sequence[Outcome], now: datetime) -> None:
-    """``sending`` → ``sent``: the server accepted the message."""
-    _finish(session, owner, outcomes, now, MessageStatus.SENT, "sent")
+def _takeover_detail(dead_owner: str | None, expired_at: datetime | None, now: datetime) -> str:
+    if expired_at is not None and expired_at < now:
+        return f"lease of {dead_owner} expired mid-send; may be delivered"
+    return f"worker {dead_owner} stopped beating mid-send; may be delivered"
 
 
-def mark_retrying(session: Session, owner: str, outcomes: Sequence[Outcome], now: datetime) -> None:
-    """``sending`` → ``retrying``: a transient failure; tried again at ``retry_at``."""
-    _finish(session, owner, outcomes, now, MessageStatus.RETRYING, "transient")
+RECORDED = {
+    MessageStatus.SENT: AttemptOutcome.SENT,
+    MessageStatus.RETRYING: AttemptOutcome.TRANSIENT,
+    MessageStatus.FAILED: AttemptOutcome.FAILED,
+    MessageStatus.SUPPRESSED: AttemptOutcome.SUPPRESSED,
+}
+"""The statuses an attempt may end a ``sending`` message in, and what its attempt row says."""
 
 
-def mark_failed(session: Session, owner: str, outcomes: Sequence[Outcome], now: datetime) -> None:
-    """``sending`` → ``failed``: a permanent failure, or retries ran out."""
-    _finish(session, owner, outcomes, now, MessageStatus.FAILED, "failed")
-
-
-def mark_suppressed(
-    session: Session, owner: str, outcomes: Sequence[Outcome], now: datetime
+def record(
+    session: Session,
+    owner: str,
+    outcomes: Mapping[MessageStatus, Sequence[Outcome]],
+    now: datetime,
 ) -> None:
-    """``sending`` → ``suppressed``: the customer's choices forbid it; ``detail`` says why."""
-    _finish(session, owner, outcomes, now, MessageStatus.SUPPRESSED, "suppressed")
+    """``sending`` → the status each outcome is keyed by; one attempt row per outcome.
+
+    ``sent``: the server accepted the message. ``retrying``: a transient
+    failure, tried again at ``retry_at``. ``failed``: a permanent failure, or
+    retries ran out. ``suppressed``: the customer's choices forbid it,
+    ``detail`` says why. Guarded by the lease: an outcome from ``owner``
+    after another worker took the message over changes no status, but its
+    attempt is still logged, since it happened. Each attempt row and the
+    message's times carry the outcome's ``at`` (``now`` if it has none).
+    """
+    for status, items in outcomes.items():
+        if status not in RECORDED:
+            raise ValueError(f"an attempt cannot end a message {status.value}")
+        _finish(session, owner, items, now, status, RECORDED[status])
 
 
 def retry_failed(
@@ -608,7 +652,7 @@ def mark_bounced(session: Session, message_id: str, detail: str, now: datetime) 
         .values(status=MessageStatus.BOUNCED, last_error=detail, updated_at=now)
         .returning(_messages.c.id)
     ).all()
-    _log_report(session, message_id, "bounced", detail, now)
+    _log_report(session, message_id, AttemptOutcome.BOUNCED, detail, now)
     return bool(changed)
 
 
@@ -619,16 +663,16 @@ def record_delayed(session: Session, message_id: str, detail: str, now: datetime
         .where(_messages.c.id == message_id)
         .values(last_error=detail, updated_at=now)
     )
-    _log_report(session, message_id, "delayed", detail, now)
+    _log_report(session, message_id, AttemptOutcome.DELAYED, detail, now)
 
 
 def record_complaint(session: Session, message_id: str, detail: str, now: datetime) -> None:
     """The recipient reported the mail as spam: on record, the status stays ``sent``."""
-    _log_report(session, message_id, "complained", detail, now)
+    _log_report(session, message_id, AttemptOutcome.COMPLAINED, detail, now)
 
 
 def _log_report(
-    session: Session, message_id: str, outcome: str, detail: str, now: datetime
+    session: Session, message_id: str, outcome: AttemptOutcome, detail: str, now: datetime
 ) -> None:
     attempts = select(_messages.c.attempts).where(_messages.c.id == message_id).scalar_subquery()
     session.execute(
@@ -639,7 +683,11 @@ def _log_report(
 
 
 def release(session: Session, owner: str, ids: Sequence[str], now: datetime) -> None:
-    """``sending`` → ``scheduled``: give back leased messages untried (a graceful stop)."""
+    """``sending`` → ``scheduled``: give back leased messages untried (a graceful stop).
+
+    A message never tried before forgets the claim's ``first_attempt_at``:
+    its retry budget (``retry_max_age``) counts from its first real attempt.
+    """
     if not ids:
         return
     session.execute(
@@ -650,29 +698,40 @@ def release(session: Session, owner: str, ids: Sequence[str], now: datetime) -> 
             _messages.c.status == MessageStatus.SENDING,
         )
         .values(
-            status=MessageStatus.SCHEDULED, lease_owner=None, lease_expires_at=None, updated_at=now
+            status=MessageStatus.SCHEDULED,
+            lease_owner=None,
+            lease_expires_at=None,
+            first_attempt_at=case(
+                (_messages.c.attempts == 0, null()), else_=_messages.c.first_attempt_at
+            ),
+            updated_at=now,
         )
     )
 
 
 def renew_leases(
     session: Session, owner: str, ids: Collection[str], now: datetime, lease: timedelta
-) -> int:
-    """Extend the leases ``owner`` still holds on ``ids`` to ``now + lease``: it is working on them.
+) -> set[str]:
+    """Extend the leases ``owner`` still holds on ``ids`` to ``now + lease``; returns those ids.
 
     Without this a worker slowed by a stalling server would lose batches it
-    is still working on to a takeover, and the mail would go out twice.
+    is still working on to a takeover, and the mail would go out twice. An
+    id missing from the answer was taken over (or finished): the worker must
+    not send it.
     """
-    result = session.execute(
+    if not ids:
+        return set()
+    rows = session.execute(
         update(_messages)
         .where(
-            _messages.c.id.in_(ids),
+            _messages.c.id.in_(list(ids)),
             _messages.c.lease_owner == owner,
             _messages.c.status == MessageStatus.SENDING,
         )
         .values(lease_expires_at=now + lease)
-    )
-    return int(getattr(result, "rowcount", 0) or 0)
+        .returning(_messages.c.id)
+    ).all()
+    return {row.id for row in rows}
 
 
 def _finish(
@@ -681,13 +740,9 @@ def _finish(
     outcomes: Sequence[Outcome],
     now: datetime,
     status: MessageStatus,
-    attempt_outcome: str,
+    attempt_outcome: AttemptOutcome,
 ) -> None:
-    """Write one status and its attempt rows for a batch, guarded by the lease.
-
-    A worker whose lease was taken over changes no status, but its attempt
-    is still logged: it happened.
-    """
+    """Write one status and its attempt rows for a batch, guarded by the lease (see ``record``)."""
     if not outcomes:
         return
     values: dict[str, Any] = {
@@ -695,11 +750,11 @@ def _finish(
         "attempts": bindparam("b_attempt"),
         "lease_owner": None,
         "lease_expires_at": None,
-        "updated_at": now,
+        "updated_at": bindparam("b_at"),
     }
     if status is MessageStatus.SENT:
         values |= {
-            "sent_at": now,
+            "sent_at": bindparam("b_at"),
             "message_id": bindparam("b_message_id"),
             "locale": bindparam("b_locale"),
         }
@@ -727,6 +782,7 @@ def _finish(
                 "b_retry_at": item.retry_at,
                 "b_detail": item.detail,
                 "b_failure": item.failure,
+                "b_at": item.at or now,
             }
             for item in outcomes
         ],
@@ -737,7 +793,7 @@ def _finish(
             {
                 "message_id": item.id,
                 "attempt": item.attempt,
-                "at": now,
+                "at": item.at or now,
                 "outcome": attempt_outcome,
                 "smtp_code": item.smtp_code,
                 "detail": item.detail,

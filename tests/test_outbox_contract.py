@@ -11,7 +11,7 @@ function reads it back yet.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -25,13 +25,13 @@ from notifier import errors
 from notifier.clock import FrozenClock
 from notifier.crypto import Sealer
 from notifier.service import Notifier
-from notifier.store import outbox
+from notifier.store import outbox, workers
 from notifier.store.db import Database, Session
-from notifier.vocabulary import MessageStatus as Status
 from notifier.store.models import DeliveryAttempt, Message, MessageStatus
 from tests.conftest import START, TEST_ENCRYPTION_KEY
 
 LEASE = timedelta(minutes=5)
+HEARTBEAT = timedelta(seconds=10)
 TICK = timedelta(microseconds=1)
 A, B, C = "worker-a", "worker-b", "worker-c"
 MARKS = ["sent", "retrying", "failed", "suppressed"]
@@ -80,7 +80,20 @@ class Outbox:
             outcome.setdefault("retry_at", self.clock.now() + timedelta(minutes=1))
         with self.database.transaction() as session:
             item = outbox.Outcome(claimed.id, claimed.attempt, **outcome)
-            outbox.record(session, owner, {Status(status): [item]}, self.clock.now())
+            outbox.record(session, owner, {MessageStatus(status): [item]}, self.clock.now())
+
+    def beat(self, worker: str) -> None:
+        with self.database.transaction() as session:
+            workers.beat(session, worker, self.clock.now())
+
+    def leave(self, worker: str) -> None:
+        with self.database.transaction() as session:
+            workers.leave(session, worker)
+
+    def claim_alive(self, owner: str) -> list[outbox.Claimed]:
+        """Claim as a worker does: beating, and taking over workers silent for ``HEARTBEAT``."""
+        self.beat(owner)
+        return self.claim(owner, dead_before=self.clock.now() - HEARTBEAT)
 
     def release(self, owner: str, *ids: str) -> None:
         with self.database.transaction() as session:
@@ -293,6 +306,90 @@ def test_a_released_message_first_tried_later_counts_its_age_from_that_try(box: 
     assert claimed.first_attempt_at == box.clock.now()
 
 
+def test_a_released_retry_keeps_the_time_of_its_first_attempt(box: Outbox) -> None:
+    box.add("m1")
+    (claimed,) = box.claim(A)
+    box.mark("retrying", A, claimed, retry_at=box.clock.now())
+    box.clock.advance(timedelta(minutes=1))
+    box.claim(A)
+    box.release(A, "m1")
+    box.clock.advance(timedelta(hours=1))
+    (again,) = box.claim(B)
+    assert again.first_attempt_at == START
+
+
+# -- heartbeats ----------------------------------------------------------------------------
+
+
+def test_a_silent_worker_is_taken_over_before_its_lease_ends_and_on_record(box: Outbox) -> None:
+    box.add("m1", "m2")
+    box.claim_alive(A)
+    box.clock.advance(HEARTBEAT + TICK)
+    taken = box.claim_alive(B)
+    assert ids(taken) == ["m1", "m2"] and all(m.attempt == 2 for m in taken)
+    assert box.row("m1").lease_owner == B
+    assert box.log("m1") == [(1, "lease_expired", B)]
+    with box.database.transaction() as session:
+        detail = session.scalars(select(DeliveryAttempt.detail).limit(1)).one()
+    assert detail is not None and A in detail and "stopped beating" in detail
+
+
+def test_a_worker_that_beats_keeps_what_it_holds_up_to_the_timeout(box: Outbox) -> None:
+    box.add("m1")
+    box.claim_alive(A)
+    box.clock.advance(HEARTBEAT)
+    assert box.claim_alive(B) == []
+    box.beat(A)
+    box.clock.advance(HEARTBEAT)
+    assert box.claim_alive(B) == []
+    assert box.row("m1").lease_owner == A
+
+
+def test_a_worker_never_takes_its_own_messages_over_for_a_stale_heartbeat(box: Outbox) -> None:
+    """Its own rows are its batches under way, however long since it last beat."""
+    box.add("m1")
+    box.claim_alive(A)
+    box.clock.advance(HEARTBEAT * 3)
+    assert box.claim(A, dead_before=box.clock.now() - HEARTBEAT) == []
+
+
+def test_a_worker_without_a_heartbeat_row_loses_its_messages_only_to_the_lease(
+    box: Outbox,
+) -> None:
+    """A worker that stopped cleanly (row deleted) or never beat: the lease is the last resort."""
+    box.add("m1")
+    box.claim_alive(A)
+    box.leave(A)
+    box.clock.advance(LEASE)
+    assert box.claim_alive(B) == []
+    box.clock.advance(TICK)
+    assert ids(box.claim_alive(B)) == ["m1"]
+    assert box.log("m1") == [(1, "lease_expired", B)]
+
+
+def test_an_outcome_after_a_heartbeat_takeover_is_logged_but_ignored(box: Outbox) -> None:
+    box.add("m1")
+    (first,) = box.claim_alive(A)
+    box.clock.advance(HEARTBEAT + TICK)
+    (second,) = box.claim_alive(B)
+    box.mark("sent", A, first)
+    assert (box.row("m1").status, box.row("m1").lease_owner) == (MessageStatus.SENDING, B)
+    assert box.renew(A, "m1") == set()
+    box.mark("sent", B, second)
+    assert box.row("m1").status is MessageStatus.SENT
+    assert box.log("m1") == [(1, "lease_expired", B), (1, "sent", A), (2, "sent", B)]
+
+
+def test_workers_alive_and_forgotten(box: Outbox) -> None:
+    box.beat(A)
+    box.clock.advance(timedelta(days=2))
+    box.beat(B)
+    with box.database.transaction() as session:
+        assert workers.alive(session, box.clock.now() - HEARTBEAT) == [B]
+        assert workers.forget(session, box.clock.now() - timedelta(days=1)) == 1
+        assert workers.alive(session, START) == [B]
+
+
 def test_renew_extends_only_the_owners_own_sending_leases(box: Outbox) -> None:
     box.add("a1", "a2", "a-done", priority=0)
     box.add("b1", priority=1)
@@ -322,6 +419,38 @@ OUTCOMES = [  # the status, the column its detail goes to, the attempt it logs
     ("failed", "last_error", "failed"),
     ("suppressed", "reason", "suppressed"),
 ]
+
+
+def test_each_attempt_row_and_the_message_carry_the_moment_of_that_attempt(box: Outbox) -> None:
+    """Outcomes committed together keep their own times, not the commit's."""
+    box.add("m1", "m2")
+    first, second = box.claim(A)
+    ended = [box.clock.now() + timedelta(seconds=1), box.clock.now() + timedelta(seconds=2)]
+    box.clock.advance(timedelta(seconds=5))
+    with box.database.transaction() as session:
+        outbox.record(
+            session,
+            A,
+            {
+                MessageStatus.SENT: [outbox.Outcome(first.id, 1, at=ended[0])],
+                MessageStatus.RETRYING: [
+                    outbox.Outcome(second.id, 1, retry_at=box.clock.now(), at=ended[1])
+                ],
+            },
+            box.clock.now(),
+        )
+        times = dict(session.execute(select(DeliveryAttempt.message_id, DeliveryAttempt.at)).all())
+    assert times == {"m1": ended[0], "m2": ended[1]}
+    assert box.row("m1").sent_at == ended[0]
+    assert box.row("m2").updated_at == ended[1]
+
+
+def test_record_refuses_a_status_no_attempt_ends_in(box: Outbox) -> None:
+    box.add("m1")
+    (claimed,) = box.claim(A)
+    with box.database.transaction() as session, pytest.raises(ValueError, match="cancelled"):
+        outcome = outbox.Outcome(claimed.id, claimed.attempt)
+        outbox.record(session, A, {MessageStatus.CANCELLED: [outcome]}, box.clock.now())
 
 
 @pytest.mark.parametrize(("status", "column", "logged"), OUTCOMES)

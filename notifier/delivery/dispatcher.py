@@ -72,12 +72,15 @@ class Dispatcher:
         self._db = database
         self._clock = clock
         self._config = config
+        self._held: set[str] = set()
+        """Messages of the batches under way: kept until their outcomes are handed in."""
         recorder = Recorder(
             database,
             clock,
             config.owner,
             webhooks_on=config.webhooks,
             patience=config.lease.total_seconds() / 2,
+            on_handed=self._held.discard,
         )
         self._pipeline = Pipeline(
             database,
@@ -100,8 +103,6 @@ class Dispatcher:
         self._stopping = False
         self._express_ids: set[str] = set()
         self._express: asyncio.Task[None] | None = None
-        self._held: set[str] = set()
-        """Messages of the batches under way: kept until their outcomes are written."""
         self._lost: set[str] = set()
         """Held messages another worker has taken over: never sent from here."""
         self._trusted_until = 0.0

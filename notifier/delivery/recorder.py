@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
 from notifier import errors
@@ -59,24 +59,33 @@ class Recorder:
         *,
         webhooks_on: bool,
         patience: float,
+        on_handed: Callable[[str], None] | None = None,
     ) -> None:
+        """``on_handed`` hears of each message whose outcome (or release) was handed in:
+        its worker no longer needs to keep it."""
         self._db = database
         self._clock = clock
         self._owner = owner
         self._webhooks_on = webhooks_on
         self._patience = patience
+        self._on_handed = on_handed
         self._pending = _Pending()
         self._writer: asyncio.Task[None] | None = None
 
     def add(self, status: MessageStatus, outcome: outbox.Outcome) -> None:
         """Record that one attempt ended in ``status``; written within one commit from now."""
         self._pending.outcomes.setdefault(status, []).append(outcome)
+        if self._on_handed is not None:
+            self._on_handed(outcome.id)
         self._kick()
 
     def release(self, ids: Collection[str]) -> None:
         """Give messages back to the queue untried (their sends never began)."""
         if ids:
             self._pending.released.extend(ids)
+            if self._on_handed is not None:
+                for message_id in ids:
+                    self._on_handed(message_id)
             self._kick()
 
     def bounce(self, email_index: str) -> None:

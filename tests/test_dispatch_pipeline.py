@@ -128,11 +128,12 @@ async def test_a_drain_keeps_renewing_the_leases_of_what_it_holds(
     engine = make_engine()
     server = FaultySmtpServer(Faults(stall=1.0, stall_count=1)).start()
     lease = timedelta(seconds=30)
+    transport = SmtpTransport(SmtpConfig("127.0.0.1", server.port, tls="none"))
     dispatcher = Dispatcher(
         engine.database,
         engine.sealer,
         engine.assembler,
-        SmtpTransport(SmtpConfig("127.0.0.1", server.port, tls="none")),
+        transport,
         clock,
         DispatchConfig(owner="slow-worker", lease=lease, renew_every=timedelta(seconds=0.05)),
     )
@@ -147,5 +148,29 @@ async def test_a_drain_keeps_renewing_the_leases_of_what_it_holds(
         assert await draining == 1
     finally:
         await dispatcher.stop()
+        await transport.close()  # its idle connection, before the server goes
         server.stop()
     assert engine.get_message("stalled-0").status == "sent"
+
+
+async def test_each_outcome_is_committed_when_its_send_ends_not_when_the_batch_does(
+    make_engine: Callable[..., Notifier], clock: FrozenClock
+) -> None:
+    """One send of a batch stalls; the other's ``sent`` is in the database meanwhile, so a
+    crash then would repeat only the stalled one (issue 18: at most what was in flight)."""
+    server = FaultySmtpServer(Faults(stall=3.0, stall_count=1)).start()
+    engine = make_engine(smtp_port=server.port)
+    ids = queue_messages(engine.database, 2, clock.now(), prefix="pair")
+    try:
+        draining = asyncio.create_task(engine.dispatch_due())
+
+        def statuses() -> set[str]:
+            return {engine.get_message(message_id).status for message_id in ids}
+
+        await until(lambda: statuses() == {"sent", "sending"})
+        assert not draining.done()
+        assert await draining == 2
+        assert statuses() == {"sent"}
+    finally:
+        await engine.stop()  # its connections closed before the server goes
+        server.stop()

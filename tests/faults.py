@@ -227,6 +227,8 @@ def outbox_state(url: str) -> OutboxState:
                     Message.attempts,
                     Message.lease_expires_at,
                     Message.first_attempt_at,
+                    Message.created_at,
+                    Message.updated_at,
                     Message.message_id,
                 )
             ).all()
@@ -251,9 +253,11 @@ def outbox_state(url: str) -> OutboxState:
         released={
             row.id
             for row in rows
+            # Claimed and given back: touched since it was queued (a release forgets the
+            # claim's first_attempt_at, so that no longer tells).
             if row.status == MessageStatus.SCHEDULED
             and row.attempts == 0
-            and row.first_attempt_at is not None
+            and row.updated_at > row.created_at
         },
         by_message_id={row.message_id: row.id for row in rows if row.message_id},
         outcomes=outcomes,

@@ -30,6 +30,14 @@ from notifier.vocabulary import Category
 
 log = logging.getLogger(__name__)
 
+NOT_STORED = {
+    "phone_numbers": (
+        "notifier stores no phone number: every field named like one (phone, mobile, "
+        "telefoon, tel, gsm, cell, fax, ...) is dropped on arrival, at any depth"
+    ),
+}
+"""What the export states is never held, so that its absence is a promise, not an omission."""
+
 
 class Privacy:
     def __init__(
@@ -74,6 +82,7 @@ class Privacy:
             messages = outbox.export_rows(session, customer_id)
             known_orders = orders.of_customer(session, self._sealer, customer_id)
             exported = {
+                "not_stored": NOT_STORED,
                 "customer": {
                     "id": recipient.id,
                     "email": recipient.email,

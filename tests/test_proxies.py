@@ -10,6 +10,7 @@ import pytest
 
 from notifier.mail import tokens
 from notifier.service import Notifier
+from notifier.store import customers
 from notifier.web import pages
 from notifier.web.app import create_app
 from notifier.web.proxies import TrustedProxies, client_address
@@ -58,7 +59,9 @@ def test_the_setting_takes_ips_and_cidrs(make_engine: Callable[..., Notifier]) -
 
 def confirm_token(engine: Notifier) -> str:
     engine.handle_event(event("newsletter.subscribed"))
-    return engine.confirm_tokens.issue(tokens.Claims("C42", "newsletter", "nl"))
+    with engine.database.transaction() as session:
+        _, current = customers.token_generation(session, "C42")
+    return engine.confirm_tokens.issue(tokens.Claims("C42", "newsletter", "nl", current))
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

@@ -560,7 +560,12 @@ class Dispatcher:
             outbox.release(session, owner, results.released, now)
             for email_index in results.bounced:
                 suppressions.add(
-                    session, email_index, SuppressionReason.HARD_BOUNCE, "SMTP 5.1.x", now
+                    session,
+                    self._sealer,
+                    email_index,
+                    SuppressionReason.HARD_BOUNCE,
+                    "SMTP 5.1.x",
+                    now,
                 )
             if self._config.webhooks:
                 webhooks.add_for_messages(session, "message.sent", _ids(results.sent), now)

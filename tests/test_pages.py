@@ -388,7 +388,9 @@ async def test_a_form_post_without_its_own_csrf_field_is_refused_and_changes_not
 ) -> None:
     if page == "confirm":
         url = confirm_link(await deliver(engine, smtp_server, "newsletter.subscribed"))
-        other = engine.confirm_tokens.issue(tokens.Claims("C42", "newsletter", "en", generation(engine)))
+        other = engine.confirm_tokens.issue(
+            tokens.Claims("C42", "newsletter", "en", generation(engine))
+        )
     else:
         url = footer_link(await deliver(engine, smtp_server, "order.placed"), page)
         other = preference_link(engine, "reviews")
@@ -505,7 +507,9 @@ def _bad_token(engine: Notifier, good: str, badness: str) -> str:
             tokens.Claims("C42", "reviews", "nl", generation(engine))
         )
     if badness == "confirm-token":
-        return engine.confirm_tokens.issue(tokens.Claims("C42", "newsletter", "nl", generation(engine)))
+        return engine.confirm_tokens.issue(
+            tokens.Claims("C42", "newsletter", "nl", generation(engine))
+        )
     if badness == "unknown-customer":
         return preference_link(engine, "reviews", customer_id="C999")
     if badness == "not-a-token":

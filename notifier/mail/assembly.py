@@ -190,9 +190,7 @@ class Assembler:
             )
         elif kind.name == "newsletter_confirm":
             confirm = self.confirm_tokens.issue(
-                tokens.Claims(
-                    recipient.id, Category.NEWSLETTER, locale, _generation(recipient)
-                )
+                tokens.Claims(recipient.id, Category.NEWSLETTER, locale, _generation(recipient))
             )
             links["confirm_url"] = f"{base}/confirm/{confirm}"
         return links

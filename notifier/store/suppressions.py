@@ -48,9 +48,7 @@ def detail(sealer: Sealer, row: Suppression) -> str | None:
 def forget_detail(session: Session, email_index: str) -> None:
     """Erasure: drop the detail of the address's suppression, keep the suppression."""
     session.execute(
-        update(Suppression)
-        .where(Suppression.email_index == email_index)
-        .values(sealed_detail=None)
+        update(Suppression).where(Suppression.email_index == email_index).values(sealed_detail=None)
     )
 
 

@@ -177,6 +177,8 @@ def serve(host: str, port: int, workers: int) -> None:
         "loop": "auto",
         "http": "auto",
         "access_log": config.access_log,
+        # uvicorn believes X-Forwarded-For from any loopback peer; web.proxies decides instead.
+        "proxy_headers": False,
     }
     log_config = logconfig.uvicorn_config(config.log_format)
     if log_config is not None:  # else uvicorn's own, for text

@@ -11,13 +11,23 @@ import enum
 import re
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 from urllib.parse import urlsplit
 
 import email_validator
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    PrivateAttr,
+    StringConstraints,
+    WithJsonSchema,
+    model_validator,
+)
 
-from notifier import storable
+from notifier import phones, storable
 from notifier.vocabulary import Category, MessageStatus, SuppressionReason
 
 Id = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
@@ -148,6 +158,33 @@ class Lenient(storable.Checked):
     model_config = ConfigDict(extra="allow", str_max_length=10_000)
 
 
+class PhoneFree(BaseModel):
+    """A request whose phone-named fields, at any depth, are dropped before validation.
+
+    See ``notifier.phones``: what was dropped is named (by path, never by
+    value) in ``dropped_phones`` for the engine to count and log; nothing
+    of it is stored. A ``phone`` on the customer is dropped, not refused.
+    """
+
+    _dropped_phones: tuple[str, ...] = PrivateAttr(default=())
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _drop_phones(cls, data: Any, handler: ModelWrapValidatorHandler[Self]) -> Self:
+        found: list[str] = []
+        if isinstance(data, dict):
+            data, found = phones.without_phones(data)
+        model = handler(data)
+        if found:
+            model._dropped_phones = tuple(found)
+        return model
+
+    @property
+    def dropped_phones(self) -> tuple[str, ...]:
+        """The paths of the phone fields taken out (``order.shipping_address.phone``)."""
+        return self._dropped_phones
+
+
 class EventType(enum.StrEnum):
     ORDER_PLACED = "order.placed"
     ORDER_SHIPPED = "order.shipped"
@@ -218,7 +255,7 @@ EVENT_DATA: dict[EventType, type[Lenient]] = {
 """The shape of ``data`` for the event types that read it; the others' ``data`` is free."""
 
 
-class EventIn(Strict):
+class EventIn(Strict, PhoneFree):
     id: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
     type: EventType
     occurred_at: AwareDatetime | None = None
@@ -228,7 +265,7 @@ class EventIn(Strict):
     """Its links are guarded in ``flows.events.validate``, after the type's own shape."""
 
 
-class MessageIn(Strict):
+class MessageIn(Strict, PhoneFree):
     id: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
     kind: Annotated[str, StringConstraints(max_length=40)]
     to: CustomerIn

@@ -154,6 +154,7 @@ class Notifier:
             self.database, self.assembler, self.clock, settings, self.dispatcher.wake
         )
         self.intake = intake.EventIntake(self.database, self.sealer, settings, self._wake_for)
+        self.dropped_phones = intake.DroppedPhones(self.metrics.phone_dropped)
         self.feedback = Feedback(
             self.database,
             self.sealer,
@@ -277,6 +278,7 @@ class Notifier:
         event's transaction is on disk.
         """
         event = errors.parsed(EventIn, data)
+        self.dropped_phones.note(event, event.id)
         try:
             arrival = intake.Arrival(event, self.clock.now())
             accepted = self.intake.submit(arrival).result().accepted
@@ -287,6 +289,7 @@ class Notifier:
     async def handle_event_async(self, data: EventIn | Mapping[str, Any]) -> Accepted:
         """``handle_event`` for an event loop: waits for the commit without holding a thread."""
         event = errors.parsed(EventIn, data)
+        self.dropped_phones.note(event, event.id)
         try:
             written = await asyncio.wrap_future(
                 self.intake.submit(intake.Arrival(event, self.clock.now()))
@@ -307,6 +310,7 @@ class Notifier:
         now (422) rather than failing later.
         """
         request = errors.parsed(MessageIn, data)
+        self.dropped_phones.note(request, request.id)
         kind = kinds.get(request.kind)
         now = self.clock.now()
         kinds.check([kind.name], request.context, prefix="context.")

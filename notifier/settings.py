@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, IPvAnyNetwork, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -149,6 +149,8 @@ class Settings(BaseSettings):
     review_service_url: str = "https://www.winparts.example/review/service?order={order_number}"
     retention_days: int = Field(default=90, ge=1)
     page_rate_limit: str = "120/minute"
+    trusted_proxies: Annotated[list[IPvAnyNetwork], NoDecode] = Field(default_factory=list)
+    """Peers (IPs or CIDRs, comma-separated) whose ``X-Forwarded-For`` is believed; default none."""
     access_log: bool = True
     """uvicorn's line per HTTP request; off behind a proxy that logs requests itself."""
     log_format: Literal["text", "json"] = "text"
@@ -182,7 +184,7 @@ class Settings(BaseSettings):
             TomlConfigSettingsSource(settings_cls),
         )
 
-    @field_validator("api_tokens", "ses_topic_arns", mode="before")
+    @field_validator("api_tokens", "ses_topic_arns", "trusted_proxies", mode="before")
     @classmethod
     def _split_tokens(cls, value: Any) -> Any:
         if isinstance(value, str):

@@ -18,7 +18,11 @@ from starlette.types import ASGIApp
 @contextmanager
 def serving(app: ASGIApp, port: int) -> Iterator[str]:
     """Serve ``app`` on 127.0.0.1:``port`` until the block ends; yields its base URL."""
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    # proxy_headers off, as ``notifier serve`` runs it: web.proxies decides whom to believe.
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", proxy_headers=False
+    )
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
     thread.start()
     deadline = time.monotonic() + 10

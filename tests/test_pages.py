@@ -24,7 +24,7 @@ import pytest
 from notifier.clock import FrozenClock
 from notifier.mail import tokens
 from notifier.service import Notifier
-from notifier.store import preferences
+from notifier.store import customers, preferences
 from notifier.web import pages
 from notifier.web.app import create_app
 from tests.conftest import customer, event
@@ -183,7 +183,15 @@ async def deliver_review(
 def preference_link(
     engine: Notifier, category: str, customer_id: str = "C42", locale: str = "nl"
 ) -> str:
-    return engine.preference_tokens.issue(tokens.Claims(customer_id, category, locale))
+    return engine.preference_tokens.issue(
+        tokens.Claims(customer_id, category, locale, generation(engine, customer_id))
+    )
+
+
+def generation(engine: Notifier, customer_id: str = "C42") -> str:
+    """The customer's token generation, which every link the engine mails names."""
+    with engine.database.transaction() as session:
+        return customers.token_generation(session, customer_id)[1]
 
 
 async def one_click(client: httpx.AsyncClient, url: str) -> httpx.Response:
@@ -380,7 +388,9 @@ async def test_a_form_post_without_its_own_csrf_field_is_refused_and_changes_not
 ) -> None:
     if page == "confirm":
         url = confirm_link(await deliver(engine, smtp_server, "newsletter.subscribed"))
-        other = engine.confirm_tokens.issue(tokens.Claims("C42", "newsletter", "en"))
+        other = engine.confirm_tokens.issue(
+            tokens.Claims("C42", "newsletter", "en", generation(engine))
+        )
     else:
         url = footer_link(await deliver(engine, smtp_server, "order.placed"), page)
         other = preference_link(engine, "reviews")
@@ -494,10 +504,12 @@ def _bad_token(engine: Notifier, good: str, badness: str) -> str:
         return good + "x7Q"
     if badness == "other-secret-key":
         return tokens.Signer(["other"], tokens.PREFERENCES).issue(
-            tokens.Claims("C42", "reviews", "nl")
+            tokens.Claims("C42", "reviews", "nl", generation(engine))
         )
     if badness == "confirm-token":
-        return engine.confirm_tokens.issue(tokens.Claims("C42", "newsletter", "nl"))
+        return engine.confirm_tokens.issue(
+            tokens.Claims("C42", "newsletter", "nl", generation(engine))
+        )
     if badness == "unknown-customer":
         return preference_link(engine, "reviews", customer_id="C999")
     if badness == "not-a-token":

@@ -16,7 +16,9 @@ from sqlalchemy import select
 from notifier import errors
 from notifier.clock import FrozenClock
 from notifier.crypto import new_key
+from notifier.mail import tokens
 from notifier.service import Notifier
+from notifier.store import customers
 from notifier.store.models import Message
 from notifier.web import logs
 from notifier.web.app import create_app
@@ -193,6 +195,7 @@ async def test_key_rotation_keeps_every_message_readable_and_sendable(
         "messages.context": 2,
         "consents.ip": 1,
         "orders.snapshot": 1,
+        "suppressions.detail": 0,
     }
     assert set(rotated.privacy.rotate_keys().values()) == {0}
 
@@ -276,3 +279,58 @@ def test_keys_rotate_command(
     assert result.exit_code == 0, result.output
     assert "customers.email              1 re-encrypted" in result.output
     assert "messages.context             1 re-encrypted" in result.output
+
+
+COMPLAINT = "Zoë Çelik-Verhoeven, Kerkstraat 117: stop mailing me"
+
+
+async def test_export_is_complete_and_suppression_details_are_sealed_and_erased(
+    engine: Notifier, smtp_server: SmtpServer, clock: FrozenClock
+) -> None:
+    await run_every_kind(engine, clock)
+    engine.choices.suppress(EMAIL, "complaint", COMPLAINT)
+    exported = engine.privacy.export("C-ZOE")
+    assert {e["type"] for e in exported["events"]} >= {"order.placed", "newsletter.subscribed"}
+    sent = [m for m in exported["messages"] if m["status"] == "sent"]
+    assert sent and all(m["message_id_header"] for m in sent)
+    attempts = [a for m in sent for a in m["delivery_attempts"]]
+    assert attempts and all(a["at"] and a["outcome"] for a in attempts)
+    assert exported["suppression"]["reason"] == "complaint"
+    assert exported["suppression"]["detail"] == COMPLAINT
+    assert "phone" in exported["not_stored"]["phone_numbers"]
+    json.dumps(exported)
+    stored = stored_bytes(engine)
+    assert COMPLAINT.encode() not in stored and b"stop mailing me" not in stored
+
+    engine.privacy.erase("C-ZOE")
+    with pytest.raises(errors.NotFound):
+        engine.privacy.export("C-ZOE")
+    assert engine.choices.suppression(EMAIL).detail is None  # the suppression stays, bare
+
+
+async def test_a_recreated_customer_id_does_not_revive_old_links(engine: Notifier) -> None:
+    engine.handle_event(event("order.placed", customer=zoe(), order=zoe_order()))
+    await engine.dispatch_due()
+    app = create_app(engine, ["test-token"], run_worker=False)
+    with engine.database.transaction() as session:
+        recipient = customers.get(session, engine.sealer, "C-ZOE")
+    assert recipient is not None and len(recipient.token_generation) == 32
+    old = engine.preference_tokens.issue(
+        tokens.Claims("C-ZOE", "reviews", "nl", recipient.token_generation)
+    )
+    legacy = engine.preference_tokens.issue(tokens.Claims("C-ZOE", "reviews", "nl"))
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://t"
+    ) as client:
+        assert (await client.get(f"/preferences/{old}")).status_code == 200
+        assert (await client.get(f"/preferences/{legacy}")).status_code == 400
+        engine.privacy.erase("C-ZOE")
+        engine.handle_event(event("order.placed", customer=zoe(), order=order(id="O-NEW")))
+        assert (await client.get(f"/preferences/{old}")).status_code == 400
+        one_click = await client.post(
+            f"/unsubscribe/{old}",
+            content="List-Unsubscribe=One-Click",
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+        assert one_click.status_code == 400
+    assert engine.choices.states("C-ZOE")["reviews"] is True  # the old link changed nothing

@@ -76,6 +76,7 @@ class Dispatcher:
         """Messages of the batches under way: kept until their outcomes are handed in."""
         recorder = Recorder(
             database,
+            sealer,
             clock,
             config.owner,
             webhooks_on=config.webhooks,

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 from notifier import errors
 from notifier.clock import Clock
+from notifier.crypto import Sealer
 from notifier.store import outbox, suppressions, webhooks
 from notifier.store.db import Database
 from notifier.vocabulary import MessageStatus, SuppressionReason
@@ -54,6 +55,7 @@ class Recorder:
     def __init__(
         self,
         database: Database,
+        sealer: Sealer,
         clock: Clock,
         owner: str,
         *,
@@ -64,6 +66,7 @@ class Recorder:
         """``on_handed`` hears of each message whose outcome (or release) was handed in:
         its worker no longer needs to keep it."""
         self._db = database
+        self._sealer = sealer
         self._clock = clock
         self._owner = owner
         self._webhooks_on = webhooks_on
@@ -145,7 +148,12 @@ class Recorder:
             outbox.release(session, self._owner, pending.released, now)
             for email_index in pending.bounced:
                 suppressions.add(
-                    session, email_index, SuppressionReason.HARD_BOUNCE, "SMTP 5.1.x", now
+                    session,
+                    self._sealer,
+                    email_index,
+                    SuppressionReason.HARD_BOUNCE,
+                    "SMTP 5.1.x",
+                    now,
                 )
             if self._webhooks_on:
                 for status, kind in _WEBHOOKS.items():

@@ -170,7 +170,7 @@ class Assembler:
         self, kind: kinds.Kind, recipient: Recipient, locale: str, stored_context: dict[str, Any]
     ) -> dict[str, str]:
         base = self._settings.base_url
-        claims = tokens.Claims(recipient.id, kind.category, locale)
+        claims = tokens.Claims(recipient.id, kind.category, locale, _generation(recipient))
         token = self.preference_tokens.issue(claims)
         links = {
             "preferences_url": f"{base}/preferences/{token}",
@@ -190,7 +190,7 @@ class Assembler:
             )
         elif kind.name == "newsletter_confirm":
             confirm = self.confirm_tokens.issue(
-                tokens.Claims(recipient.id, Category.NEWSLETTER, locale)
+                tokens.Claims(recipient.id, Category.NEWSLETTER, locale, _generation(recipient))
             )
             links["confirm_url"] = f"{base}/confirm/{confirm}"
         return links
@@ -208,3 +208,9 @@ def assemble_or_reason(
         return assembler.assemble(message_key, kind_name, recipient, stored_context)
     except Exception as exc:  # one message's failure must never stop the batch
         return failure.unrendered(exc)
+
+
+def _generation(recipient: Recipient) -> str:
+    """The recipient's token generation (``store.customers.Recipient``); none for a sample."""
+    generation = getattr(recipient, "token_generation", "")
+    return generation if isinstance(generation, str) else ""

@@ -27,9 +27,15 @@ CONFIRM = "notifier.newsletter-confirm"
 
 @dataclass(frozen=True)
 class Claims:
+    """Who a link is for. ``generation`` is the customer's random token generation
+    (``customers.token_generation``): a customer id erased and used again gets a new one, so
+    the links mailed to the person before do not work for the new one. Empty for customers
+    known before generations existed (their links, issued without one, keep working)."""
+
     customer_id: str
     category: str
     locale: str
+    generation: str = ""
 
 
 class Signer:
@@ -47,7 +53,10 @@ class Signer:
         )
 
     def issue(self, claims: Claims) -> str:
-        return self._serializer.dumps([claims.customer_id, claims.category, claims.locale])
+        payload = [claims.customer_id, claims.category, claims.locale]
+        if claims.generation:
+            payload.append(claims.generation)
+        return self._serializer.dumps(payload)
 
     def read(self, token: str, max_age: timedelta = LINK_LIFETIME) -> Claims:
         """The claims of a valid token; ``BadToken`` for anything forged, altered or expired."""
@@ -59,11 +68,21 @@ class Signer:
             raise errors.BadToken("this link is not valid (any more)") from exc
         if not (
             isinstance(payload, list)
-            and len(payload) == 3
+            and len(payload) in (3, 4)
             and all(isinstance(part, str) for part in payload)
+            and (len(payload) == 3 or payload[3])
         ):
             raise errors.BadToken("this link is not valid")
         return Claims(*payload)
+
+
+def check_generation(claims: Claims, generation: str | None) -> None:
+    """``BadToken`` unless the link was issued to the customer's current generation.
+
+    ``generation`` is the stored one (None for a customer from before generations existed).
+    """
+    if claims.generation != (generation or ""):
+        raise errors.BadToken("this link belongs to no one (any more)")
 
 
 def _canonical(token: str) -> bool:

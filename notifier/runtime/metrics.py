@@ -23,6 +23,8 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 MULTIPROCESS_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 """Where the processes of one ``serve --workers N`` keep their counters; read by prometheus-client
 when it is first imported, so it is set before the processes start."""
+PHONE_SECTIONS = ("customer", "to", "order", "data", "context")
+"""Where a request can carry a phone field: reported at 0 from the start."""
 
 
 class Metrics:
@@ -73,6 +75,15 @@ class Metrics:
             ["kind", "reason"],
             registry=self.registry,
         )
+        self._phones = Counter(
+            "notifier_phone_fields_dropped",
+            "Phone-named fields dropped from requests before storage, by section "
+            "(customer, order, data, context); notifier stores no phone number.",
+            ["section"],
+            registry=self.registry,
+        )
+        for section in PHONE_SECTIONS:
+            self._phones.labels(section)
         reasons = list(reasons)
         for kind in kinds:
             self._render_failures.labels(kind)
@@ -102,6 +113,10 @@ class Metrics:
         self._failures.labels(kind, reason).inc()
         if reason == FailureReason.RENDER:
             self._render_failures.labels(kind).inc()
+
+    def phone_dropped(self, section: str) -> None:
+        """Count one phone-named field dropped on arrival (``notifier.phones``)."""
+        self._phones.labels(section).inc()
 
     def observe_webhook(self, outcome: str) -> None:
         self._webhooks.labels(outcome).inc()

@@ -47,6 +47,25 @@ def recent(session: Session, limit: int, kinds: list[str] | None = None) -> list
     return list(session.scalars(query))
 
 
+def of_customer(session: Session, customer_id: str) -> list[dict[str, object]]:
+    """The reports about the customer's messages, as classified, for a data export."""
+    mine = select(Message.id).where(Message.customer_id == customer_id).scalar_subquery()
+    query = (
+        select(Bounce).where(Bounce.message_id.in_(mine)).order_by(Bounce.received_at, Bounce.id)
+    )
+    return [
+        {
+            "received_at": row.received_at.isoformat(),
+            "source": row.source,
+            "kind": row.kind,
+            "message_id": row.message_id,
+            "status_code": row.status_code,
+            "detail": row.detail,
+        }
+        for row in session.scalars(query)
+    ]
+
+
 def forget_customer(session: Session, customer_id: str) -> None:
     """Erasure: drop the reports about the customer's messages (they quote the address)."""
     mine = select(Message.id).where(Message.customer_id == customer_id).scalar_subquery()

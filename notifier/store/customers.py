@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
@@ -70,6 +70,8 @@ class Recipient:
     locale: str
     email_index: str = ""
     first_name: str | None = None
+    token_generation: str = field(default="", compare=False)
+    """What the customer's link tokens name (``mail.tokens.Claims.generation``)."""
 
 
 def upsert(
@@ -123,6 +125,14 @@ def upsert_all(session: Session, sealer: Sealer, details: Sequence[Details]) -> 
     )
 
 
+def token_generation(session: Session, customer_id: str) -> tuple[bool, str]:
+    """Whether the customer exists, and the generation their link tokens must name."""
+    found = session.execute(
+        select(Customer.token_generation).where(Customer.id == customer_id)
+    ).first()
+    return (found is not None, (found[0] or "") if found is not None else "")
+
+
 def exists(session: Session, customer_id: str) -> bool:
     return session.get(Customer, customer_id) is not None
 
@@ -146,6 +156,7 @@ def _open(sealer: Sealer, row: Customer) -> Recipient:
         locale=row.locale,
         email_index=row.email_index,
         first_name=sealer.open_text(row.first_name) if row.first_name else None,
+        token_generation=row.token_generation or "",
     )
 
 

@@ -96,6 +96,25 @@ def record_all(session: Session, records: Sequence[Record]) -> None:
     )
 
 
+def of_customer(session: Session, customer_id: str) -> list[dict[str, Any]]:
+    """The customer's event records, oldest first, for a data export (the answers aside)."""
+    query = (
+        select(Event.id, Event.type, Event.order_id, Event.occurred_at, Event.received_at)
+        .where(Event.customer_id == customer_id)
+        .order_by(Event.received_at, Event.id)
+    )
+    return [
+        {
+            "id": event_id,
+            "type": type_,
+            "order_id": order_id,
+            "occurred_at": occurred_at.isoformat(),
+            "received_at": received_at.isoformat(),
+        }
+        for event_id, type_, order_id, occurred_at, received_at in session.execute(query)
+    ]
+
+
 def forget_customer(session: Session, customer_id: str) -> None:
     """Drop the customer's event records; a later event with an old id is simply new."""
     session.execute(delete(Event).where(Event.customer_id == customer_id))

@@ -6,6 +6,7 @@ Personal data (addresses, names, order context) is stored sealed
 
 from __future__ import annotations
 
+import secrets
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -43,6 +44,11 @@ class Base(DeclarativeBase):
     type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime, dict[str, Any]: JSON}
 
 
+def new_generation() -> str:
+    """A customer's token generation: 128 random bits, hex."""
+    return secrets.token_hex(16)
+
+
 class Customer(Base):
     """A shop customer, keyed by the shop's own id; contact details sealed."""
 
@@ -56,6 +62,10 @@ class Customer(Base):
     locale: Mapped[str] = mapped_column(String(35))
     tags: Mapped[str | None] = mapped_column(String(1100))
     """The shop's tags as ``|vip|b2b|`` (see ``store.customers.tag_text``); not personal data."""
+    token_generation: Mapped[str | None] = mapped_column(String(32), default=new_generation)
+    """Random, drawn when the row is inserted and never updated: every link token names it, so
+    an id erased and used again does not revive the old links. None for customers from before
+    migration 0012, whose links carry none."""
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
@@ -218,7 +228,9 @@ class Suppression(Base):
 
     email_index: Mapped[str] = mapped_column(String(64), primary_key=True)
     reason: Mapped[str] = mapped_column(String(20))
-    detail: Mapped[str | None] = mapped_column(String(500))
+    sealed_detail: Mapped[bytes | None] = mapped_column(LargeBinary)
+    """Why, sealed: a complaint's free text may hold a name and an address. Dropped when a
+    customer with this address is erased; the suppression itself stays."""
     created_at: Mapped[datetime]
 
 

@@ -359,6 +359,35 @@ def export_rows(session: Session, customer_id: str) -> list[Message]:
     return list(session.scalars(query))
 
 
+def attempts_of_customer(session: Session, customer_id: str) -> dict[str, list[dict[str, Any]]]:
+    """Every delivery attempt at the customer's messages, by message id, for a data export."""
+    query = (
+        select(
+            _attempts.c.message_id,
+            _attempts.c.attempt,
+            _attempts.c.at,
+            _attempts.c.outcome,
+            _attempts.c.smtp_code,
+            _attempts.c.detail,
+        )
+        .join(_messages, _messages.c.id == _attempts.c.message_id)
+        .where(_messages.c.customer_id == customer_id)
+        .order_by(_attempts.c.message_id, _attempts.c.attempt, _attempts.c.id)
+    )
+    found: dict[str, list[dict[str, Any]]] = {}
+    for message_id, attempt, at, outcome, smtp_code, detail in session.execute(query):
+        found.setdefault(message_id, []).append(
+            {
+                "attempt": attempt,
+                "at": at.isoformat(),
+                "outcome": outcome,
+                "smtp_code": smtp_code,
+                "smtp_reply": detail,
+            }
+        )
+    return found
+
+
 def last_review_pairs_at(
     session: Session, customer_ids: Collection[str]
 ) -> dict[str, datetime | None]:

@@ -9,7 +9,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from notifier.crypto import Sealer
-from notifier.store.models import Consent, Customer, Message, Order
+from notifier.store.models import Consent, Customer, Message, Order, Suppression
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,7 @@ SEALED_COLUMNS = (
     SealedColumn("messages.context", Message.id, Message.context),
     SealedColumn("consents.ip", Consent.id, Consent.ip),
     SealedColumn("orders.snapshot", Order.id, Order.snapshot),
+    SealedColumn("suppressions.detail", Suppression.email_index, Suppression.sealed_detail),
 )
 
 

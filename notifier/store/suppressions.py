@@ -1,29 +1,55 @@
-"""Suppressed addresses, looked up by blind index only."""
+"""Suppressed addresses, looked up by blind index only; their details sealed."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from notifier.crypto import Sealer
 from notifier.store.models import Customer, Suppression, SuppressionLift
 from notifier.vocabulary import SuppressionReason
 
 
-def add(session: Session, email_index: str, reason: str, detail: str | None, now: datetime) -> bool:
-    """Suppress an address; a stronger reason replaces a weaker one. True if anything changed."""
+def add(
+    session: Session,
+    sealer: Sealer,
+    email_index: str,
+    reason: str,
+    detail: str | None,
+    now: datetime,
+) -> bool:
+    """Suppress an address; a stronger reason replaces a weaker one. True if anything changed.
+
+    ``detail`` is sealed: a complaint's text may name the person.
+    """
+    sealed = sealer.seal_text(detail) if detail else None
     row = session.get(Suppression, email_index, with_for_update=True)
     if row is None:
         session.add(
-            Suppression(email_index=email_index, reason=reason, detail=detail, created_at=now)
+            Suppression(
+                email_index=email_index, reason=reason, sealed_detail=sealed, created_at=now
+            )
         )
         return True
     if SuppressionReason(reason).severity > SuppressionReason(row.reason).severity:
-        row.reason, row.detail, row.created_at = reason, detail, now
+        row.reason, row.sealed_detail, row.created_at = reason, sealed, now
         return True
     return False
+
+
+def detail(sealer: Sealer, row: Suppression) -> str | None:
+    """The suppression's detail, opened."""
+    return sealer.open_text(row.sealed_detail) if row.sealed_detail else None
+
+
+def forget_detail(session: Session, email_index: str) -> None:
+    """Erasure: drop the detail of the address's suppression, keep the suppression."""
+    session.execute(
+        update(Suppression).where(Suppression.email_index == email_index).values(sealed_detail=None)
+    )
 
 
 def reasons_for(session: Session, email_indexes: Iterable[str]) -> dict[str, str]:

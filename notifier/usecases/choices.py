@@ -129,7 +129,7 @@ class Choices:
 
     def read_link(self, token: str) -> LinkState:
         """The state behind a preferences/unsubscribe link; ``BadToken`` for a bad link."""
-        claims = self._link_tokens.read(token)
+        claims = self._claims(self._link_tokens, token)
         try:
             return LinkState(claims, self.states(claims.customer_id))
         except errors.NotFound as exc:
@@ -137,7 +137,7 @@ class Choices:
 
     def unsubscribe(self, token: str, source: str = ONE_CLICK) -> LinkState:
         """Turn off the link's category at once; idempotent. Essential mail cannot be turned off."""
-        claims = self._link_tokens.read(token)
+        claims = self._claims(self._link_tokens, token)
         if claims.category not in kinds.UNSUBSCRIBABLE:
             raise errors.Conflict("this mail is essential and has no unsubscribe")
         self._update_from_link(claims, {claims.category: False}, source, None)
@@ -147,17 +147,27 @@ class Choices:
         self, token: str, changes: Mapping[str, bool], ip: str | None
     ) -> tuple[LinkState, dict[str, bool]]:
         """Apply choices made on the preferences page; returns the new and the old (undo) state."""
-        claims = self._link_tokens.read(token)
+        claims = self._claims(self._link_tokens, token)
         before = self.read_link(token).states
         self._update_from_link(claims, changes, PREFERENCES_PAGE, ip)
         return self.read_link(token), before
 
     def confirm_link(self, token: str) -> tokens.Claims:
         """The claims of a double opt-in link; ``BadToken`` for a bad one."""
-        claims = self._confirm_tokens.read(token)
+        return self._claims(self._confirm_tokens, token)
+
+    def _claims(self, signer: tokens.Signer, token: str) -> tokens.Claims:
+        """The claims of a link issued to the customer as they are now; ``BadToken`` else.
+
+        A customer erased and created again under the same id has a new
+        token generation, so the links mailed to the person before are refused.
+        """
+        claims = signer.read(token)
         with self._db.transaction() as session:
-            if not customers.exists(session, claims.customer_id):
-                raise errors.BadToken("this link belongs to no one (any more)")
+            known, generation = customers.token_generation(session, claims.customer_id)
+        if not known:
+            raise errors.BadToken("this link belongs to no one (any more)")
+        tokens.check_generation(claims, generation)
         return claims
 
     def confirm_newsletter(self, token: str, ip: str | None) -> tokens.Claims:
@@ -173,7 +183,7 @@ class Choices:
         now = self._clock.now()
         index = self._sealer.blind_index(email)
         with self._db.transaction() as session:
-            suppressions.add(session, index, reason, detail, now)
+            suppressions.add(session, self._sealer, index, reason, detail, now)
             if reason == SuppressionReason.COMPLAINT:
                 for customer_id in suppressions.customers_with(session, index):
                     for category in kinds.UNSUBSCRIBABLE:
@@ -188,7 +198,8 @@ class Choices:
             row = suppressions.get(session, self._sealer.blind_index(email))
             if row is None:
                 raise errors.NotFound("this address is not suppressed")
-            return SuppressionOut(reason=row.reason, detail=row.detail, since=row.created_at)
+            detail = suppressions.detail(self._sealer, row)
+            return SuppressionOut(reason=row.reason, detail=detail, since=row.created_at)
 
     def lift_suppression(self, email: str, reason: str) -> SuppressionLifted:
         """Let mail reach the address again; ``reason`` is kept with the lift (the audit trail).

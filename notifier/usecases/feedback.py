@@ -165,7 +165,7 @@ class Feedback:
         """Suppress every address the report is about; returns their keyed hashes."""
         indexes = self._addresses(session, message, report)
         for index in indexes:
-            suppressions.add(session, index, reason, detail, now)
+            suppressions.add(session, self._sealer, index, reason, detail, now)
         return indexes
 
     def _hard_bounce(

@@ -11,17 +11,18 @@ from __future__ import annotations
 
 import logging
 import secrets
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from notifier import errors
+from notifier import errors, phones
 from notifier.crypto import Sealer
 from notifier.flows import events as event_flows
 from notifier.flows import kinds
 from notifier.flows import orders as order_flows
-from notifier.schemas import CustomerIn, EventIn, EventOut, MessageOut
+from notifier.schemas import CustomerIn, EventIn, EventOut, MessageOut, PhoneFree
 from notifier.settings import Settings
 from notifier.store import customers, events, orders, outbox, pending_rows
 from notifier.store.db import Database, Session
@@ -267,6 +268,31 @@ class EventIntake(GroupCommit[Arrival, Intake]):
                 log.info("event.cancelled_messages event=%s count=%d", event.id, intake.cancelled)
             due += (message for message in intake.queued if message.send_after <= intake.now)
         self.wake(due)
+
+
+class DroppedPhones:
+    """What becomes of the phone fields a request lost on arrival (``notifier.phones``).
+
+    Each is counted (``count``, by the section it was in: ``order``,
+    ``data``, ``customer``, ``context``) and each new path shape is logged
+    once per process, by path and request id, never by value, so a shop
+    that sends a phone with every order warns once instead of flooding the log.
+    """
+
+    def __init__(self, count: Callable[[str], None]) -> None:
+        self._count = count
+        self._logged: set[str] = set()
+        self._lock = threading.Lock()
+
+    def note(self, request: PhoneFree, request_id: str) -> None:
+        for path in request.dropped_phones:
+            self._count(phones.section(path))
+            shape = phones.shape(path)
+            with self._lock:
+                first = shape not in self._logged
+                self._logged.add(shape)
+            if first:
+                log.warning("intake.phone_dropped path=%s request=%s", shape, request_id)
 
 
 def customer_details(customer: CustomerIn, settings: Settings, now: datetime) -> customers.Details:

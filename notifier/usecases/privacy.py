@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from notifier import errors
@@ -29,6 +29,14 @@ from notifier.store.db import Database, Session
 from notifier.vocabulary import Category
 
 log = logging.getLogger(__name__)
+
+NOT_STORED = {
+    "phone_numbers": (
+        "notifier stores no phone number: every field named like one (phone, mobile, "
+        "telefoon, tel, gsm, cell, fax, ...) is dropped on arrival, at any depth"
+    ),
+}
+"""What the export states is never held, so that its absence is a promise, not an omission."""
 
 
 class Privacy:
@@ -52,6 +60,9 @@ class Privacy:
         with self._db.transaction() as session:
             if not customers.exists(session, customer_id):
                 raise errors.NotFound(f"no customer {customer_id!r}")
+            recipient = customers.get(session, self._sealer, customer_id)
+            if recipient is not None:
+                suppressions.forget_detail(session, recipient.email_index)
             bounces.forget_customer(session, customer_id)
             touched = outbox.erase_customer(session, customer_id, now)
             events.forget_customer(session, customer_id)
@@ -70,10 +81,14 @@ class Privacy:
             chosen = preferences.choices(session, customer_id)
             changes = preferences.changes(session, customer_id)
             consents = preferences.consents(session, customer_id)
-            suppression = suppressions.reasons_for(session, [recipient.email_index])
+            suppressed = suppressions.get(session, recipient.email_index)
             messages = outbox.export_rows(session, customer_id)
+            attempts = outbox.attempts_of_customer(session, customer_id)
+            received = events.of_customer(session, customer_id)
+            reports = bounces.of_customer(session, customer_id)
             known_orders = orders.of_customer(session, self._sealer, customer_id)
             exported = {
+                "not_stored": NOT_STORED,
                 "customer": {
                     "id": recipient.id,
                     "email": recipient.email,
@@ -103,17 +118,37 @@ class Privacy:
                     }
                     for c in consents
                 ],
-                "suppression": suppression.get(recipient.email_index),
+                "suppression": (
+                    {
+                        "reason": suppressed.reason,
+                        "detail": suppressions.detail(self._sealer, suppressed),
+                        "since": suppressed.created_at.isoformat(),
+                    }
+                    if suppressed is not None
+                    else None
+                ),
                 "orders": known_orders,
+                "events": received,
+                "reports": reports,
                 "messages": [
                     {
                         "id": m.id,
                         "kind": m.kind,
                         "category": m.category,
                         "status": m.status.value,
+                        "reason": m.reason,
+                        "order_id": m.order_id,
+                        "event_id": m.event_id,
+                        "campaign_id": m.campaign_id,
+                        "locale": m.locale,
+                        "created_at": m.created_at.isoformat(),
                         "send_after": m.send_after.isoformat(),
-                        "sent_at": m.sent_at.isoformat() if m.sent_at else None,
+                        "first_attempt_at": _iso(m.first_attempt_at),
+                        "sent_at": _iso(m.sent_at),
+                        "message_id_header": m.message_id,
+                        "last_error": m.last_error,
                         "attempts": m.attempts,
+                        "delivery_attempts": attempts.get(m.id, []),
                         "context": self._sealer.open_json(m.context) if m.context else None,
                     }
                     for m in messages
@@ -170,3 +205,7 @@ class Privacy:
             rotated[sealed.name] = total
         log.info("privacy.keys_rotated %s", " ".join(f"{k}={v}" for k, v in rotated.items()))
         return rotated
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None

@@ -29,6 +29,7 @@ from notifier.web import (
     openapi,
     pages,
     post_event,
+    proxies,
     readiness,
     security,
 )
@@ -139,4 +140,5 @@ def create_app(
     app.add_middleware(BodyLimit)
     app.add_middleware(auth.BearerAuth, tokens=api_tokens)
     app.add_middleware(security.SecurityHeaders)
+    app.add_middleware(proxies.TrustedProxies, networks=engine.settings.trusted_proxies)
     return app

@@ -6,6 +6,7 @@ Every error body has the same shape: ``{"error": code, "message": text,
 
 from __future__ import annotations
 
+import json
 import logging
 
 from fastapi import FastAPI, Request
@@ -14,6 +15,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from notifier import errors
+from notifier.flows import privacy
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +28,15 @@ STATUS = {
     errors.ServiceUnavailable: 503,
     errors.DeliveryError: 502,
 }
+
+
+PUBLIC_MESSAGES = {
+    500: "the request failed on our side; it is logged",
+    502: "the mail server did not take the message; it is logged",
+    503: "the service cannot take this request right now; try again shortly",
+}
+"""What a 5xx answer says: the error's own message names internals (a database's host and port,
+a driver's error), so it goes to the log and the answer says only what the client can act on."""
 
 
 def error_body(code: str, message: str, fields: dict[str, str] | None = None) -> dict[str, object]:
@@ -43,9 +54,19 @@ def notifier_error_response(exc: errors.NotifierError, path: str) -> JSONRespons
     status = next((code for kind, code in STATUS.items() if isinstance(exc, kind)), 500)
     fields = {exc.field: exc.message} if isinstance(exc, errors.InvalidInput) and exc.field else {}
     headers = {"Retry-After": "5"} if status == 503 else None
-    if status == 500:
-        log.error("request.failed path=%s code=%s", path, exc.code)
-    return JSONResponse(error_body(exc.code, exc.message, fields), status, headers=headers)
+    message = exc.message
+    if status >= 500:
+        level = logging.ERROR if status == 500 else logging.WARNING
+        log.log(
+            level,
+            "request.failed path=%s status=%d code=%s reason=%s",
+            path,
+            status,
+            exc.code,
+            json.dumps(privacy.redact_addresses(exc.message)),
+        )
+        message = PUBLIC_MESSAGES.get(status, PUBLIC_MESSAGES[500])
+    return JSONResponse(error_body(exc.code, message, fields), status, headers=headers)
 
 
 async def _notifier_error(request: Request, exc: errors.NotifierError) -> JSONResponse:

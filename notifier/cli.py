@@ -508,6 +508,8 @@ def templates_check(templates_dir: Path | None, locales_dir: Path | None) -> Non
     report = check.run(templates_dir, locales_dir, config.default_locale, config.timezone)
     for problem in report.problems:
         click.echo(problem.format(Path.cwd()))
+    for warning in report.warnings:
+        click.echo(f"warning: {warning.format(Path.cwd())}")
     click.echo(report.summary())
     if not report.ok:
         raise SystemExit(1)

@@ -80,7 +80,7 @@ def unsafe_links(value: Any, path: str = "") -> list[str]:
         found = []
         for key, item in value.items():
             where = f"{path}.{key}" if path else str(key)
-            if isinstance(item, str) and _LINK_KEYS.search(str(key)) and not _linkable(item):
+            if isinstance(item, str) and _LINK_KEYS.search(str(key)) and not linkable(item):
                 found.append(where)
             else:
                 found += unsafe_links(item, where)
@@ -92,7 +92,8 @@ def unsafe_links(value: Any, path: str = "") -> list[str]:
     return []
 
 
-def _linkable(value: str) -> bool:
+def linkable(value: str) -> bool:
+    """Whether ``value`` may stand in an href: empty, or an http, https or mailto URL."""
     if not value:
         return True  # no link at all: the template decides whether to draw one
     try:

@@ -32,7 +32,7 @@ from typing import Any, Protocol
 from notifier import errors
 from notifier.clock import Clock
 from notifier.crypto import Sealer
-from notifier.delivery import retry
+from notifier.delivery import retry, slots
 from notifier.flows import consent, privacy
 from notifier.mail.assembly import Assembler, Letter, assemble_or_reason
 from notifier.mail.failure import Unrendered
@@ -141,7 +141,7 @@ class Dispatcher:
         self._on_outcome = on_outcome
         self._on_failure = on_failure
         self._lock = asyncio.Lock()
-        self._slots = asyncio.Semaphore(config.concurrency)
+        self._slots = slots.Slots(config.concurrency)
         self._again = False
         self._keeping_up = False
         """The drain's last claim took all that was due (less than a batch): it keeps up."""
@@ -341,7 +341,7 @@ class Dispatcher:
             # Takes the next letter only while not stopping: on stop, the letters never
             # taken are released below rather than sent after the signal.
             while (item := await ready.get()) is not None and not self._stopping:
-                async with self._slots:
+                async with self._slots.held(urgent=in_process):
                     await self._send(*item, results)
 
         rendering = asyncio.ensure_future(self._render(jobs, results, ready, senders, in_process))

@@ -9,7 +9,13 @@ The baseline is the floor for the same database work: one raw
 ``INSERT … SELECT`` of the same rows through sqlite3, in a third child, on a
 copy of the same database.
 
-Run a child directly: ``python -m bench.fanout prepare|advance|raw DB N``.
+The same is measured for a campaign to part of the subscribers
+(``AUDIENCE``: a locale, a tag they must have and one they must not), on
+another copy of the database, against the same ``INSERT … SELECT`` with the
+audience's conditions written out.
+
+Run a child directly: ``python -m bench.fanout prepare|advance|raw|advance-audience|raw-audience
+DB N``.
 """
 
 from __future__ import annotations
@@ -43,6 +49,21 @@ CONTENT = {
     ],
 }
 SUBJECTS = {"nl": "Winterklaar de weg op", "en": "Ready for winter"}
+LOCALES = ("nl", "en", "nl_BE")
+AUDIENCE = {"locales": ["nl"], "tags_any": ["auto"], "tags_none": ["b2b"]}
+"""Dutch speakers (``nl`` and ``nl_BE``) tagged ``auto`` and not ``b2b``: 4 in 15 subscribers."""
+AUDIENCE_SQL = r"""
+        AND (lower(replace(c.locale, '-', '_')) = 'nl'
+             OR lower(replace(c.locale, '-', '_')) LIKE 'nl\_%' ESCAPE '\')
+        AND c.tags LIKE '%|auto|%'
+        AND coalesce(c.tags, '') NOT LIKE '%|b2b|%'
+"""
+
+
+def tags_of(n: int) -> str | None:
+    """Every other subscriber is tagged ``auto``, every fifth ``b2b`` (as ``customers`` stores)."""
+    tags = [tag for tag, every in (("auto", 2), ("b2b", 5)) if n % every == 0]
+    return "|" + "".join(f"{tag}|" for tag in tags) if tags else None
 
 
 @dataclass(frozen=True)
@@ -61,14 +82,16 @@ class FanOut:
         return self.queued / self.seconds
 
 
-def run(subscribers: int) -> FanOut:
-    folder = fresh_dir("fanout")
+def run(subscribers: int, audience: bool = False) -> FanOut:
+    """One fan-out to every subscriber, or (``audience``) to ``AUDIENCE``, and its baseline."""
+    folder = fresh_dir("fanout-audience" if audience else "fanout")
     database = folder / "notifier.db"
     _child("prepare", database, subscribers)
     copy = folder / "raw.db"
     shutil.copyfile(database, copy)
-    advanced = _child("advance", database, subscribers)
-    raw = _child("raw", copy, subscribers)
+    suffix = "-audience" if audience else ""
+    advanced = _child(f"advance{suffix}", database, subscribers)
+    raw = _child(f"raw{suffix}", copy, subscribers)
     return FanOut(
         subscribers,
         advanced["queued"],
@@ -135,7 +158,8 @@ def _prepare(database: Path, subscribers: int) -> dict[str, Any]:
                         "email": sealed,
                         "email_index": engine.sealer.blind_index(f"lezer{n}@example.nl"),
                         "name": None,
-                        "locale": ("nl", "en")[n % 2],
+                        "locale": LOCALES[n % len(LOCALES)],
+                        "tags": tags_of(n),
                         "created_at": now,
                         "updated_at": now,
                     }
@@ -159,9 +183,10 @@ def _prepare(database: Path, subscribers: int) -> dict[str, Any]:
     return {"prepared": subscribers}
 
 
-def _advance(database: Path) -> dict[str, Any]:
+def _advance(database: Path, audience: dict[str, Any] | None = None) -> dict[str, Any]:
     engine = _engine(database)
-    engine.newsletters.create({"id": "bench-campaign", "subjects": SUBJECTS, "content": CONTENT})
+    campaign = {"id": "bench-campaign", "subjects": SUBJECTS, "content": CONTENT}
+    engine.newsletters.create(campaign | ({"audience": audience} if audience else {}))
     before = _hwm_kb()
     start = time.perf_counter()
     queued = engine.newsletters.advance()
@@ -176,7 +201,7 @@ def _advance(database: Path) -> dict[str, Any]:
     }
 
 
-def _raw(database: Path) -> dict[str, Any]:
+def _raw(database: Path, conditions: str = "") -> dict[str, Any]:
     """The same rows in one statement, no engine: the database's own floor for this work."""
     connection = sqlite3.connect(database, isolation_level=None)
     connection.execute("PRAGMA journal_mode=WAL")
@@ -195,6 +220,9 @@ def _raw(database: Path) -> dict[str, Any]:
         JOIN customers c ON c.id = p.customer_id
         LEFT JOIN suppressions s ON s.email_index = c.email_index
         WHERE p.category = 'newsletter' AND p.enabled AND s.email_index IS NULL
+        """
+        + conditions
+        + """
         ORDER BY p.customer_id
         """,
         (stamp, stamp, stamp),
@@ -214,6 +242,10 @@ def main() -> None:
         result = _advance(database)
     elif step == "raw":
         result = _raw(database)
+    elif step == "advance-audience":
+        result = _advance(database, AUDIENCE)
+    elif step == "raw-audience":
+        result = _raw(database, AUDIENCE_SQL)
     else:
         raise SystemExit(f"unknown step {step!r}")
     print(json.dumps(result))

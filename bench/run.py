@@ -10,6 +10,7 @@ not for quoting.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,13 +27,14 @@ from bench import (
     recovery,
     scaleout,
     steps,
+    subscriber_import,
     workload,
 )
 from bench.common import WORK_DIR, LoadSampler, Table, machine_line, median
 from bench.sinks import Sink, debian_sink_available, running_sink, smtp_source_available
 from notifier.mail.pool import default_processes
 
-NAMES = ("steps", "delivery", "enqueue", "fanout", "latency", "scaleout", "recovery")
+NAMES = ("steps", "delivery", "enqueue", "fanout", "import", "latency", "scaleout", "recovery")
 REFERENCE = {
     "smtp-source": 4800.0,
     "aiosmtplib": 1500.0,
@@ -62,6 +64,7 @@ class Plan:
     django: bool
     rounds: int = 100
     crash_n: int = 5000
+    rows: int = 100_000
 
     def runs_for(self, default: int) -> int:
         return self.runs if self.runs is not None else default
@@ -76,6 +79,7 @@ def parse(argv: list[str]) -> tuple[list[str], Plan]:
     parser.add_argument("--runs", type=int, help="runs per figure (default 5 quick ones, 1 heavy)")
     parser.add_argument("--duration", type=float, help="seconds per enqueue window (10; quick 3)")
     parser.add_argument("--subscribers", type=int, help="fan-out audience (1000000; quick 50000)")
+    parser.add_argument("--rows", type=int, help="subscriber import rows (100000; quick 5000)")
     parser.add_argument("--probes", type=int, help="latency probes per phase (40; quick 15)")
     parser.add_argument(
         "--backlog",
@@ -111,6 +115,7 @@ def parse(argv: list[str]) -> tuple[list[str], Plan]:
         django=not args.no_django,
         rounds=args.rounds or (10 if quick else 100),
         crash_n=args.crash_n or (1500 if quick else 5000),
+        rows=args.rows or (5000 if quick else 100_000),
     )
     return list(args.names) or list(NAMES), plan
 
@@ -132,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         "delivery": bench_delivery,
         "enqueue": bench_enqueue,
         "fanout": bench_fanout,
+        "import": bench_import,
         "latency": bench_latency,
         "scaleout": bench_scaleout,
         "recovery": bench_recovery,
@@ -480,14 +486,73 @@ def bench_fanout(plan: Plan, shared: dict[str, float]) -> Table:
         "RSS before advance (engine built, campaign created)",
         f"{median([r.rss_before_mb for r in results]):.1f} MB",
     )
+    chosen = [fanout.run(plan.subscribers, audience=True) for _ in range(plan.runs_for(1))]
+    for number, result in enumerate(chosen, 1):
+        progress(f"audience run {number}: {result.seconds:.1f} s, peak {result.peak_mb:.0f} MB")
+    table.compare(
+        "advance() time, audience filter (locale + tags)",
+        median([r.seconds for r in chosen]),
+        "s",
+        "raw INSERT…SELECT, same filter",
+        median([r.raw_seconds for r in chosen]),
+    )
+    table.compare(
+        "peak RSS, audience filter (VmHWM)",
+        median([r.peak_mb for r in chosen]),
+        "MB",
+        "raw child",
+        median([r.raw_peak_mb for r in chosen]),
+    )
     first = results[0]
     table.notes += [
         f"queued {first.queued:,} of {first.subscribers:,} (raw: {first.raw_rows:,}); SQLite file; "
         f"page size {fanout_page()}; runs: {len(results)}",
+        f"audience {json.dumps(fanout.AUDIENCE)}: queued {chosen[0].queued:,} "
+        f"(raw: {chosen[0].raw_rows:,}); locales nl/en/nl_BE in turn, every 2nd tagged auto, "
+        "every 5th b2b",
         "subscribers bulk-inserted by a separate child first (not timed); the fan-out child "
         "only builds the engine, creates the campaign and calls advance()",
     ]
     return table
+
+
+def bench_import(plan: Plan, shared: dict[str, float]) -> Table:
+    table = Table(f"subscriber import: {plan.rows:,} NDJSON rows with consent proof")
+    results = [subscriber_import.run(plan.rows) for _ in range(plan.runs_for(1))]
+    for number, result in enumerate(results, 1):
+        progress(f"import run {number}: {result.seconds:.1f} s, again {result.again_seconds:.1f} s")
+    store = median([r.store_rate for r in results])
+    table.compare(
+        "import_subscribers() rate (read, check, write)",
+        median([r.rate for r in results]),
+        "rows/s",
+        "store bulk writes alone",
+        store,
+    )
+    table.compare(
+        "the same file again (idempotent: nothing changes)",
+        median([r.again_rate for r in results]),
+        "rows/s",
+        "store bulk writes alone",
+        store,
+    )
+    table.add("import time", f"{median([r.seconds for r in results]):.1f} s")
+    table.add(
+        "peak RSS of the import process (VmHWM)", f"{median([r.peak_mb for r in results]):.0f} MB"
+    )
+    first = results[0]
+    table.notes += [
+        f"imported {first.imported:,} of {first.rows:,}; 4 rows in 5 with proof; SQLite file; "
+        f"chunks of {subscriber_import_chunk()} rows; runs: {len(results)}",
+        "the file is written by a separate child first (not timed)",
+    ]
+    return table
+
+
+def subscriber_import_chunk() -> int:
+    from notifier.usecases.subscriber_import import CHUNK
+
+    return CHUNK
 
 
 def fanout_page() -> int:

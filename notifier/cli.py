@@ -510,6 +510,8 @@ def templates_check(templates_dir: Path | None, locales_dir: Path | None) -> Non
     report = check.run(templates_dir, locales_dir, config.default_locale, config.timezone)
     for problem in report.problems:
         click.echo(problem.format(Path.cwd()))
+    for warning in report.warnings:
+        click.echo(f"warning: {warning.format(Path.cwd())}")
     click.echo(report.summary())
     if not report.ok:
         raise SystemExit(1)
@@ -608,6 +610,57 @@ def campaigns_test(campaign_id: str, to_emails: tuple[str, ...], locale: str | N
             f"sent a test of {campaign_id} ({item['locale']}) to {item['to']}, "
             f"Message-ID {item['message_id']}"
         )
+
+
+@main.group()
+def subscribers() -> None:
+    """Newsletter subscribers: bring them in from the shop's previous tool."""
+
+
+@subscribers.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--confirm",
+    type=click.Choice(["send", "none"]),
+    default="none",
+    show_default=True,
+    help="Send the double opt-in mail to rows without consent proof.",
+)
+def subscribers_import(file: Path, confirm: str) -> None:
+    """Import the subscribers in FILE (.csv with a header line, .ndjson, or .json, a list).
+
+    Rows with consent proof (at, source, ip, text_version) become confirmed
+    subscribers; the others unconfirmed. Refused rows are listed by line and
+    field and the exit status is 1; the good rows are imported all the same.
+    """
+    from notifier.usecases import subscriber_import as reading
+
+    engine = _engine(_load())
+    _ensure_schema(engine)
+    suffix = file.suffix.lower()
+    with file.open(encoding="utf-8-sig", newline="") as lines:
+        if suffix == ".csv":
+            rows: Iterator[Any] = reading.csv_rows(lines)
+        elif suffix in (".ndjson", ".jsonl"):
+            rows = reading.ndjson_rows(lines)
+        elif suffix == ".json":
+            try:
+                rows = reading.json_rows(json.load(lines))
+            except ValueError as exc:
+                raise click.ClickException(f"{file}: not JSON: {exc}") from exc
+        else:
+            raise click.BadParameter("expected a .csv, .ndjson or .json file", param_hint="FILE")
+        done = engine.import_subscribers(rows, "send" if confirm == "send" else "none")
+    click.echo(
+        f"{done.imported} of {done.rows} rows imported: {done.confirmed} confirmed, "
+        f"{done.unconfirmed} unconfirmed ({done.confirm_mails} double opt-in mails queued), "
+        f"{done.kept_unsubscribed} kept unsubscribed"
+    )
+    for problem in done.errors:
+        where = f"{problem.field}: " if problem.field else ""
+        click.echo(f"{file}:{problem.line}: {where}{problem.message}", err=True)
+    if done.errors:
+        raise SystemExit(1)
 
 
 @main.group("i18n")

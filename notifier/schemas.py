@@ -8,6 +8,7 @@ input; the error handler turns their failures into 422s naming the field.
 from __future__ import annotations
 
 import enum
+import ipaddress
 import re
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -89,7 +90,7 @@ def unsafe_links(value: Any, path: str = "") -> list[str]:
         found = []
         for key, item in value.items():
             where = f"{path}.{key}" if path else str(key)
-            if isinstance(item, str) and _LINK_KEYS.search(str(key)) and not _linkable(item):
+            if isinstance(item, str) and _LINK_KEYS.search(str(key)) and not linkable(item):
                 found.append(where)
             else:
                 found += unsafe_links(item, where)
@@ -101,7 +102,8 @@ def unsafe_links(value: Any, path: str = "") -> list[str]:
     return []
 
 
-def _linkable(value: str) -> bool:
+def linkable(value: str) -> bool:
+    """Whether ``value`` may stand in an href: empty, or an http, https or mailto URL."""
     if not value:
         return True  # no link at all: the template decides whether to draw one
     try:
@@ -390,3 +392,55 @@ class MessageOut(BaseModel):
 class EventOut(BaseModel):
     event_id: str
     messages: list[MessageOut]
+
+
+def _ip_address(value: str) -> str:
+    try:
+        return str(ipaddress.ip_address(value.strip()))
+    except ValueError as exc:
+        raise ValueError("not an IPv4 or IPv6 address") from exc
+
+
+class ConsentProof(Strict):
+    """Newsletter consent given elsewhere (the shop's previous tool): when, how, where, to what."""
+
+    at: AwareDatetime
+    source: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=30)]
+    """How it was given there, as that tool names it (``signup_form``, ``checkout``)."""
+    ip: Annotated[str, StringConstraints(max_length=45), AfterValidator(_ip_address)] | None = None
+    text_version: Annotated[str, StringConstraints(strip_whitespace=True, max_length=50)] | None = (
+        None
+    )
+    """The consent text the customer agreed to; left out, recorded as ``unknown``."""
+
+
+class SubscriberIn(Strict):
+    """One row of a subscriber import: a customer, and their consent proof if there is one."""
+
+    customer: CustomerIn
+    consent: ConsentProof | None = None
+    confirm: Literal["send", "none"] | None = None
+    """Without proof: ``send`` queues the double opt-in mail; unset, the import's choice."""
+
+
+class ImportProblem(BaseModel):
+    """A row the import refused: where it stands (line or row number) and the field."""
+
+    line: int
+    field: str | None
+    message: str
+
+
+class ImportOut(BaseModel):
+    """What an import did; the good rows are in even when some rows were refused."""
+
+    rows: int
+    imported: int
+    confirmed: int
+    """Imported rows whose customer is a confirmed subscriber now (proof given, or earlier)."""
+    unconfirmed: int
+    confirm_mails: int
+    """Double opt-in mails queued by this import (none for a customer who had one already)."""
+    kept_unsubscribed: int
+    """Rows with proof for customers who turned the newsletter off here: their choice stands."""
+    errors: list[ImportProblem]

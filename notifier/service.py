@@ -11,7 +11,7 @@ import asyncio
 import logging
 import secrets
 import socket
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -30,7 +30,7 @@ from notifier.mail.compose import BodyEncoding
 from notifier.mail.pool import RenderPool, default_processes
 from notifier.runtime.bounce_listener import BounceListener
 from notifier.runtime.metrics import Metrics
-from notifier.schemas import CustomerIn, EventIn, MessageIn, MessageOut
+from notifier.schemas import CustomerIn, EventIn, ImportOut, MessageIn, MessageOut
 from notifier.settings import Settings
 from notifier.store import customers, outbox, readiness, webhooks
 from notifier.store.db import Database, Session
@@ -42,6 +42,7 @@ from notifier.usecases.intake import Accepted as Accepted  # handle_event's answ
 from notifier.usecases.newsletters import Newsletters
 from notifier.usecases.privacy import Privacy
 from notifier.usecases.provider_feedback import ProviderFeedback
+from notifier.usecases.subscriber_import import Confirm, Row, SubscriberImport
 
 if TYPE_CHECKING:
     from notifier.delivery.webhooks import WebhookSender
@@ -155,6 +156,9 @@ class Notifier:
         )
         self.intake = intake.EventIntake(self.database, self.sealer, settings, self._wake_for)
         self.dropped_phones = intake.DroppedPhones(self.metrics.phone_dropped)
+        self.subscriber_import = SubscriberImport(
+            self.database, self.sealer, settings, self.clock.now, self._wake_for
+        )
         self.feedback = Feedback(
             self.database,
             self.sealer,
@@ -337,6 +341,18 @@ class Notifier:
             return Accepted(self.get_message(request.id).model_dump(mode="json"), created=False)
         self._wake_if_due([new], now)
         return Accepted(intake.queued_out(new, now).model_dump(mode="json"), created=True)
+
+    def import_subscribers(self, rows: Iterable[Row], confirm: Confirm = "none") -> ImportOut:
+        """Bring in subscribers with the consent proof of the shop's previous tool.
+
+        ``rows`` are (line, row) pairs as ``usecases.subscriber_import`` reads
+        them from NDJSON, CSV or a JSON list. Rows with proof become confirmed
+        subscribers, that proof on record; rows without it unconfirmed
+        customers, sent the double opt-in mail when ``confirm`` is ``send``
+        (or the row says so). Refused rows are named in the answer; the
+        others are in. Importing the same rows again changes nothing.
+        """
+        return self.subscriber_import.run(rows, confirm)
 
     def get_message(self, message_id: str) -> MessageOut:
         with self.database.transaction() as session:

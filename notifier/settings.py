@@ -122,6 +122,9 @@ class Settings(BaseSettings):
     from_: str = Field(default="Winparts <service@winparts.example>", alias="NOTIFIER_FROM")
     from_newsletter: str | None = None
     reply_to: str | None = None
+    """Reply-To of the kinds that ask for a reply (``Kind.asks_reply``: the verification one)."""
+    reply_to_kinds: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
+    """``kind=address`` pairs, comma-separated: a kind's own Reply-To, over ``reply_to``."""
     base_url: str = "http://127.0.0.1:8025"
     api_tokens: Annotated[list[str], NoDecode] = Field(default_factory=list)
     secret_key: str | None = None
@@ -190,6 +193,21 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [token.strip() for token in value.split(",") if token.strip()]
         return value
+
+    @field_validator("reply_to_kinds", mode="before")
+    @classmethod
+    def _split_pairs(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        pairs = {}
+        for item in value.split(","):
+            if not item.strip():
+                continue
+            kind, equals, address = item.partition("=")
+            if not equals or not kind.strip() or not address.strip():
+                raise ValueError(f"expected kind=address pairs, got {item.strip()!r}")
+            pairs[kind.strip()] = address.strip()
+        return pairs
 
     @field_validator("send_window", mode="before")
     @classmethod

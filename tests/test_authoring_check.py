@@ -412,7 +412,41 @@ def test_html_over_gmails_clipping_size(copy: Copy) -> None:
     report = copy.run()
     kind = copy.templates / "newsletter.mjml.j2"
     assert [(p.file, p.line) for p in report.problems] == [(kind, 1), (kind, 1)]
-    assert "Gmail clips mail over 102 KB" in report.problems[0].message
+    assert "KB of HTML, over the limit of 100 KB (Gmail clips" in report.problems[0].message
+
+
+def test_html_close_to_the_limit_is_a_warning_not_a_problem(copy: Copy) -> None:
+    sample = samples.path(copy.templates, "newsletter")
+    data = json.loads(sample.read_text(encoding="utf-8"))
+    data["newsletter"]["items"] *= 6  # some 94 KB of HTML
+    sample.write_text(json.dumps(data, indent=2), encoding="utf-8")
+    report = copy.run()
+    assert report.ok, report.problems
+    kind = copy.templates / "newsletter.mjml.j2"
+    assert {(warning.file, warning.line) for warning in report.warnings} == {(kind, 1)}
+    assert len(report.warnings) == len(report.locales)
+    assert "close to the limit of 100 KB" in report.warnings[0].message
+
+
+def test_a_sample_link_that_runs_script_is_named_at_its_line(copy: Copy) -> None:
+    sample = samples.path(copy.templates, "newsletter")
+    replace(
+        sample,
+        '"url": "https://www.winparts.example/accu/',
+        '"url": "javascript:alert(1)//www.winparts.example/accu/',
+    )
+    report = copy.run()
+    [problem] = [p for p in report.problems if p.file == sample]
+    assert problem.line == line_of(sample, "javascript:alert(1)")
+    assert problem.message.startswith("newsletter.items.0.url: a link must be an http/https/mailto")
+
+
+def test_a_template_link_that_runs_script_is_a_problem(copy: Copy) -> None:
+    template = copy.templates / "newsletter.mjml.j2"
+    replace(template, "button(item.url,", 'button("javascript:void(0)",')
+    report = copy.run()
+    assert report.problems and all(p.file == template for p in report.problems)
+    assert "links to 'javascript:void(0)'" in report.problems[0].message
 
 
 def test_a_kind_without_template_or_sample(copy: Copy) -> None:

@@ -22,8 +22,8 @@ pytestmark = pytest.mark.slow
 def test_a_small_benchmark_run_delivers_and_reports_everything(tmp_path: Path) -> None:
     done = subprocess.run(
         [
-            sys.executable, "-m", "bench", "delivery", "fanout", "latency", "--quick",
-            "--n", "300", "--runs", "1", "--subscribers", "3000", "--probes", "5",
+            sys.executable, "-m", "bench", "delivery", "fanout", "import", "latency", "--quick",
+            "--n", "300", "--runs", "1", "--subscribers", "3000", "--rows", "300", "--probes", "5",
             "--backlog", "200", "--no-django",
         ],
         cwd=PROJECT_DIR,
@@ -39,4 +39,6 @@ def test_a_small_benchmark_run_delivers_and_reports_everything(tmp_path: Path) -
     assert "aiosmtplib pre-built bytes" in out
     assert "post_office baseline skipped (--no-django)" in out
     assert "## campaign fan-out" in out and "3,000" in out
+    assert "advance() time, audience filter" in out and "queued 800 (raw: 800)" in out
+    assert "## subscriber import" in out and "imported 300 of 300" in out
     assert "## latency" in out and "p99" in out

@@ -41,11 +41,13 @@ def identity(
     *,
     reply_to: str | None = None,
     newsletter: str | None = "Winparts Nieuws <nieuws@news.winparts.example>",
+    reply_to_kinds: dict[str, str] | None = None,
 ) -> Identity:
     return Identity.parse(
         sender="Winparts <service@winparts.example>",
         newsletter_sender=newsletter,
         reply_to=reply_to,
+        reply_to_kinds=reply_to_kinds,
         list_id_domain="winparts.example",
         list_name="Winparts",
         secret="test-secret-key",
@@ -271,6 +273,42 @@ def test_verification_question_replies_to_the_sender_by_default(composer: Compos
 def test_other_kinds_have_no_reply_to_by_default(composer: Composer) -> None:
     for kind in ("order_confirmation", "review_products", "newsletter", "newsletter_confirm"):
         assert compose(composer, kind)[1]["Reply-To"] is None
+
+
+def test_the_reply_to_setting_is_for_the_kinds_that_ask_for_a_reply() -> None:
+    composer = Composer(
+        identity(reply_to="Klantenservice <klantenservice@winparts.example>"), FrozenClock(NOW)
+    )
+    assert [name for name, kind in kinds.KINDS.items() if kind.asks_reply] == [
+        "verification_question"
+    ]
+    for kind in ("order_confirmation", "shipping_notice", "newsletter", "newsletter_confirm"):
+        assert compose(composer, kind)[1]["Reply-To"] is None
+
+
+def test_a_kind_may_have_its_own_reply_to() -> None:
+    composer = Composer(
+        identity(
+            reply_to="Klantenservice <klantenservice@winparts.example>",
+            reply_to_kinds={
+                "newsletter": "Redactie <redactie@winparts.example>",
+                "verification_question": "Controle <controle@winparts.example>",
+            },
+        ),
+        FrozenClock(NOW),
+    )
+    assert compose(composer, "newsletter")[1]["Reply-To"] == "Redactie <redactie@winparts.example>"
+    question = compose(composer, "verification_question")[1]
+    assert question["Reply-To"] == "Controle <controle@winparts.example>"
+    assert compose(composer, "review_products")[1]["Reply-To"] is None
+
+
+def test_a_reply_to_for_an_unknown_kind_or_no_address_is_a_bad_setting() -> None:
+    with pytest.raises(errors.ConfigurationError) as caught:
+        identity(reply_to_kinds={"newsleter": "x@winparts.example"})
+    assert caught.value.variable == "NOTIFIER_REPLY_TO_KINDS"
+    with pytest.raises(errors.ConfigurationError):
+        identity(reply_to_kinds={"newsletter": "nobody"})
 
 
 def test_newsletter_comes_from_the_newsletter_sender(composer: Composer) -> None:

@@ -5,14 +5,21 @@ from __future__ import annotations
 import asyncio
 import collections
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
+from notifier.clock import FrozenClock
 from notifier.delivery import pace
 from notifier.delivery.transport import SmtpConfig, SmtpTransport
+from notifier.service import Notifier
+from notifier.store import outbox
+from notifier.vocabulary import MessageStatus
+from tests.conftest import order
+from tests.faults import queue_messages
 from tests.smtpd import RecordingHandler, SmtpServer
+from tests.test_newsletters import CONTENT, add_subscribers
 
 MESSAGE = b"From: a@example.nl\r\nTo: b@example.nl\r\nSubject: x\r\n\r\nbody\r\n"
 
@@ -120,3 +127,50 @@ async def test_the_pace_slows_down_then_ramps_up() -> None:
     for _ in range(18):
         paced.accepted()
     assert paced.rate == 100
+
+
+@pytest.mark.slow
+async def test_the_engine_meets_a_relay_answering_454_past_100_per_second_without_failed_mail(
+    make_engine: Callable[..., Notifier], limited_sink: SmtpServer, clock: FrozenClock
+) -> None:
+    engine = make_engine(smtp_port=limited_sink.port, smtp_rate=200, smtp_rate_burst=1)
+    ids = queue_messages(engine.database, 300, clock.now())
+    assert await engine.dispatch_due() == 300
+    handler = limited_sink.handler
+    assert isinstance(handler, LimitedHandler) and handler.refused > 0
+    assert len(limited_sink.received) == 300
+    with engine.database.transaction() as session:
+        statuses = {message.status for message in outbox.get_many(session, ids)}
+        attempts = {message.attempts for message in outbox.get_many(session, ids)}
+    assert statuses == {MessageStatus.SENT} and attempts == {1}
+
+
+@pytest.mark.slow
+async def test_order_mail_keeps_its_priority_inside_the_rate(
+    make_engine: Callable[..., Notifier], smtp_server: SmtpServer
+) -> None:
+    """A newsletter backlog takes seconds at the relay's pace; an order mail does not wait."""
+    engine = make_engine(smtp_rate=20, batch_size=25)
+    add_subscribers(engine, 100)
+    engine.newsletters.create({"id": "winter", "subjects": {"nl": "Winter"}, "content": CONTENT})
+    assert engine.newsletters.advance() == 100
+    await engine.start()
+    draining = asyncio.create_task(engine.dispatch_due())
+    async with asyncio.timeout(30):
+        while len(smtp_server.received) < 10:
+            await asyncio.sleep(0.005)
+    engine.send_message(
+        {
+            "id": "urgent",
+            "kind": "order_confirmation",
+            "to": {"id": "C-urgent", "email": "urgent@example.nl", "locale": "nl"},
+            "context": {"order": order(), "data": {}},
+        }
+    )
+    assert await draining >= 100
+    arrival = [received.recipients[0] for received in smtp_server.received]
+    # At 20 a second the backlog left takes four and a half seconds. The order mail waits
+    # for the sends under way (one per connection, 8) and what passes while it is claimed
+    # and rendered, not for the senders of the batches claimed behind them (8 each, 2).
+    assert arrival.index("urgent@example.nl") < 10 + 8 + 8, arrival.index("urgent@example.nl")
+    assert len(arrival) == 101

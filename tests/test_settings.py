@@ -136,6 +136,21 @@ def test_environment_values(monkeypatch: pytest.MonkeyPatch) -> None:
     assert loaded.base_url == "https://mail.shop.example"
 
 
+def test_reply_to_per_kind(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(
+        "NOTIFIER_REPLY_TO_KINDS",
+        "newsletter=Redactie <redactie@shop.example>, review_products = reviews@shop.example,",
+    )
+    assert settings.load().reply_to_kinds == {
+        "newsletter": "Redactie <redactie@shop.example>",
+        "review_products": "reviews@shop.example",
+    }
+    monkeypatch.setenv("NOTIFIER_REPLY_TO_KINDS", "redactie@shop.example")
+    with pytest.raises(errors.ConfigurationError) as caught:
+        settings.load()
+    assert caught.value.variable == "NOTIFIER_REPLY_TO_KINDS"
+
+
 def test_a_single_token(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NOTIFIER_API_TOKENS", "only-one")
     assert settings.load().api_tokens == ["only-one"]

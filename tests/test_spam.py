@@ -21,9 +21,9 @@ from pathlib import Path
 
 import pytest
 
-from notifier.authoring import check, samples
+from notifier.authoring import samples
 from notifier.flows import kinds
-from notifier.mail import render
+from notifier.mail import mail_size, render
 from notifier.service import Notifier
 from notifier.settings import Settings
 from tests.conftest import TEST_ENCRYPTION_KEY
@@ -125,5 +125,5 @@ def test_gmail_shows_all_of_it(
     message = scored[(kind, locale)].message
     html = message.get_body(preferencelist=("html",))
     assert html is not None
-    assert len(html.get_content().encode()) < check.GMAIL_CLIPS_AT
+    assert len(html.get_content().encode()) < mail_size.WARN_FROM
     assert message["Content-Language"] == locale

@@ -13,6 +13,8 @@ of any CLI: it returns a Report, and the preview page shows the same Report.
 from __future__ import annotations
 
 import dataclasses
+import html
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,16 +22,15 @@ from typing import Any
 
 import markupsafe
 
-from notifier import errors
+from notifier import errors, schemas
 from notifier.authoring import markup, samples, sources, translations
 from notifier.flows import kinds
-from notifier.mail import i18n, render
+from notifier.mail import i18n, mail_size, render
 
 SUBJECT_MAX = 78
 """Longer subjects are cut off in most inbox lists (and RFC 5322 advises it per line)."""
 
-GMAIL_CLIPS_AT = 102 * 1024
-"""Gmail hides everything after the first 102 KB of HTML behind "[Message clipped]"."""
+_HREF = re.compile(r"""\bhref\s*=\s*(?:"([^"]*)"|'([^']*)')""", re.IGNORECASE)
 
 TRANSLATED_DATA = (
     "_() is given data, not text: a translation is trusted HTML, so the data would go into "
@@ -75,6 +76,8 @@ class Report:
     renditions: list[Rendition]
     problems: list[Problem]
     """Every problem once, sorted by file and line; those of the renditions included."""
+    warnings: list[Problem] = field(default_factory=list)
+    """What to look at but does not fail the check: a mail close to the size limit."""
 
     @property
     def ok(self) -> bool:
@@ -100,6 +103,7 @@ def run(
     renderer = render.Renderer(templates_dir, locales_dir, default_locale, timezone)
     where = _Where(templates_dir, locales_dir)
     found: list[Problem] = []
+    warnings: list[Problem] = []
     syntax = _syntax(renderer, where)
     found += syntax
     found += _coverage(renderer, templates_dir)
@@ -117,13 +121,45 @@ def run(
         except errors.TemplateError as exc:
             found.append(where.problem(exc))
             continue
+        found += _sample_links(samples.path(templates_dir, kind), sample)
         for locale in renderer.locales():
             rendition = _render(renderer, where, kind, locale, sample, bool(sourced_images))
             renditions.append(rendition)
             found += rendition.problems
             if rendition.mail is not None:
                 found += _without_optional(renderer, where, rendition, sample)
-    return Report(renderer.kinds(), renderer.locales(), renditions, sorted(set(found)))
+                warnings += _size_warning(where, rendition)
+    return Report(
+        renderer.kinds(), renderer.locales(), renditions, sorted(set(found)), sorted(warnings)
+    )
+
+
+def _sample_links(file: Path, sample: dict[str, Any]) -> list[Problem]:
+    """The sample's links that intake would refuse (``schemas.unsafe_links``), at their line."""
+    found = []
+    for path in schemas.unsafe_links(sample):
+        value: Any = sample
+        for step in path.split("."):
+            value = value[int(step)] if isinstance(value, list) else value[step]
+        line = sources.line_of(file, re.escape(json.dumps(value)))
+        found.append(
+            Problem(
+                file,
+                line,
+                f"{path}: a link must be an {'/'.join(schemas.LINK_SCHEMES)} URL; intake and "
+                "campaign creation refuse this one",
+            )
+        )
+    return found
+
+
+def _size_warning(where: _Where, rendition: Rendition) -> list[Problem]:
+    """A mail close to the size limit (``mail_size``), as campaign creation warns of it."""
+    assert rendition.mail is not None
+    size = len(rendition.mail.html.encode())
+    if mail_size.judge(size) is not mail_size.Verdict.WARNING:
+        return []
+    return [Problem(where.kind_file(rendition.kind), 1, mail_size.describe(size, rendition.locale))]
 
 
 @dataclass(frozen=True)
@@ -341,15 +377,19 @@ def _finished(
             )
         )
     size = len(mail.html.encode())
-    if size > GMAIL_CLIPS_AT:
-        found.append(
-            Problem(
-                file,
-                1,
-                f"the {locale} HTML is {size / 1024:.0f} KB; Gmail clips mail over "
-                f"{GMAIL_CLIPS_AT // 1024} KB and hides the rest, unsubscribe link included",
+    if mail_size.judge(size) is mail_size.Verdict.REFUSED:
+        found.append(Problem(file, 1, mail_size.describe(size, locale)))
+    for match in _HREF.finditer(mail.html):
+        url = html.unescape(match.group(1) if match.group(1) is not None else match.group(2))
+        if not schemas.linkable(url):
+            found.append(
+                Problem(
+                    file,
+                    1,
+                    f"the {locale} HTML links to {url[:60]!r}; a link must be an "
+                    f"{'/'.join(schemas.LINK_SCHEMES)} URL",
+                )
             )
-        )
     if not images_reported and markup.images_without_alt(mail.html):
         found.append(Problem(file, 1, f"the {locale} HTML has an {_NO_ALT}"))
     found += _links(file, kind, locale, sample, mail.html)

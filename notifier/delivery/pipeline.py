@@ -27,7 +27,7 @@ from typing import Any, Protocol
 from notifier import errors
 from notifier.clock import Clock
 from notifier.crypto import Sealer
-from notifier.delivery import fence, retry
+from notifier.delivery import fence, retry, slots
 from notifier.delivery.recorder import Recorder
 from notifier.flows import consent, privacy
 from notifier.mail.assembly import Assembler, Letter, assemble_or_reason
@@ -121,7 +121,7 @@ class Pipeline:
         self._pool = pool
         self._on_outcome = on_outcome
         self._on_failure = on_failure
-        self._slots = asyncio.Semaphore(config.concurrency)
+        self._slots = slots.Slots(config.concurrency)
         self._random = random.Random()
         self._beaten = False
 
@@ -197,7 +197,7 @@ class Pipeline:
             # Takes the next letter only while not stopping: on stop, the letters never
             # taken are released below rather than sent after the signal.
             while (item := await ready.get()) is not None and not self._stopping():
-                async with self._slots:
+                async with self._slots.held(urgent=in_process):
                     await self._send(*item, settled, done)
 
         rendering = asyncio.ensure_future(

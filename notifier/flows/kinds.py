@@ -39,6 +39,10 @@ class Kind:
     category: Category
     requires: tuple[str, ...] = ()
     optional: tuple[str, ...] = ()
+    asks_reply: bool = False
+    """The customer answers by replying: the mail carries ``Reply-To`` (``NOTIFIER_REPLY_TO``,
+    else ``NOTIFIER_FROM``). Other kinds carry one only if set for them
+    (``NOTIFIER_REPLY_TO_KINDS``)."""
 
     @property
     def unsubscribable(self) -> bool:
@@ -93,6 +97,7 @@ KINDS: dict[str, Kind] = {
             Category.SERVICE,
             requires=("order.number", "data.question"),
             optional=(*ORDER_DETAILS, "order.total"),
+            asks_reply=True,
         ),
         Kind(
             "review_products",

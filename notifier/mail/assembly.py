@@ -94,6 +94,7 @@ class Assembler:
             list_labels={
                 category: words.gettext(label) for category, label in compose.LIST_LABELS.items()
             },
+            reply_to_kinds=settings.reply_to_kinds,
         )
         renderer = Renderer(
             settings.templates_dir, settings.locales_dir, settings.default_locale, settings.timezone

@@ -31,6 +31,7 @@ from pathlib import Path
 
 from notifier import errors
 from notifier.clock import Clock
+from notifier.flows import kinds
 from notifier.flows.kinds import Kind
 from notifier.mail import dkim, verp
 from notifier.mail.render import RenderedMail
@@ -107,6 +108,7 @@ class Identity:
     sender: Address
     newsletter_sender: Address
     reply_to: Address | None
+    """For the kinds that ask for a reply; None: they reply to ``sender``."""
     list_id_domain: str
     list_name: str
     message_id_secret: bytes
@@ -116,6 +118,8 @@ class Identity:
     """Signs as the sending domain (DKIM ``d=``); None sends unsigned."""
     verp_signer: verp.VerpSigner | None = None
     """Makes each envelope sender a VERP bounce address; None sends from the From address."""
+    reply_to_kinds: Mapping[str, Address] = dataclasses.field(default_factory=dict)
+    """A kind's own Reply-To (``NOTIFIER_REPLY_TO_KINDS``), over ``reply_to`` and the default."""
 
     @classmethod
     def parse(
@@ -133,6 +137,7 @@ class Identity:
         bounce_domain: str | None = None,
         secret_keys: list[str] | None = None,
         list_labels: Mapping[str, str] | None = None,
+        reply_to_kinds: Mapping[str, str] | None = None,
     ) -> Identity:
         """The identity from settings; raises ConfigurationError naming a bad variable.
 
@@ -140,6 +145,13 @@ class Identity:
         process at startup rather than failing every send.
         """
         main = _address(sender, "NOTIFIER_FROM")
+        unknown = sorted(set(reply_to_kinds or {}) - set(kinds.KINDS))
+        if unknown:
+            raise errors.ConfigurationError(
+                f"NOTIFIER_REPLY_TO_KINDS: no kind {unknown[0]!r}; "
+                f"expected one of {', '.join(kinds.KINDS)}",
+                variable="NOTIFIER_REPLY_TO_KINDS",
+            )
         signer = dkim.configure(selector=dkim_selector, domain=dkim_domain, key_file=dkim_key_file)
         return cls(
             sender=main,
@@ -155,7 +167,19 @@ class Identity:
             if bounce_domain
             else None,
             list_labels=dict(list_labels or {}),
+            reply_to_kinds={
+                kind: _address(address, "NOTIFIER_REPLY_TO_KINDS")
+                for kind, address in (reply_to_kinds or {}).items()
+            },
         )
+
+    def reply_to_for(self, kind: Kind) -> Address | None:
+        """The Reply-To of ``kind``'s mail: its own, else for a kind that asks for a reply
+        ``NOTIFIER_REPLY_TO`` or the sender, else none (replies go to From)."""
+        own = self.reply_to_kinds.get(kind.name)
+        if own is not None:
+            return own
+        return (self.reply_to or self.sender) if kind.asks_reply else None
 
     def list_display_name(self, category: str) -> str:
         """``Winparts Nieuwsbrief``: the shop and the category as its customers call it."""
@@ -215,9 +239,7 @@ class Composer:
         subject = clean_header_text(mail.subject)
         if headers.test:
             subject = f"[TEST] {subject}"
-        reply_to = identity.reply_to or (
-            identity.sender if kind.name == "verification_question" else None
-        )
+        reply_to = identity.reply_to_for(kind)
         lines = [
             f"Message-ID: {message_id}",
             f"Date: {format_datetime(self._clock.now())}",

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from datetime import datetime
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
 from notifier.crypto import Sealer
@@ -51,6 +52,18 @@ def set_choice(
     return True
 
 
+@dataclass(frozen=True)
+class Proof:
+    """One consent as recorded: whose, for which category, how, from where, to which text, when."""
+
+    customer_id: str
+    category: str
+    source: str
+    ip: str | None
+    text_version: str
+    given_at: datetime
+
+
 def record_consent(
     session: Session,
     sealer: Sealer,
@@ -62,15 +75,83 @@ def record_consent(
     text_version: str,
     now: datetime,
 ) -> None:
-    session.add(
-        Consent(
-            customer_id=customer_id,
-            category=category,
-            source=source,
-            ip=sealer.seal_text(ip) if ip else None,
-            text_version=text_version,
-            given_at=now,
-        )
+    """Record that the customer consented to ``category`` ``now`` (``record_consents`` for one)."""
+    record_consents(session, sealer, [Proof(customer_id, category, source, ip, text_version, now)])
+
+
+def record_consents(session: Session, sealer: Sealer, proofs: Sequence[Proof]) -> None:
+    """Record consent proofs in one INSERT (an executemany for several), the IP sealed."""
+    if not proofs:
+        return
+    session.connection().execute(
+        insert(Consent),
+        [
+            {
+                "customer_id": proof.customer_id,
+                "category": proof.category,
+                "source": proof.source,
+                "ip": sealer.seal_text(proof.ip) if proof.ip else None,
+                "text_version": proof.text_version,
+                "given_at": proof.given_at,
+            }
+            for proof in proofs
+        ],
+    )
+
+
+def known_consents(
+    session: Session, customer_ids: Iterable[str], category: str
+) -> set[tuple[str, datetime, str]]:
+    """The (customer, time given, source) of the consents on record: a proof imported again
+    is recognised by them and not recorded twice."""
+    query = select(Consent.customer_id, Consent.given_at, Consent.source).where(
+        Consent.customer_id.in_(set(customer_ids)), Consent.category == category
+    )
+    return {(row[0], row[1].astimezone(UTC), row[2]) for row in session.execute(query)}
+
+
+def set_first_choices(
+    session: Session,
+    customer_ids: Sequence[str],
+    category: str,
+    enabled: bool,
+    source: str,
+    now: datetime,
+) -> None:
+    """``set_choice`` for customers who have made no choice in ``category`` yet, in bulk.
+
+    One INSERT of the preferences and one of their change log (executemanys);
+    a customer with a choice on record fails it as a duplicate key, so the
+    caller passes only those ``choices_for`` found without one.
+    """
+    if not customer_ids:
+        return
+    connection = session.connection()
+    connection.execute(
+        insert(Preference),
+        [
+            {
+                "customer_id": customer_id,
+                "category": category,
+                "enabled": enabled,
+                "source": source,
+                "updated_at": now,
+            }
+            for customer_id in customer_ids
+        ],
+    )
+    connection.execute(
+        insert(PreferenceChange),
+        [
+            {
+                "customer_id": customer_id,
+                "category": category,
+                "enabled": enabled,
+                "source": source,
+                "at": now,
+            }
+            for customer_id in customer_ids
+        ],
     )
 
 

@@ -32,6 +32,7 @@ from notifier.web import (
     proxies,
     readiness,
     security,
+    subscribers_api,
 )
 from notifier.web.limits import BodyLimit
 from notifier.web.ratelimit import PublicRateLimit
@@ -108,6 +109,7 @@ def create_app(
     errors.install(app)
     app.include_router(api.router(engine))
     app.include_router(campaigns_api.router(engine))
+    app.include_router(subscribers_api.router(engine))
     app.include_router(pages.router(engine, engine.secret_key))
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     apidocs.install(app)
@@ -137,7 +139,7 @@ def create_app(
     # and a posted event meets authentication and the body limit before its short path.
     app.add_middleware(post_event.PostEvent, engine=engine)
     app.add_middleware(PublicRateLimit, limit=engine.settings.page_rate_limit)
-    app.add_middleware(BodyLimit)
+    app.add_middleware(BodyLimit, paths={subscribers_api.PATH: subscribers_api.MAX_BODY})
     app.add_middleware(auth.BearerAuth, tokens=api_tokens)
     app.add_middleware(security.SecurityHeaders)
     app.add_middleware(proxies.TrustedProxies, networks=engine.settings.trusted_proxies)

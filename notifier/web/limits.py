@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -20,19 +21,26 @@ class BodyTooLarge(HTTPException):
 
 
 class BodyLimit:
-    """Answers 413 for a body over ``limit`` bytes, declared or streamed."""
+    """Answers 413 for a body over ``limit`` bytes, declared or streamed.
 
-    def __init__(self, app: ASGIApp, limit: int = MAX_BODY) -> None:
+    ``paths`` gives a path its own limit (the subscriber import takes more).
+    """
+
+    def __init__(
+        self, app: ASGIApp, limit: int = MAX_BODY, paths: Mapping[str, int] | None = None
+    ) -> None:
         self.app = app
         self.limit = limit
+        self.paths = dict(paths or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.paths.get(scope["path"], self.limit)
         declared = asgi.header(scope, b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
-            await _too_large(send, self.limit)
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            await _too_large(send, limit)
             return
         received = 0
         started = False
@@ -42,8 +50,8 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.limit:
-                    raise BodyTooLarge(self.limit)
+                if received > limit:
+                    raise BodyTooLarge(limit)
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -55,7 +63,7 @@ class BodyLimit:
             await self.app(scope, limited_receive, tracking_send)
         except BodyTooLarge:
             if not started:
-                await _too_large(send, self.limit)
+                await _too_large(send, limit)
 
 
 async def _too_large(send: Send, limit: int) -> None:

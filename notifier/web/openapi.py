@@ -39,6 +39,7 @@ TAGS: tuple[tuple[str, str, str], ...] = (
     ("/v1/messages", "messages", "Single messages: queue, look up, cancel, retry"),
     ("/v1/customers", "customers", "A customer's mail, choices and personal data"),
     ("/v1/campaigns", "campaigns", "Newsletters to confirmed subscribers"),
+    ("/v1/subscribers", "subscribers", "Subscribers brought in from elsewhere, with their consent"),
     ("/v1/suppressions", "suppressions", "Addresses that get no more non-essential mail"),
     ("/v1/feedback", "feedback", "Bounce and complaint reports from the relay or provider"),
     ("/", "ops", "Health, readiness and metrics for the operator"),

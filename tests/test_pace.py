@@ -155,19 +155,24 @@ async def test_order_mail_keeps_its_priority_inside_the_rate(
     engine.newsletters.create({"id": "winter", "subjects": {"nl": "Winter"}, "content": CONTENT})
     assert engine.newsletters.advance() == 100
     await engine.start()
-    draining = asyncio.create_task(engine.dispatch_due())
-    async with asyncio.timeout(30):
-        while len(smtp_server.received) < 10:
-            await asyncio.sleep(0.005)
-    engine.send_message(
-        {
-            "id": "urgent",
-            "kind": "order_confirmation",
-            "to": {"id": "C-urgent", "email": "urgent@example.nl", "locale": "nl"},
-            "context": {"order": order(), "data": {}},
-        }
-    )
-    assert await draining >= 100
+    try:
+        draining = asyncio.create_task(engine.dispatch_due())
+        async with asyncio.timeout(30):
+            while len(smtp_server.received) < 10:
+                await asyncio.sleep(0.005)
+        engine.send_message(
+            {
+                "id": "urgent",
+                "kind": "order_confirmation",
+                "to": {"id": "C-urgent", "email": "urgent@example.nl", "locale": "nl"},
+                "context": {"order": order(), "data": {}},
+            }
+        )
+        assert await draining >= 100
+    finally:
+        # A started engine left running keeps its heartbeat task, which would open a
+        # connection after the fixture disposed the pool: a leaked one, seen by a later test.
+        await engine.stop()
     arrival = [received.recipients[0] for received in smtp_server.received]
     # At 20 a second the backlog left takes four and a half seconds. The order mail waits
     # for the sends under way (one per connection, 8) and what passes while it is claimed

@@ -12,7 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from notifier import cli, settings
+from notifier import settings
+from notifier.cli.serve import served_at
 from notifier.mail import render
 from tests.conftest import event
 from tests.processes import http_ready, notifier_env, start, wait_until
@@ -214,12 +215,12 @@ def test_the_links_follow_host_and_port_unless_the_base_url_is_set(
 ) -> None:
     monkeypatch.delenv("NOTIFIER_BASE_URL", raising=False)
     config = settings.load()
-    assert cli._served_at(config, "127.0.0.1", 9000).base_url == "http://127.0.0.1:9000"
-    assert cli._served_at(config, "0.0.0.0", 9001).base_url == "http://127.0.0.1:9001"
-    assert cli._served_at(config, "::1", 9002).base_url == "http://[::1]:9002"
-    assert cli._served_at(config, "mail.test", 80).base_url == "http://mail.test:80"
+    assert served_at(config, "127.0.0.1", 9000).base_url == "http://127.0.0.1:9000"
+    assert served_at(config, "0.0.0.0", 9001).base_url == "http://127.0.0.1:9001"
+    assert served_at(config, "::1", 9002).base_url == "http://[::1]:9002"
+    assert served_at(config, "mail.test", 80).base_url == "http://mail.test:80"
     chosen = settings.load(base_url="https://mail.shop.example")
-    assert cli._served_at(chosen, "0.0.0.0", 9003).base_url == "https://mail.shop.example"
+    assert served_at(chosen, "0.0.0.0", 9003).base_url == "https://mail.shop.example"
 
 
 def refused(args: list[str], tmp_path: Path, env: dict[str, str]) -> str:

@@ -91,7 +91,7 @@ def captured(folder: Path) -> list[EmailMessage]:
 
 
 def test_the_readme_names_the_port_serve_listens_on() -> None:
-    port = next(param for param in cli.serve.params if param.name == "port")
+    port = next(param for param in cli.main.commands["serve"].params if param.name == "port")
     assert f"http://127.0.0.1:{port.default}" == README_URL
     blocks = first_look()
     assert blocks, f"no sh blocks under {SECTION!r} in {README}"

@@ -12,8 +12,7 @@ import logging
 import secrets
 import socket
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from notifier import errors, keyring
@@ -22,7 +21,6 @@ from notifier.crypto import Sealer
 from notifier.delivery.capture import CaptureServer, Inbox
 from notifier.delivery.dispatcher import DispatchConfig, Dispatcher, Transport
 from notifier.delivery.transport import SmtpConfig, SmtpTransport
-from notifier.flows import events as event_flows
 from notifier.flows import kinds
 from notifier.mail import preflight
 from notifier.mail.assembly import Assembler
@@ -30,15 +28,18 @@ from notifier.mail.compose import BodyEncoding
 from notifier.mail.pool import RenderPool, default_processes
 from notifier.runtime.bounce_listener import BounceListener
 from notifier.runtime.metrics import Metrics
-from notifier.schemas import CustomerIn, EventIn, ImportOut, MessageIn, MessageOut
+from notifier.schemas import EventIn, ImportOut, MessageIn, MessageOut
 from notifier.settings import Settings
 from notifier.store import customers, outbox, readiness, webhooks
-from notifier.store.db import Database, Session
-from notifier.store.models import FailureReason, Message
+from notifier.store.db import Database
+from notifier.store.models import FailureReason
 from notifier.usecases import intake
 from notifier.usecases.choices import Choices
 from notifier.usecases.feedback import Feedback
 from notifier.usecases.intake import Accepted as Accepted  # handle_event's answer, re-exported
+from notifier.usecases.messages import FailedMessage as FailedMessage
+from notifier.usecases.messages import Messages
+from notifier.usecases.messages import StatusReport as StatusReport
 from notifier.usecases.newsletters import Newsletters
 from notifier.usecases.privacy import Privacy
 from notifier.usecases.provider_feedback import ProviderFeedback
@@ -50,31 +51,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 INBOX_FOLDER = ".notifier-inbox"
-
-
-@dataclass(frozen=True)
-class QueueDepth:
-    status: str
-    category: str
-    count: int
-
-
-@dataclass(frozen=True)
-class StatusReport:
-    depth: list[QueueDepth]
-    recent_errors: list[MessageOut]
-
-
-@dataclass(frozen=True)
-class FailedMessage:
-    """A message that failed for good, as the development inbox lists it."""
-
-    id: str
-    kind: str
-    reason: str | None
-    last_error: str | None
-    failed_at: datetime
-    attempts: int
 
 
 class Notifier:
@@ -139,6 +115,9 @@ class Notifier:
             on_failure=self.metrics.failed,
         )
 
+        self.messages = Messages(
+            self.database, self.sealer, self.assembler, self.clock, settings, self.dispatcher.wake
+        )
         self.choices = Choices(
             self.database,
             self.sealer,
@@ -154,10 +133,12 @@ class Notifier:
         self.newsletters = Newsletters(
             self.database, self.assembler, self.clock, settings, self.dispatcher.wake
         )
-        self.intake = intake.EventIntake(self.database, self.sealer, settings, self._wake_for)
+        self.intake = intake.EventIntake(
+            self.database, self.sealer, settings, self.messages.wake_for
+        )
         self.dropped_phones = intake.DroppedPhones(self.metrics.phone_dropped)
         self.subscriber_import = SubscriberImport(
-            self.database, self.sealer, settings, self.clock.now, self._wake_for
+            self.database, self.sealer, settings, self.clock.now, self.messages.wake_for
         )
         self.feedback = Feedback(
             self.database,
@@ -288,7 +269,7 @@ class Notifier:
             accepted = self.intake.submit(arrival).result().accepted
         except errors.Duplicate:
             accepted = Accepted(self.intake.earlier_answer(event.id), created=False)
-        return accepted if accepted.created else self._as_now(accepted)
+        return accepted if accepted.created else self.messages.as_now(accepted)
 
     async def handle_event_async(self, data: EventIn | Mapping[str, Any]) -> Accepted:
         """``handle_event`` for an event loop: waits for the commit without holding a thread."""
@@ -300,47 +281,20 @@ class Notifier:
             )
         except errors.Duplicate:
             earlier = await asyncio.to_thread(self.intake.earlier_answer, event.id)
-            return await asyncio.to_thread(self._as_now, Accepted(earlier, created=False))
+            return await asyncio.to_thread(self.messages.as_now, Accepted(earlier, created=False))
         if written.accepted.created:
             return written.accepted
-        return await asyncio.to_thread(self._as_now, written.accepted)
+        return await asyncio.to_thread(self.messages.as_now, written.accepted)
 
     def send_message(self, data: MessageIn | Mapping[str, Any]) -> Accepted:
         """Queue an ad-hoc message of any kind; its id is the idempotency key.
 
-        The context must hold what the kind requires (the kinds table, as for
-        events; 422 naming e.g. ``context.order.number``), and it is rendered
-        once on the way in, so a context the template cannot use is refused
-        now (422) rather than failing later.
+        The context must hold what the kind requires (422 naming e.g.
+        ``context.order.number``) and must render: it is tried on the way in.
         """
         request = errors.parsed(MessageIn, data)
         self.dropped_phones.note(request, request.id)
-        kind = kinds.get(request.kind)
-        now = self.clock.now()
-        kinds.check([kind.name], request.context, prefix="context.")
-        self._trial_render(request, kind)
-        due = event_flows.scheduled_time(kind.name, max(request.send_at or now, now), self.settings)
-        new = outbox.NewMessage(
-            id=request.id,
-            customer_id=request.to.id,
-            kind=kind.name,
-            category=kind.category,
-            priority=kind.priority,
-            send_after=due,
-            context=request.context,
-            order_id=_order_id(request.context),
-        )
-        try:
-            with self.database.transaction() as session:
-                existing = outbox.get(session, request.id)
-                if existing is not None:
-                    return Accepted(_message_out(existing).model_dump(mode="json"), created=False)
-                self._upsert_customer(session, request.to, now)
-                outbox.add(session, self.sealer, [new], now)
-        except errors.Duplicate:
-            return Accepted(self.get_message(request.id).model_dump(mode="json"), created=False)
-        self._wake_if_due([new], now)
-        return Accepted(intake.queued_out(new, now).model_dump(mode="json"), created=True)
+        return self.messages.send(request)
 
     def import_subscribers(self, rows: Iterable[Row], confirm: Confirm = "none") -> ImportOut:
         """Bring in subscribers with the consent proof of the shop's previous tool.
@@ -355,82 +309,42 @@ class Notifier:
         return self.subscriber_import.run(rows, confirm)
 
     def get_message(self, message_id: str) -> MessageOut:
-        with self.database.transaction() as session:
-            row = outbox.get(session, message_id)
-            if row is None:
-                raise errors.NotFound(f"no message {message_id!r}")
-            return _message_out(row)
+        return self.messages.get(message_id)
 
     def cancel_message(self, message_id: str) -> MessageOut:
-        with self.database.transaction() as session:
-            return _message_out(outbox.cancel(session, message_id, self.clock.now()))
+        return self.messages.cancel(message_id)
 
     def retry_message(self, message_id: str) -> MessageOut:
-        """Put one ``failed`` message back in the queue, due now (after a template fix, say).
-
-        ``NotFound`` for an unknown id, ``Conflict`` for a message that is not
-        ``failed``. Its attempts stay on record; consent is checked again when
-        it is sent, as for any message.
-        """
-        with self.database.transaction() as session:
-            retried = outbox.retry_failed(session, self.clock.now(), ids=[message_id])
-            row = outbox.get(session, message_id)
-            if row is None:
-                raise errors.NotFound(f"no message {message_id!r}")
-            if not retried:
-                raise errors.Conflict(
-                    f"message {message_id!r} is {row.status.value}; only failed mail is retried"
-                )
-            answer = _message_out(row)
-        self._retried(retried)
-        return answer
+        """Put one ``failed`` message back in the queue, due now; see ``Messages.retry``."""
+        return self.messages.retry(message_id)
 
     def retry_failed(
         self, *, since: timedelta | None = None, kind: str | None = None
     ) -> list[outbox.Retried]:
         """Put every ``failed`` message back, those that failed within ``since`` and of ``kind``."""
-        if kind is not None:
-            kinds.get(kind)
-        now = self.clock.now()
-        with self.database.transaction() as session:
-            retried = outbox.retry_failed(
-                session, now, failed_since=None if since is None else now - since, kind=kind
-            )
-        self._retried(retried)
-        return retried
+        return self.messages.retry_failed(since=since, kind=kind)
 
     def failed_messages(self, limit: int = 100) -> list[FailedMessage]:
         """The messages that failed for good, the latest first: what to repair and retry."""
-        with self.database.transaction() as session:
-            return [
-                FailedMessage(
-                    row.id, row.kind, row.reason, row.last_error, row.updated_at, row.attempts
-                )
-                for row in outbox.failed(session, limit)
-            ]
+        return self.messages.failed(limit)
 
     def customer_messages(self, customer_id: str) -> list[MessageOut]:
         """The customer's message history, newest first, for customer service."""
-        with self.database.transaction() as session:
-            return [_message_out(row) for row in outbox.history(session, customer_id)]
-
-    def _queue_depth(self) -> list[tuple[str, str, int]]:
-        with self.database.transaction() as session:
-            return outbox.depth(session)
+        return self.messages.of_customer(customer_id)
 
     def check_ready(self) -> None:
         """Raise ``ServiceUnavailable`` unless the database takes a write now (``/readyz``)."""
         readiness.probe(self.database, self.clock.now())
+
+    def _queue_depth(self) -> list[tuple[str, str, int]]:
+        return self.messages.depth()
 
     def _webhook_depth(self) -> list[tuple[str, int]]:
         with self.database.transaction() as session:
             return webhooks.depth(session)
 
     def status(self) -> StatusReport:
-        with self.database.transaction() as session:
-            depth = [QueueDepth(*row) for row in outbox.depth(session)]
-            recent = [_message_out(row) for row in outbox.recent_errors(session)]
-        return StatusReport(depth, recent)
+        return self.messages.status()
 
     async def send_test(
         self, kind: str, to_email: str, locale: str, context: Mapping[str, Any]
@@ -471,66 +385,6 @@ class Notifier:
             await self.transport.close()
         return sent
 
-    # -- helpers -------------------------------------------------------------------
-
-    def _upsert_customer(self, session: Session, customer: CustomerIn, now: datetime) -> None:
-        details = intake.customer_details(customer, self.settings, now)
-        customers.upsert_all(session, self.sealer, [details])
-
-    def _trial_render(self, request: MessageIn, kind: kinds.Kind) -> None:
-        recipient = customers.Recipient(
-            request.to.id,
-            str(request.to.email),
-            request.to.name,
-            request.to.locale or self.settings.default_locale,
-            first_name=request.to.first_name,
-        )
-        try:
-            self.assembler.assemble(request.id, kind.name, recipient, request.context)
-        except errors.TemplateError as exc:
-            raise errors.InvalidInput(
-                f"the {kind.name} template cannot use it: {exc}", "context"
-            ) from exc
-
-    def _as_now(self, repeat: Accepted) -> Accepted:
-        """A repeated event's first answer, each message in it as it stands now.
-
-        The answer is stored once, when the event is accepted; by the time
-        the shop asks again its mail may be sent, failed or retried. A
-        message no longer on record (purged) keeps its first answer.
-        """
-        body = repeat.body
-        earlier = body.get("messages") or []
-        ids = [message["id"] for message in earlier]
-        if not ids:
-            return repeat
-        with self.database.transaction() as session:
-            now = {row.id: _message_out(row) for row in outbox.get_many(session, ids)}
-        messages = [
-            now[message["id"]].model_dump(mode="json") if message["id"] in now else message
-            for message in earlier
-        ]
-        return Accepted(body | {"messages": messages}, created=False)
-
-    def _retried(self, retried: list[outbox.Retried]) -> None:
-        """Log the retried messages and wake the dispatcher: they are due now."""
-        for message in retried:
-            log.info("message.retried message=%s kind=%s", message.id, message.kind)
-        if retried:
-            self.dispatcher.wake(
-                express=[message.id for message in retried if kinds.get(message.kind).urgent]
-            )
-
-    def _wake_if_due(self, queued: list[outbox.NewMessage], now: datetime) -> None:
-        self._wake_for([message for message in queued if message.send_after <= now])
-
-    def _wake_for(self, due: list[outbox.NewMessage]) -> None:
-        """Wake the dispatcher for mail due now, naming the urgent ones for its express lane."""
-        if due:
-            self.dispatcher.wake(
-                express=[message.id for message in due if kinds.get(message.kind).urgent]
-            )
-
 
 def _sns_verifier(settings: Settings) -> SnsVerifier | None:
     """The SNS signature check that enables ``/v1/feedback/ses``, if its certificate is set."""
@@ -539,28 +393,6 @@ def _sns_verifier(settings: Settings) -> SnsVerifier | None:
     from notifier.mail.sns import SnsVerifier  # cryptography's X.509 only when configured
 
     return SnsVerifier(settings.ses_sns_cert_file, settings.ses_topic_arns)
-
-
-def _order_id(context: Mapping[str, Any]) -> str | None:
-    order = context.get("order")
-    value = order.get("id") if isinstance(order, Mapping) else None
-    return str(value)[:100] if value is not None else None
-
-
-def _message_out(row: Message) -> MessageOut:
-    return MessageOut(
-        id=row.id,
-        kind=row.kind,
-        category=row.category,
-        status=row.status,
-        send_after=row.send_after,
-        attempts=row.attempts,
-        last_error=row.last_error,
-        reason=row.reason,
-        sent_at=row.sent_at,
-        created_at=row.created_at,
-        order_id=row.order_id,
-    )
 
 
 def _smtp_config(settings: Settings) -> SmtpConfig:

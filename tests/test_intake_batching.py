@@ -26,7 +26,7 @@ from notifier import errors
 from notifier.flows import kinds
 from notifier.schemas import EventIn
 from notifier.service import Accepted, Notifier
-from notifier.store import events, models, outbox
+from notifier.store import events, models, outbox, reviews
 from notifier.store.db import Session
 from notifier.store.group_commit import GroupCommit
 from notifier.web.app import create_app
@@ -645,7 +645,7 @@ def test_review_decisions_for_one_customer_take_turns_across_processes(
     try:
         with other.connect() as connection, connection.begin() as transaction:
             with Session(bind=connection) as session:
-                outbox.lock_review_customers(session, ["C42"])
+                reviews.lock_review_customers(session, ["C42"])
                 outbox.add(session, engine.sealer, [theirs], START)
             caller = Caller(engine, event("order.delivered", at=START, order=order(id="O-2")))
             wait_until(lambda: _scalar(other, blocked) > 0, 10, "intake waiting for the other")

@@ -10,7 +10,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import event, inspect
 
-from notifier.store import outbox
+from notifier.store import reviews
 from notifier.store.db import Database, alembic_config
 from notifier.store.models import Base
 
@@ -49,7 +49,7 @@ def test_the_review_cap_reads_only_its_partial_index(database: Database) -> None
 
     event.listen(database.engine, "before_cursor_execute", keep)
     with database.transaction() as session:
-        assert outbox.last_review_pairs_at(session, ["C1", "C2"]) == {"C1": None, "C2": None}
+        assert reviews.last_review_pairs_at(session, ["C1", "C2"]) == {"C1": None, "C2": None}
     event.remove(database.engine, "before_cursor_execute", keep)
     (statement, parameters) = executed[-1]
     with database.engine.connect() as connection:

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from notifier import errors
 from notifier.crypto import Sealer
-from notifier.store import customers, events, models, outbox, pending_rows
+from notifier.store import customers, events, models, outbox, pending_rows, reviews
 from notifier.store.db import Database
 from notifier.store.models import Customer, Message, MessageStatus
 from tests.conftest import START, TEST_ENCRYPTION_KEY, order, record_event
@@ -221,21 +221,21 @@ def test_answers_are_looked_up_for_a_group_in_one_query(database: Database) -> N
 def test_review_history_of_orders_and_customers(database: Database, sealer: Sealer) -> None:
     pair = {"kind": models.REVIEW_PAIR_KIND}
     with database.transaction() as session:
-        assert outbox.last_review_pairs_at(session, ["C42"]) == {"C42": None}
-        assert outbox.orders_with_review_pair(session, ["O-1001"]) == set()
-        assert outbox.last_review_pairs_at(session, []) == {}
-        assert outbox.orders_with_review_pair(session, []) == set()
+        assert reviews.last_review_pairs_at(session, ["C42"]) == {"C42": None}
+        assert reviews.orders_with_review_pair(session, ["O-1001"]) == set()
+        assert reviews.last_review_pairs_at(session, []) == {}
+        assert reviews.orders_with_review_pair(session, []) == set()
         outbox.add(session, sealer, [new_message("m-0", kind="review_service")], START)
         outbox.add(session, sealer, [new_message("m-1", **pair, send_after=START)], START)
         outbox.add(session, sealer, [new_message("m-2", **pair, order_id="O-2")], START)
         outbox.add(session, sealer, [new_message("m-3", **pair, customer_id="C7")], START)
         # In the same transaction, as for a customer looked up again in a group.
-        assert outbox.last_review_pairs_at(session, ["C42"]) == {"C42": LATER}
+        assert reviews.last_review_pairs_at(session, ["C42"]) == {"C42": LATER}
         outbox.cancel(session, "m-2", START)
     statements = record_statements(database)
     with database.transaction() as session:
-        last = outbox.last_review_pairs_at(session, ["C42", "C8", "C42", "C7"])
-        with_pair = outbox.orders_with_review_pair(session, ["O-2", "O-3", "O-1001", "O-2"])
+        last = reviews.last_review_pairs_at(session, ["C42", "C8", "C42", "C7"])
+        with_pair = reviews.orders_with_review_pair(session, ["O-2", "O-3", "O-1001", "O-2"])
     assert last == {"C42": START, "C7": LATER, "C8": None}  # cancelled pairs do not count
     assert with_pair == {"O-2", "O-1001"}  # cancelled or not
     assert len([statement for statement in statements if "FROM messages" in statement]) == 2

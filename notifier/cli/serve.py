@@ -165,18 +165,15 @@ def worker() -> None:
 
 
 async def _work(engine: Notifier) -> None:
-    from notifier.runtime import scheduler
+    from notifier.runtime import lifecycle
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    await engine.start()
-    jobs = scheduler.start(engine)
-    log.info("worker.started")
-    await stop.wait()
-    log.info("worker.stopping")
-    jobs.shutdown(wait=False)
-    await engine.stop()
+    async with lifecycle.delivering(engine):
+        log.info("worker.started")
+        await stop.wait()
+        log.info("worker.stopping")
     engine.close()
     log.info("worker.stopped")

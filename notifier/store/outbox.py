@@ -9,7 +9,6 @@ per status for the update and one for the attempt log.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -27,7 +26,6 @@ from sqlalchemy import (
     null,
     or_,
     select,
-    text,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -39,7 +37,6 @@ from notifier.store import workers
 from notifier.store.models import (
     FINAL,
     PENDING,
-    REVIEW_PAIR_KIND,
     DeliveryAttempt,
     FailureReason,
     Message,
@@ -154,24 +151,6 @@ def add_queued(
 # Built once and executed on the session's connection: intake runs these for every event,
 # and building a statement and going through ``Session.execute`` cost more than executing it.
 _ADD = insert(_messages)
-_LAST_REVIEW_PAIRS_AT = (
-    select(_messages.c.customer_id, func.max(_messages.c.send_after))
-    .where(
-        _messages.c.customer_id.in_(bindparam("customer_ids", expanding=True)),
-        # Written into the SQL, not bound: a planner matches it to the partial index's WHERE.
-        _messages.c.kind == literal(REVIEW_PAIR_KIND, literal_execute=True),
-        _messages.c.status != MessageStatus.CANCELLED,
-    )
-    .group_by(_messages.c.customer_id)
-)
-_ORDERS_WITH_REVIEW_PAIR = (
-    select(_messages.c.order_id)
-    .where(
-        _messages.c.order_id.in_(bindparam("order_ids", expanding=True)),
-        _messages.c.kind == REVIEW_PAIR_KIND,
-    )
-    .distinct()
-)
 
 
 def get(session: Session, message_id: str) -> Message | None:
@@ -386,67 +365,6 @@ def attempts_of_customer(session: Session, customer_id: str) -> dict[str, list[d
             }
         )
     return found
-
-
-def last_review_pairs_at(
-    session: Session, customer_ids: Collection[str]
-) -> dict[str, datetime | None]:
-    """When each customer's latest review pair was (or is) due, ignoring cancelled pairs.
-
-    One query for them all; every id given is a key, None for a customer
-    without such a pair.
-    """
-    if not customer_ids:
-        return {}
-    unique = list(set(customer_ids))
-    last: dict[str, datetime | None] = dict.fromkeys(unique)
-    rows = session.connection().execute(_LAST_REVIEW_PAIRS_AT, {"customer_ids": unique})
-    last.update((customer_id, at) for customer_id, at in rows)
-    return last
-
-
-_REVIEW_LOCK_SPACE = 0x6E746672
-"""The first key of the review cap's advisory locks, so they keep clear of other users' locks."""
-_LOCK_REVIEW_CUSTOMERS = text(
-    "SELECT count(pg_advisory_xact_lock(:space, key)) FROM unnest(CAST(:keys AS integer[])) AS key"
-)
-
-
-def lock_review_customers(session: Session, customer_ids: Collection[str]) -> None:
-    """On PostgreSQL, hold each customer's review-cap lock until the transaction ends.
-
-    Two processes deciding a review pair for one customer then take turns,
-    and the second reads the pairs after the first committed: at most one
-    pair per customer per 90 days and per order holds across processes. The
-    locks are taken in one order (sorted keys; ``unnest`` reads an array in
-    order) and before any row lock of the transaction, so writers cannot
-    deadlock over them. SQLite needs none: a writer there holds the
-    database's one write lock from its first read to its commit.
-    """
-    if not customer_ids or session.get_bind().dialect.name != "postgresql":
-        return
-    keys = sorted({_lock_key(customer_id) for customer_id in customer_ids})
-    session.connection().execute(
-        _LOCK_REVIEW_CUSTOMERS, {"space": _REVIEW_LOCK_SPACE, "keys": keys}
-    )
-
-
-def _lock_key(customer_id: str) -> int:
-    """A signed 32-bit key for the customer; two customers sharing one only wait for each other."""
-    digest = hashlib.blake2b(customer_id.encode(), digest_size=4).digest()
-    return int.from_bytes(digest, "big", signed=True)
-
-
-def orders_with_review_pair(session: Session, order_ids: Collection[str]) -> set[str]:
-    """Those of ``order_ids`` whose review pair was queued already, whatever became of it.
-
-    One query for them all.
-    """
-    if not order_ids:
-        return set()
-    unique = list(set(order_ids))
-    rows = session.connection().execute(_ORDERS_WITH_REVIEW_PAIR, {"order_ids": unique})
-    return {order_id for (order_id,) in rows}
 
 
 def claim_due(

@@ -14,7 +14,7 @@ import secrets
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from notifier import errors, phones
@@ -27,7 +27,7 @@ from notifier.settings import Settings
 from notifier.store import customers, events, orders, outbox, pending_rows
 from notifier.store.db import Database, Session
 from notifier.store.group_commit import GroupCommit
-from notifier.vocabulary import MessageStatus
+from notifier.usecases.views import queued_out
 
 log = logging.getLogger(__name__)
 
@@ -306,19 +306,6 @@ def customer_details(customer: CustomerIn, settings: Settings, now: datetime) ->
         now,
         first_name=customer.first_name,
         tags=customer.tags,
-    )
-
-
-def queued_out(message: outbox.NewMessage, now: datetime) -> MessageOut:
-    """The answer's view of a message queued ``now``."""
-    return MessageOut(
-        id=message.id,
-        kind=message.kind,
-        category=message.category,
-        status=MessageStatus.SCHEDULED,
-        send_after=message.send_after.astimezone(UTC),
-        created_at=now,
-        order_id=message.order_id,
     )
 
 

@@ -14,7 +14,7 @@ from fastapi.staticfiles import StaticFiles
 
 import notifier
 from notifier import settings
-from notifier.runtime import logconfig, scheduler
+from notifier.runtime import lifecycle, logconfig
 from notifier.runtime.metrics import CONTENT_TYPE
 from notifier.service import Notifier
 from notifier.web import (
@@ -84,13 +84,8 @@ def create_app(
             if not run_worker:
                 yield
                 return
-            await engine.start()
-            clock = scheduler.start(engine)
-            try:
+            async with lifecycle.delivering(engine):
                 yield
-            finally:
-                clock.shutdown(wait=False)
-                await engine.stop()
         finally:
             if owns_engine:
                 engine.close()

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import click
 import pydantic
 
-from notifier import errors, settings
+from notifier import errors, keyring, settings
 from notifier.authoring import check, samples, translations
 from notifier.flows import kinds
 from notifier.mail.pool import default_processes
@@ -282,6 +282,14 @@ def db_upgrade() -> None:
 @main.group()
 def keys() -> None:
     """Encryption keys."""
+
+
+@keys.command("new")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+def keys_new(path: Path) -> None:
+    """Write fresh keys to PATH (0600), for NOTIFIER_KEY_FILE: keep it out of the data's folder."""
+    keyring.write_new(path)
+    click.echo(f"wrote {path}; set NOTIFIER_KEY_FILE={path.resolve()}")
 
 
 @keys.command("rotate")

@@ -184,7 +184,7 @@ async def test_key_rotation_keeps_every_message_readable_and_sendable(
     make_engine: Callable[..., Notifier], smtp_server: SmtpServer, clock: FrozenClock
 ) -> None:
     old = make_engine()
-    old.handle_event(event("order.delivered", customer=zoe(), order=zoe_order()))
+    old.handle_event(event("order.delivered", customer=zoe(first_name="Zoë"), order=zoe_order()))
     old.choices.update("C-ZOE", {"newsletter": True}, source="account", ip="198.51.100.1")
 
     rotated = make_engine(encryption_key=f"{new_key()},{TEST_ENCRYPTION_KEY}")
@@ -192,10 +192,13 @@ async def test_key_rotation_keeps_every_message_readable_and_sendable(
     assert counts == {
         "customers.email": 1,
         "customers.name": 1,
+        "customers.first_name": 1,
         "messages.context": 2,
         "consents.ip": 1,
         "orders.snapshot": 1,
         "suppressions.detail": 0,
+        "bounces.detail": 0,
+        "bounces.raw": 0,
     }
     assert set(rotated.privacy.rotate_keys().values()) == {0}
 

@@ -172,7 +172,7 @@ class Database:
         finally:
             connection.close()
         if busy:
-            log.warning("database.checkpoint_busy: a reader kept the WAL; the next one truncates it")
+            log.warning("database.checkpoint_busy: a reader kept the WAL; a later one truncates it")
 
     def is_current(self) -> bool:
         return self.schema_state() is SchemaState.CURRENT

@@ -414,8 +414,10 @@ class ConsentProof(Strict):
     """The consent text the customer agreed to; left out, recorded as ``unknown``."""
 
 
-class SubscriberIn(Strict):
-    """One row of a subscriber import: a customer, and their consent proof if there is one."""
+class SubscriberIn(Strict, PhoneFree):
+    """One row of a subscriber import: a customer, and their consent proof if there is one.
+
+    A phone-named field, at any depth, is dropped as from every other request."""
 
     customer: CustomerIn
     consent: ConsentProof | None = None

@@ -138,7 +138,12 @@ class Notifier:
         )
         self.dropped_phones = intake.DroppedPhones(self.metrics.phone_dropped)
         self.subscriber_import = SubscriberImport(
-            self.database, self.sealer, settings, self.clock.now, self.messages.wake_for
+            self.database,
+            self.sealer,
+            settings,
+            self.clock.now,
+            self.messages.wake_for,
+            self.dropped_phones.note,
         )
         self.feedback = Feedback(
             self.database,

@@ -129,6 +129,9 @@ class Settings(BaseSettings):
     api_tokens: Annotated[list[str], NoDecode] = Field(default_factory=list)
     secret_key: str | None = None
     encryption_key: str | None = None
+    key_file: Path | None = None
+    """A keys file (``notifier keys new``) kept outside the database's folder; production's
+    alternative to the two key settings."""
     timezone: str = "Europe/Amsterdam"
     default_locale: str = "nl"
     send_window: Annotated[SendWindow, NoDecode] = Field(
@@ -261,6 +264,11 @@ class Settings(BaseSettings):
             return None
         path = self.database_url.split(":///", 1)[-1]
         return None if path in ("", ":memory:") else Path(path)
+
+    @property
+    def production(self) -> bool:
+        """A real SMTP host: mail reaches customers, so keys may not lie beside the data."""
+        return not self.capture_mode
 
     @property
     def insecure_base_url(self) -> bool:

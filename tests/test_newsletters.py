@@ -215,6 +215,48 @@ def test_fan_out_resumes_after_a_crash_without_sending_twice(
     assert set(queued_for(engine, "winter-2026").values()) == {1}
 
 
+def test_erasure_leaves_no_customer_id_in_a_run_and_the_fan_out_resumes_in_place(
+    engine: Notifier, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    add_subscribers(engine, 1500)
+    engine.newsletters.create(campaign())
+    real = outbox.add_for_audience
+    pages = 0
+
+    def crash_on_third_page(*args: Any, **kwargs: Any) -> int:
+        nonlocal pages
+        pages += 1
+        if pages == 3:
+            raise RuntimeError("worker killed mid fan-out")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(outbox, "add_for_audience", crash_on_third_page)
+    with pytest.raises(RuntimeError):
+        engine.newsletters.advance(page_size=500)
+    monkeypatch.setattr(outbox, "add_for_audience", real)
+
+    def runs() -> list[tuple[str | None, bool]]:
+        with engine.database.transaction() as session:
+            rows = session.execute(select(CampaignRun.cursor, CampaignRun.finished_at))
+            return [(cursor, finished is not None) for cursor, finished in rows]
+
+    assert runs() == [("N0000999", False)]
+    engine.privacy.erase("N0000999")  # the cursor itself
+    engine.privacy.erase("N0000500")  # one queued before it
+    assert runs() == [("N0000998", False)]
+    with engine.database.transaction() as session:
+        ids = list(session.scalars(select(Message.id)))
+    assert not [i for i in ids if i.endswith(("N0000999", "N0000500"))]
+    erased = [i for i in ids if "-erased-" in i]
+    assert len(erased) == 2 and erased[0] != erased[1]  # not linked to each other either
+
+    assert engine.newsletters.advance(page_size=500) == 500  # resumes where it was
+    counts = queued_for(engine, "winter-2026")
+    assert counts["erased"] == 2 and set(counts.values()) == {1, 2}
+    assert len(counts) == 1500 - 2 + 1
+    assert runs() == [(None, True)]  # a finished run keeps no customer id
+
+
 @pytest.mark.slow
 def test_fifty_thousand_subscribers_fan_out_streaming(engine: Notifier) -> None:
     add_subscribers(engine, 60_000, confirmed_every=6, start=0)  # 10,000 confirmed

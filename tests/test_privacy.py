@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import subprocess
@@ -13,12 +14,12 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from notifier import errors
+from notifier import errors, keyring
 from notifier.clock import FrozenClock
 from notifier.crypto import new_key
 from notifier.mail import tokens
 from notifier.service import Notifier
-from notifier.store import customers
+from notifier.store import bounces, customers
 from notifier.store.models import Message
 from notifier.web import logs
 from notifier.web.app import create_app
@@ -27,9 +28,16 @@ from tests.smtpd import SmtpServer
 
 EMAIL = "zoe.celik@voorbeeld.nl"
 NAME = "Zoë Çelik-Verhoeven"
+FIRST_NAME = "Zoë-Anouk"
 STREET = "Kerkstraat 117"
+POSTCODE = "3761 KV"
+CITY = "Bunschoten-Spakenburg"
+CONSENT_IP = "203.0.113.9"
 LINE = "Accu Varta Silver Dynamic"
+QUESTION = "Past de Varta Silver accu wel in uw Peugeot 308 SW uit 2019?"
 SECRETS = (EMAIL, NAME, STREET, LINE)
+EVERY_DATUM = (EMAIL, NAME, FIRST_NAME, STREET, POSTCODE, CITY, CONSENT_IP, LINE, QUESTION)
+"""Zoë's personal data, each one only hers: a raw-byte search for it finds her or nothing."""
 
 
 def zoe(**changes: str) -> dict[str, str]:
@@ -42,8 +50,8 @@ def zoe_order() -> dict[str, object]:
     base["shipping_address"] = {
         "name": NAME,
         "street": STREET,
-        "postcode": "3511 AB",
-        "city": "Utrecht",
+        "postcode": POSTCODE,
+        "city": CITY,
         "country": "NL",
     }
     return base
@@ -57,9 +65,10 @@ async def run_every_kind(engine: Notifier, clock: FrozenClock) -> None:
         "order.verification_requested",
         "order.delivered",
     ):
-        engine.handle_event(event(kind, customer=zoe(), order=zoe_order()))
+        extra = {"data": {"question": QUESTION}} if kind == "order.verification_requested" else {}
+        engine.handle_event(event(kind, customer=zoe(), order=zoe_order(), **extra))
     engine.handle_event(event("newsletter.subscribed", customer=zoe()))
-    engine.choices.update("C-ZOE", {"newsletter": True}, source="account", ip="203.0.113.9")
+    engine.choices.update("C-ZOE", {"newsletter": True}, source="account", ip=CONSENT_IP)
     sample = json.loads(
         (Path(__file__).parents[1] / "templates/samples/newsletter.json").read_text()
     )
@@ -72,14 +81,31 @@ async def run_every_kind(engine: Notifier, clock: FrozenClock) -> None:
     await engine.dispatch_due()
 
 
-def leaks(data: bytes) -> list[str]:
-    """The secrets found in ``data``, as text or hex (bytea columns dump as hex)."""
-    found = []
-    for secret in SECRETS:
-        raw = secret.encode()
-        if raw in data or raw.hex().encode() in data.lower():
-            found.append(secret)
-    return found
+def leaks(data: bytes, secrets: tuple[str, ...] = SECRETS) -> list[str]:
+    """The secrets found in ``data`` as UTF-8, UTF-16-LE, hex (bytea columns dump as hex) or
+    base64 (standard or URL-safe, at each of the three alignments a datum may have)."""
+    lowered = data.lower()
+    return [
+        secret
+        for secret in secrets
+        if any(form in data for form in encodings(secret))
+        or secret.encode().hex().encode() in lowered
+    ]
+
+
+def encodings(secret: str) -> list[bytes]:
+    """``secret`` as it could lie in a file: UTF-8, UTF-16-LE and base64 at three offsets.
+
+    A datum encoded after ``k`` other bytes shares only the characters that
+    encode its own bits: those are the ones searched.
+    """
+    raw = secret.encode()
+    forms = [raw, secret.encode("utf-16-le")]
+    for offset in range(3):
+        encoded = base64.b64encode(b"\0" * offset + raw)
+        own = encoded[-(-8 * offset // 6) : 8 * (offset + len(raw)) // 6]
+        forms += [own, own.translate(bytes.maketrans(b"+/", b"-_"))]
+    return forms
 
 
 def sqlite_bytes(engine: Notifier) -> bytes:
@@ -119,6 +145,60 @@ async def test_nothing_personal_is_stored_in_the_clear(
     delivered = b"".join(r.data for r in smtp_server.received)
     assert EMAIL.encode() in delivered  # the secrets are real and did travel...
     assert leaks(stored_bytes(engine)) == []  # ...but are never at rest in the clear
+
+
+async def test_no_datum_lies_on_disk_in_any_encoding_before_or_after_erasure(
+    make_engine: Callable[..., Notifier],
+    smtp_server: SmtpServer,
+    clock: FrozenClock,
+    tmp_path_factory: pytest.TempPathFactory,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Every kind sent, a bounce kept, webhooks queued: the database files (main, WAL), the
+    key file and the log hold none of Zoë's data; after her erasure not even her id."""
+    key_file = tmp_path_factory.mktemp("secrets") / "notifier.keys"
+    keyring.write_new(key_file)
+    engine = make_engine(
+        secret_key=None,
+        encryption_key=None,
+        key_file=key_file,
+        webhook_url="http://127.0.0.1:9/hooks",
+        webhook_secret="whsec_" + "A" * 32,
+    )
+    with caplog.at_level(logging.DEBUG, logger="notifier"):
+        await run_every_kind(engine, clock)
+        sent = [m for m in engine.customer_messages("C-ZOE") if m.status == "sent"]
+        assert len(sent) == 7
+        with engine.database.transaction() as session:
+            bounces.add(
+                session,
+                engine.sealer,
+                source="smtp",
+                kind="soft_bounce",
+                message_id=sent[0].id,
+                status_code="4.2.2",
+                detail=f"4.2.2 mailbox of {NAME} in {CITY} is full",
+                raw=None,
+                now=clock.now(),
+            )
+        assert engine.privacy.export("C-ZOE")["reports"][0]["detail"].endswith("is full")
+
+        def on_disk() -> bytes:
+            # notifier's log; the test SMTP server's own logs the mail it received
+            logged = "\n".join(
+                f"{r.name} {r.getMessage()}"
+                for r in caplog.records
+                if r.name.startswith("notifier")
+            )
+            return stored_bytes(engine) + key_file.read_bytes() + logged.encode()
+
+        assert leaks(on_disk(), EVERY_DATUM) == []
+        assert b"C-ZOE" in stored_bytes(engine)  # the search can find what is there
+        engine.privacy.erase("C-ZOE")
+        assert leaks(on_disk(), EVERY_DATUM) == []
+        assert b"C-ZOE" not in stored_bytes(engine)
+    if engine.database.sqlite_file is not None:
+        assert Path(f"{engine.database.sqlite_file}-wal").stat().st_size == 0
 
 
 async def test_erasure_removes_the_customer_everywhere_and_spares_others(
@@ -184,7 +264,7 @@ async def test_key_rotation_keeps_every_message_readable_and_sendable(
     make_engine: Callable[..., Notifier], smtp_server: SmtpServer, clock: FrozenClock
 ) -> None:
     old = make_engine()
-    old.handle_event(event("order.delivered", customer=zoe(), order=zoe_order()))
+    old.handle_event(event("order.delivered", customer=zoe(first_name="Zoë"), order=zoe_order()))
     old.choices.update("C-ZOE", {"newsletter": True}, source="account", ip="198.51.100.1")
 
     rotated = make_engine(encryption_key=f"{new_key()},{TEST_ENCRYPTION_KEY}")
@@ -192,10 +272,13 @@ async def test_key_rotation_keeps_every_message_readable_and_sendable(
     assert counts == {
         "customers.email": 1,
         "customers.name": 1,
+        "customers.first_name": 1,
         "messages.context": 2,
         "consents.ip": 1,
         "orders.snapshot": 1,
         "suppressions.detail": 0,
+        "bounces.detail": 0,
+        "bounces.raw": 0,
     }
     assert set(rotated.privacy.rotate_keys().values()) == {0}
 

@@ -8,6 +8,7 @@ opt-in mail is read back from a real aiosmtpd sink.
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -25,6 +26,7 @@ from notifier.usecases import subscriber_import
 from notifier.web.app import create_app
 from tests.processes import notifier_env
 from tests.smtpd import SmtpServer
+from tests.test_privacy import stored_bytes
 
 AUTH = {"Authorization": "Bearer test-token"}
 PROOF = {
@@ -266,3 +268,33 @@ def test_the_command_imports_a_file_and_names_bad_rows(tmp_path: Path) -> None:
         assert engine.choices.states("OLD1")["newsletter"] is True
     finally:
         engine.close()
+
+
+def test_phone_fields_in_import_rows_are_dropped_counted_and_logged_by_path(
+    engine: Notifier, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "list.csv"
+    path.write_text(
+        "id,email,first_name,locale,telefoonnummer,mobile\n"
+        "C1,jan@example.nl,Jan,nl,+31 6 12345678,06-87654321\n",
+        encoding="utf-8",
+    )
+    nested = row(2, phone="+31 30 1234567") | {"consent": PROOF | {"gsm": "0612312312"}}
+    with caplog.at_level(logging.WARNING, logger="notifier"):
+        with path.open(newline="") as lines:
+            flat = engine.import_subscribers(subscriber_import.csv_rows(lines))
+        done = engine.import_subscribers(numbered([nested]))
+    assert (flat.imported, done.imported, flat.errors, done.errors) == (1, 1, [], [])
+    metrics = engine.metrics.render().decode()
+    assert 'notifier_phone_fields_dropped_total{section="customer"} 3.0' in metrics
+    assert 'notifier_phone_fields_dropped_total{section="consent"} 1.0' in metrics
+    logged = sorted(r.getMessage() for r in caplog.records if "phone_dropped" in r.getMessage())
+    assert logged == [
+        "intake.phone_dropped path=consent.gsm request=import-line-1",
+        "intake.phone_dropped path=customer.mobile request=import-line-1",
+        "intake.phone_dropped path=customer.phone request=import-line-1",
+        "intake.phone_dropped path=customer.telefoonnummer request=import-line-1",
+    ]
+    assert "1234" not in " ".join(logged)
+    stored = stored_bytes(engine)
+    assert not [p for p in ("12345678", "87654321", "1234567", "12312312") if p.encode() in stored]

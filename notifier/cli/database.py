@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
+from notifier import keyring
 from notifier.cli.common import NOT_CURRENT, engine_for, load, migrated_engine
 from notifier.store.db import SchemaState
 
@@ -23,6 +26,14 @@ def db_upgrade() -> None:
 @click.group()
 def keys() -> None:
     """Encryption keys."""
+
+
+@keys.command("new")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+def keys_new(path: Path) -> None:
+    """Write fresh keys to PATH (0600), for NOTIFIER_KEY_FILE: keep it out of the data's folder."""
+    keyring.write_new(path)
+    click.echo(f"wrote {path}; set NOTIFIER_KEY_FILE={path.resolve()}")
 
 
 @keys.command("rotate")

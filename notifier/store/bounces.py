@@ -1,4 +1,5 @@
-"""Reports that came back, as classified; the raw report sealed (it quotes personal data)."""
+"""Reports that came back, as classified; their detail and raw report sealed (they quote
+personal data: a diagnostic may name the recipient)."""
 
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ def add(
             kind=kind,
             message_id=message_id,
             status_code=status_code,
-            detail=detail,
+            sealed_detail=sealer.seal_text(detail) if detail is not None else None,
             raw=sealer.seal(raw) if raw is not None else None,
         )
     )
@@ -47,7 +48,12 @@ def recent(session: Session, limit: int, kinds: list[str] | None = None) -> list
     return list(session.scalars(query))
 
 
-def of_customer(session: Session, customer_id: str) -> list[dict[str, object]]:
+def detail(sealer: Sealer, row: Bounce) -> str | None:
+    """The report's detail (its status and diagnostic), opened."""
+    return sealer.open_text(row.sealed_detail) if row.sealed_detail is not None else None
+
+
+def of_customer(session: Session, sealer: Sealer, customer_id: str) -> list[dict[str, object]]:
     """The reports about the customer's messages, as classified, for a data export."""
     mine = select(Message.id).where(Message.customer_id == customer_id).scalar_subquery()
     query = (
@@ -60,7 +66,7 @@ def of_customer(session: Session, customer_id: str) -> list[dict[str, object]]:
             "kind": row.kind,
             "message_id": row.message_id,
             "status_code": row.status_code,
-            "detail": row.detail,
+            "detail": detail(sealer, row),
         }
         for row in session.scalars(query)
     ]

@@ -3,11 +3,25 @@
 from __future__ import annotations
 
 import hashlib
+import secrets
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Select, and_, func, or_, select, true, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    Table,
+    and_,
+    delete,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from notifier.flows import newsletter_content
@@ -17,11 +31,17 @@ from notifier.store.models import (
     Campaign,
     CampaignRun,
     Customer,
+    DeliveryAttempt,
     Message,
     Preference,
     Suppression,
 )
 from notifier.vocabulary import CampaignStatus, Category
+
+_messages = cast(Table, Message.__table__)
+ID_PREFIX = "cmp-{run}-"
+"""A campaign message's id is this and the customer id: a page fanned out twice inserts
+nothing new. Erasure replaces the customer id (see :func:`forget_customer`)."""
 
 
 def create(
@@ -233,7 +253,9 @@ def advance_run(session: Session, run: CampaignRun, cursor: str, targeted: int) 
 
 
 def finish_run(session: Session, run: CampaignRun, now: datetime) -> None:
+    """End the run's fan-out; its cursor (a customer id) goes, being needed no more."""
     run.finished_at = now
+    run.cursor = None
     campaign = session.get(Campaign, run.campaign_id)
     if campaign is not None and campaign.status == CampaignStatus.RUNNING:
         campaign.status = (
@@ -324,3 +346,55 @@ def counts_by_locale(session: Session, campaign_id: str) -> dict[str, dict[str, 
     for locale, status, count in session.execute(query):
         found.setdefault(locale or "", {})[status.value] = count
     return found
+
+
+def forget_customer(session: Session, customer_id: str) -> int:
+    """Erasure: leave the customer's id in no run cursor and no campaign message id.
+
+    An unfinished run whose cursor is the customer moves back to the
+    greatest customer id below it, which resumes at the same place (the
+    customer, erased, is in no audience again); a finished run keeps no
+    cursor. Each of the customer's campaign messages takes a random
+    suffix in place of the customer id, so those left are neither named
+    nor linked to one another: the row is copied under its new id, its
+    attempt log follows, the old row goes. Unfinished runs are locked first
+    (PostgreSQL), so no fan-out page queues the customer meanwhile.
+    Returns the messages renamed.
+    """
+    unfinished = select(CampaignRun.id).where(CampaignRun.finished_at.is_(None))
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(unfinished.with_for_update())
+    below = (
+        select(func.max(Preference.customer_id))
+        .where(Preference.customer_id < customer_id)
+        .scalar_subquery()
+    )
+    session.execute(
+        update(CampaignRun)
+        .where(CampaignRun.cursor == customer_id, CampaignRun.finished_at.is_(None))
+        .values(cursor=below)
+    )
+    session.execute(
+        update(CampaignRun).where(CampaignRun.cursor == customer_id).values(cursor=None)
+    )
+    found = session.execute(
+        select(Message.id).where(
+            Message.customer_id == customer_id, Message.campaign_id.is_not(None)
+        )
+    ).scalars()
+    renamed = 0
+    for old in list(found):
+        if not old.endswith(f"-{customer_id}"):
+            continue  # not of the fan-out's making
+        new = old.removesuffix(customer_id) + "erased-" + secrets.token_hex(8)
+        columns = [column.name for column in _messages.columns]
+        copied = select(
+            *(literal(new) if name == "id" else _messages.c[name] for name in columns)
+        ).where(_messages.c.id == old)
+        session.execute(insert(_messages).from_select(columns, copied))
+        session.execute(
+            update(DeliveryAttempt).where(DeliveryAttempt.message_id == old).values(message_id=new)
+        )
+        session.execute(delete(_messages).where(_messages.c.id == old))
+        renamed += 1
+    return renamed

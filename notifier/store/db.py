@@ -3,13 +3,18 @@
 SQLite runs in WAL mode with ``synchronous=FULL`` (a committed transaction
 survives a power loss, as a queue must) and every transaction starts with
 ``BEGIN IMMEDIATE`` so that concurrent writers queue on the busy timeout
-instead of failing when a read lock is upgraded. PostgreSQL uses psycopg 3.
+instead of failing when a read lock is upgraded. Its file is created 0600 (the
+WAL and shared-memory files take the same mode) and it runs with
+``secure_delete``, so deleted personal data is overwritten, not left in free
+space. PostgreSQL uses psycopg 3.
 """
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import logging
+import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -149,6 +154,26 @@ class Database:
         heads = set(ScriptDirectory.from_config(alembic_config(self.url)).get_heads())
         return SchemaState.CURRENT if current == heads else SchemaState.OTHER
 
+    def checkpoint(self) -> None:
+        """Copy SQLite's WAL into the database and truncate it (after an erasure).
+
+        Until then the WAL holds the erased rows' old pages. A reader that
+        holds an old snapshot keeps its frames; that is logged, and the next
+        checkpoint truncates them. Nothing to do on PostgreSQL (see
+        ``docs/security.md``, "Erasure on disk").
+        """
+        if not self.is_sqlite:
+            return
+        connection = self.engine.raw_connection()
+        try:
+            cursor = connection.cursor()
+            busy, _frames, _copied = cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            cursor.close()
+        finally:
+            connection.close()
+        if busy:
+            log.warning("database.checkpoint_busy: a reader kept the WAL; a later one truncates it")
+
     def is_current(self) -> bool:
         return self.schema_state() is SchemaState.CURRENT
 
@@ -274,6 +299,7 @@ def _make_engine(url: str, pool_size: int, variable: str, *, probe: bool = False
                 connect_args={"timeout": 30, "check_same_thread": False},
                 poolclass=NullPool if probe else None,
             )
+            event.listen(engine, "do_connect", _sqlite_private_file)
             event.listen(engine, "connect", _sqlite_on_connect)
             if probe:
                 event.listen(engine, "connect", _sqlite_probe_timeout)
@@ -294,6 +320,16 @@ def _make_engine(url: str, pool_size: int, variable: str, *, probe: bool = False
         ) from exc
 
 
+def _sqlite_private_file(_dialect: Any, _record: Any, cargs: tuple[Any, ...], _kw: Any) -> None:
+    """Create the database file 0600 before SQLite does (with the umask's 0644): the WAL and
+    shared-memory files copy the database's mode."""
+    database = str(cargs[0]).removeprefix("file:").split("?", 1)[0] if cargs else ""
+    if database in ("", ":memory:"):
+        return
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
     cursor = dbapi_connection.cursor()
@@ -302,6 +338,8 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     # loss too; WAL's NORMAL is safe only against a crash of the process.
     cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA foreign_keys=ON")
+    # Deleted content is overwritten with zeros, not left in free pages for a copy to show.
+    cursor.execute("PRAGMA secure_delete=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
 

@@ -291,9 +291,9 @@ class SuppressionLift(Base):
 class Bounce(Base):
     """A report that came back (DSN, ARF, provider event, auto-reply), as classified.
 
-    ``raw`` is sealed: a bounce quotes the original mail and addresses. Rows
-    of kind ``auto_reply`` or ``unparsed`` changed nothing; they are kept for
-    ``notifier bounces list``.
+    ``raw`` and ``sealed_detail`` are sealed: a bounce quotes the original mail, its
+    addresses and names. Rows of kind ``auto_reply`` or ``unparsed`` changed
+    nothing; they are kept for ``notifier bounces list``.
     """
 
     __tablename__ = "bounces"
@@ -304,7 +304,7 @@ class Bounce(Base):
     kind: Mapped[str] = mapped_column(String(20))
     message_id: Mapped[str | None] = mapped_column(String(200), index=True)
     status_code: Mapped[str | None] = mapped_column(String(16))
-    detail: Mapped[str | None] = mapped_column(String(500))
+    sealed_detail: Mapped[bytes | None] = mapped_column(LargeBinary)
     raw: Mapped[bytes | None] = mapped_column(LargeBinary)
 
 

@@ -9,7 +9,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from notifier.crypto import Sealer
-from notifier.store.models import Consent, Customer, Message, Order, Suppression
+from notifier.store.models import Bounce, Consent, Customer, Message, Order, Suppression
 
 
 @dataclass(frozen=True)
@@ -24,10 +24,13 @@ class SealedColumn:
 SEALED_COLUMNS = (
     SealedColumn("customers.email", Customer.id, Customer.email),
     SealedColumn("customers.name", Customer.id, Customer.name),
+    SealedColumn("customers.first_name", Customer.id, Customer.first_name),
     SealedColumn("messages.context", Message.id, Message.context),
     SealedColumn("consents.ip", Consent.id, Consent.ip),
     SealedColumn("orders.snapshot", Order.id, Order.snapshot),
     SealedColumn("suppressions.detail", Suppression.email_index, Suppression.sealed_detail),
+    SealedColumn("bounces.detail", Bounce.id, Bounce.sealed_detail),
+    SealedColumn("bounces.raw", Bounce.id, Bounce.raw),
 )
 
 

@@ -162,3 +162,18 @@ def purge(session: Session, older_than: datetime) -> int:
         .returning(_events.c.id)
     )
     return len(gone.all())
+
+
+def forget_customer(session: Session, customer_id: str) -> int:
+    """Erasure: drop every event about the customer, told or not; returns how many.
+
+    The shop asked for the erasure, so an event still to tell it of the
+    customer has nobody left to be about; each one names the customer id
+    (and a campaign message's id held it too).
+    """
+    gone = session.execute(
+        delete(_events)
+        .where(_events.c.data["customer_id"].as_string() == customer_id)
+        .returning(_events.c.id)
+    )
+    return len(gone.all())

@@ -136,7 +136,7 @@ class Feedback:
                     row.kind,
                     row.message_id,
                     row.status_code,
-                    row.detail,
+                    bounces.detail(self._sealer, row),
                 )
                 for row in bounces.recent(session, limit, kinds_)
             ]

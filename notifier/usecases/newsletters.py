@@ -223,7 +223,7 @@ class Newsletters:
                 inserted = outbox.add_for_audience(
                     session,
                     campaigns.audience(run.cursor, last, selection),
-                    id_prefix=f"cmp-{run.id}-",
+                    id_prefix=campaigns.ID_PREFIX.format(run=run.id),
                     campaign_id=run.campaign_id,
                     kind="newsletter",
                     category=Category.NEWSLETTER,

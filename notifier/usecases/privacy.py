@@ -16,6 +16,7 @@ from notifier.crypto import Sealer
 from notifier.flows import consent, kinds
 from notifier.store import (
     bounces,
+    campaigns,
     customers,
     events,
     orders,
@@ -51,10 +52,13 @@ class Privacy:
     def erase(self, customer_id: str) -> int:
         """Right to erasure: cancel pending mail and remove every personal datum of the customer.
 
-        Messages stay only as anonymous counts (status, kind, times). An
-        address suppressed for a bounce or complaint stays suppressed: the
-        suppression holds a keyed hash, not the address, and exists so the
-        shop never mails someone who asked it to stop.
+        Messages stay only as anonymous counts (status, kind, times), under
+        ids that hold no customer id; no run cursor and no webhook event
+        names the customer any more. An address suppressed for a bounce or
+        complaint stays suppressed: the suppression holds a keyed hash, not
+        the address, and exists so the shop never mails someone who asked it
+        to stop. On SQLite the WAL is then checkpointed and truncated, and
+        ``secure_delete`` has overwritten the deleted content.
         """
         now = self._clock.now()
         with self._db.transaction() as session:
@@ -64,11 +68,15 @@ class Privacy:
             if recipient is not None:
                 suppressions.forget_detail(session, recipient.email_index)
             bounces.forget_customer(session, customer_id)
+            webhooks.forget_customer(session, customer_id)
+            campaigns.forget_customer(session, customer_id)
             touched = outbox.erase_customer(session, customer_id, now)
             events.forget_customer(session, customer_id)
             orders.forget_customer(session, customer_id)
             preferences.forget(session, customer_id)
             customers.forget(session, customer_id)
+        # The WAL still holds the erased rows' pages until a checkpoint copies it over them.
+        self._db.checkpoint()
         log.info("privacy.erased customer=%s messages=%d", customer_id, touched)
         return touched
 
@@ -85,7 +93,7 @@ class Privacy:
             messages = outbox.export_rows(session, customer_id)
             attempts = outbox.attempts_of_customer(session, customer_id)
             received = events.of_customer(session, customer_id)
-            reports = bounces.of_customer(session, customer_id)
+            reports = bounces.of_customer(session, self._sealer, customer_id)
             known_orders = orders.of_customer(session, self._sealer, customer_id)
             exported = {
                 "not_stored": NOT_STORED,

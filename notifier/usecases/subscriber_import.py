@@ -25,11 +25,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from notifier import errors
+from notifier import errors, phones
 from notifier.crypto import Sealer
 from notifier.flows import events as event_flows
 from notifier.flows import kinds
-from notifier.schemas import ImportOut, ImportProblem, SubscriberIn
+from notifier.schemas import ImportOut, ImportProblem, PhoneFree, SubscriberIn
 from notifier.settings import Settings
 from notifier.store import customers, outbox, preferences
 from notifier.store.db import Database
@@ -94,12 +94,15 @@ class SubscriberImport:
         settings: Settings,
         now: Callable[[], datetime],
         wake: Callable[[list[outbox.NewMessage]], None],
+        dropped_phones: Callable[[PhoneFree, str], None],
     ) -> None:
+        """``dropped_phones`` counts and logs a row's phone fields (``intake.DroppedPhones``)."""
         self._db = database
         self._sealer = sealer
         self._settings = settings
         self._now = now
         self._wake = wake
+        self._dropped_phones = dropped_phones
 
     def run(self, rows: Iterable[Row], confirm: Confirm = "none") -> ImportOut:
         """Import ``rows``; the answer counts what was done and names each row refused.
@@ -156,6 +159,7 @@ class SubscriberImport:
             if flat and exc.field and exc.field.startswith(("customer.", "consent.")):
                 exc.field = exc.field.split(".", 1)[1]
             raise
+        self._dropped_phones(row, f"import-line-{line}")
         if row.consent is not None and row.consent.at > self._now() + CLOCK_SKEW:
             raise errors.InvalidInput(
                 "consent cannot be given in the future", "at" if flat else "consent.at"
@@ -274,10 +278,15 @@ def nest(flat: Mapping[str, Any]) -> dict[str, Any]:
     the customer; ``at``, ``source``, ``ip`` and ``text_version`` the proof
     (none when all four are empty). Empty cells count as absent; tags may be
     a list or text separated by spaces, commas, semicolons or ``|``. Any
-    other column is kept at the top, where the schema names it as unknown.
+    other column is kept at the top, where the schema names it as unknown,
+    but for a phone column: that is the customer's, and dropped from there.
     """
     values = {key: value for key, value in flat.items() if value not in ("", None)}
-    customer = {key: values.pop(key) for key in CUSTOMER_FIELDS if key in values}
+    customer = {
+        key: values.pop(key)
+        for key in list(values)
+        if key in CUSTOMER_FIELDS or (isinstance(key, str) and phones.means_phone(key))
+    }
     if isinstance(customer.get("tags"), str):
         customer["tags"] = [tag for tag in _TAG_SEPARATORS.split(customer["tags"]) if tag]
     consent = {key: values.pop(key) for key in CONSENT_FIELDS if key in values}

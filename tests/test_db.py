@@ -1,0 +1,77 @@
+"""The database on disk: SQLite files only their owner reads, deleted data overwritten."""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from notifier.store.db import Database
+
+
+@pytest.fixture
+def loose_umask() -> Iterator[None]:
+    """The usual 022: what the files would get (0644) if notifier left it to SQLite."""
+    previous = os.umask(0o022)
+    yield
+    os.umask(previous)
+
+
+def test_sqlite_files_are_created_0600(tmp_path: Path, loose_umask: None) -> None:
+    path = tmp_path / "notifier.db"
+    database = Database(f"sqlite:///{path}")
+    try:
+        database.upgrade()
+        with database.transaction() as session:
+            session.execute(text("SELECT 1"))
+            modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in tmp_path.glob("notifier.db*")}
+    finally:
+        database.dispose()
+    assert modes == {"notifier.db": 0o600, "notifier.db-wal": 0o600, "notifier.db-shm": 0o600}
+
+
+def test_an_existing_file_keeps_its_mode(tmp_path: Path) -> None:
+    path = tmp_path / "notifier.db"
+    path.touch(mode=0o640)
+    path.chmod(0o640)
+    database = Database(f"sqlite:///{path}")
+    try:
+        database.upgrade()
+    finally:
+        database.dispose()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640  # the operator's choice, not ours
+
+
+def test_sqlite_overwrites_what_it_deletes_and_the_checkpoint_empties_the_wal(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "notifier.db"
+    database = Database(f"sqlite:///{path}")
+    secret = b"zoe.celik@voorbeeld.nl " * 40
+    try:
+        database.upgrade()
+        with database.transaction() as session:
+            assert session.execute(text("PRAGMA secure_delete")).scalar() == 1
+            session.execute(text("CREATE TABLE scratch (value BLOB)"))
+            session.execute(text("INSERT INTO scratch VALUES (:v)"), {"v": secret})
+        with database.transaction() as session:
+            session.execute(text("DELETE FROM scratch"))
+        assert Path(f"{path}-wal").stat().st_size > 0
+        database.checkpoint()
+        assert Path(f"{path}-wal").stat().st_size == 0
+        assert b"zoe.celik" not in path.read_bytes()
+    finally:
+        database.dispose()
+
+
+@pytest.mark.postgres
+def test_the_checkpoint_is_nothing_on_postgresql(postgres_url: str) -> None:
+    database = Database(postgres_url)
+    try:
+        database.checkpoint()
+    finally:
+        database.dispose()

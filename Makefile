@@ -15,8 +15,10 @@ $(STAMP): pyproject.toml
 serve: $(STAMP)
 	$(VENV)/bin/notifier serve
 
+# One pytest process per core (pytest-xdist), each test file whole in one of them: most tests
+# wait on a subprocess or a socket, so two cores halve the suite's time.
 test: $(STAMP)
-	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest -n auto --dist loadfile $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check notifier tests

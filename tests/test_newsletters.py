@@ -182,11 +182,8 @@ def test_invalid_campaigns_are_refused(
         engine.newsletters.get("winter-2026")
 
 
-def test_fan_out_resumes_after_a_crash_without_sending_twice(
-    engine: Notifier, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    add_subscribers(engine, 2500)
-    engine.newsletters.create(campaign())
+def crash_fan_out_on_third_page(engine: Notifier, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fan out in pages of 500 until the third page's write dies, as a killed worker would."""
     real = outbox.add_for_audience
     pages = 0
 
@@ -200,6 +197,15 @@ def test_fan_out_resumes_after_a_crash_without_sending_twice(
     monkeypatch.setattr(outbox, "add_for_audience", crash_on_third_page)
     with pytest.raises(RuntimeError):
         engine.newsletters.advance(page_size=500)
+
+
+def test_fan_out_resumes_after_a_crash_without_sending_twice(
+    engine: Notifier, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    add_subscribers(engine, 2500)
+    engine.newsletters.create(campaign())
+    real = outbox.add_for_audience
+    crash_fan_out_on_third_page(engine, monkeypatch)
     assert sum(queued_for(engine, "winter-2026").values()) == 1000
     monkeypatch.setattr(outbox, "add_for_audience", real)
 
@@ -221,18 +227,7 @@ def test_erasure_leaves_no_customer_id_in_a_run_and_the_fan_out_resumes_in_place
     add_subscribers(engine, 1500)
     engine.newsletters.create(campaign())
     real = outbox.add_for_audience
-    pages = 0
-
-    def crash_on_third_page(*args: Any, **kwargs: Any) -> int:
-        nonlocal pages
-        pages += 1
-        if pages == 3:
-            raise RuntimeError("worker killed mid fan-out")
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(outbox, "add_for_audience", crash_on_third_page)
-    with pytest.raises(RuntimeError):
-        engine.newsletters.advance(page_size=500)
+    crash_fan_out_on_third_page(engine, monkeypatch)
     monkeypatch.setattr(outbox, "add_for_audience", real)
 
     def runs() -> list[tuple[str | None, bool]]:

@@ -14,3 +14,6 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 """Without the networking flags chromium keeps dialling out on a machine with no network."""
+
+LAYOUT_PROBLEMS = (Path(__file__).parent / "layout_problems.js").read_text(encoding="utf-8")
+"""A function for ``page.evaluate``: what a reader would see as broken at this width (a list)."""

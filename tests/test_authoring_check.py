@@ -346,7 +346,7 @@ def test_data_handed_to_gettext(copy: Copy, call: str) -> None:
 
 def test_a_missing_unsubscribe_link(copy: Copy) -> None:
     footer = copy.templates / "partials" / "footer.mjml.j2"
-    replace(footer, "{%- if message.unsubscribable %}", "{%- if false %}")
+    replace(footer, "{%- if message.unsubscribable %}\n", "{%- if false %}\n")
     report = copy.run()
     assert [(p.file.name, p.line) for p in report.problems] == [
         (kind + render.SUFFIX, 1) for kind in UNSUBSCRIBABLE

@@ -556,8 +556,8 @@ def test_a_syntax_error_names_file_and_line(templates: Path, file: str, line: in
     [
         (("shop", "shop_url"), "partials/header.mjml.j2", 6),  # the greeting guards its name
         (("order", "number"), "order_confirmation.mjml.j2", 2),
-        (("shop", "kvk"), "partials/footer.mjml.j2", 20),
-        (("links", "unsubscribe_url"), "partials/footer.mjml.j2", 15),
+        (("shop", "kvk"), "partials/footer.mjml.j2", 26),
+        (("links", "unsubscribe_url"), "partials/footer.mjml.j2", 20),
     ],
 )
 def test_a_missing_variable_names_file_and_line(

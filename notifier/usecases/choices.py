@@ -176,6 +176,16 @@ class Choices:
         self.update(claims.customer_id, {Category.NEWSLETTER: True}, source=CONFIRM_LINK, ip=ip)
         return claims
 
+    def preferences_link(self, claims: tokens.Claims) -> str:
+        """A preferences-page token for the customer of a confirm link: the way on after confirming.
+
+        The confirm link reached the same mailbox as every mail's preferences
+        link, so it may open that page too.
+        """
+        return self._link_tokens.issue(
+            tokens.Claims(claims.customer_id, Category.NEWSLETTER, claims.locale, claims.generation)
+        )
+
     def suppress(self, email: str, reason: str, detail: str | None = None) -> None:
         """Suppress an address; a complaint also unsubscribes it from every category."""
         if reason not in set(SuppressionReason):

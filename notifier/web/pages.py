@@ -50,6 +50,7 @@ class PageRenderer:
         html = template.render(
             lang=locale.split("_")[0],
             shop_name=self._settings.shop_name,
+            shop_url=self._settings.shop_url,
             company=_company(self._settings),
             unsubscribable=kinds.UNSUBSCRIBABLE,
             **context,
@@ -76,14 +77,17 @@ class PageRenderer:
 
 
 def _company(settings: Settings) -> markupsafe.Markup:
-    """The footer's legal lines, the KvK number on a line of its own.
+    """The footer's legal lines: each item wraps as a whole, the KvK number on a line of its own.
 
-    Run on after the address it wrapped at 375 px to a dangling "· KvK 12345678";
-    no-break spaces keep "KvK 12345678" together too.
+    Run on, the line wrapped at 375 px to a dangling "· KvK 12345678". Each
+    item is an inline-block (``.item`` in pages.css) that moves to the next
+    line whole, and each separator ends the item before it, so no line
+    starts with one.
     """
-    return markupsafe.Markup("{} · {}<br>KvK\u00a0{}").format(
-        settings.company_name, settings.company_address, settings.company_kvk
-    )
+    return markupsafe.Markup(
+        '<span class="item">{}&nbsp;·</span> <span class="item">{}</span><br>'
+        '<span class="item">KvK\u00a0{}</span>'
+    ).format(settings.company_name, settings.company_address, settings.company_kvk)
 
 
 class Csrf:
@@ -262,7 +266,12 @@ def router(engine: Notifier, secret: str) -> APIRouter:
             claims = choices.confirm_newsletter(token, _client_ip(request))
         except LINK_ERRORS as exc:
             return problem(request, exc, good(token))
-        return pages.render("confirm.html", claims.locale, token=token, confirmed=True)
+        return pages.render(
+            "confirm.html",
+            claims.locale,
+            token=choices.preferences_link(claims),
+            confirmed=True,
+        )
 
     return routes
 

@@ -1,15 +1,20 @@
 """Turn a kind, a locale and a context into a finished mail: Jinja2 → MJML → HTML + text.
 
 Everything that can be prepared once is: one Jinja environment per locale,
-each template compiled once per (kind, locale), catalogs compiled once. Only
-the work that depends on the message itself — rendering the template, the
-MJML → HTML step and the plain-text part — happens per mail, because a
-campaign renders tens of thousands of them.
+each template compiled once per (kind, locale), catalogs compiled once, and
+the MJML of each shape of a template made HTML once (``compiled``): a mail
+of a known shape only fills in its values. A campaign's content and the
+shop are the same for all its mail, so they are compiled in rather than
+filled. The old per-mail path renders a shape's first mail (compared with
+the compiled one) and every mail of a template that cannot be compiled.
 """
 
 from __future__ import annotations
 
+import collections
 import functools
+import hashlib
+import json
 import os
 import re
 import threading
@@ -28,7 +33,7 @@ from jinja2.utils import missing
 
 from notifier import content, errors
 from notifier.flows import newsletter_content
-from notifier.mail import i18n, plaintext, translate
+from notifier.mail import compiled, deferred, i18n, plaintext, translate
 
 DEFAULT_TEMPLATES_DIR = content.TEMPLATES_DIR
 """The project's templates, packaged or the checkout's; ``NOTIFIER_TEMPLATES_DIR`` overrides."""
@@ -48,6 +53,9 @@ _RUST_ESCAPED = {"t": "\t", "n": "\n", "r": "\r", "0": "\0", '"': "&quot;"}
 
 LINE_BLOCKS = ("subject", "preheader")
 """Blocks that are a line of plain text besides their place in the mail."""
+
+COMPILED_IN = ("shop", "newsletter", newsletter_content.FALLBACK_KEY)
+"""Context keys alike for many mails (the shop, a campaign's content): compiled in, not filled."""
 
 _T = TypeVar("_T")
 
@@ -80,8 +88,12 @@ class Renderer:
         locales_dir: Path,
         default_locale: str = "nl",
         timezone: str = "Europe/Amsterdam",
+        *,
+        compile_shapes: bool = True,
     ) -> None:
         self.templates_dir = templates_dir.resolve()
+        self.compile_shapes = compile_shapes
+        """False renders every mail per mail (the path the compiled one is checked against)."""
         self.default_locale = default_locale
         self.timezone = timezone
         self.catalogs = i18n.Catalogs(locales_dir)
@@ -94,6 +106,15 @@ class Renderer:
         self._environments: dict[str, jinja2.Environment] = {}
         self._templates: dict[tuple[str, str], jinja2.Template] = {}
         self._lock = threading.RLock()
+        self._loader = _RecordingLoader(self.templates_dir)
+        self._stages: dict[str, jinja2.Environment] = {}
+        self._tracing: deferred.Trace | None = None
+        self._trace_lock = threading.RLock()
+        self._shapes = compiled.Shapes()
+        self._constants: dict[str, tuple[object, str]] = {}
+        self.counts: collections.Counter[str] = collections.Counter()
+        """Mails by path: ``filled`` (compiled, mrml skipped), ``filled_mrml`` (compiled, a value
+        with markup sent the MJML through mrml), ``per_mail``."""
 
     def kinds(self) -> list[str]:
         """The kinds that have a template, sorted."""
@@ -124,6 +145,40 @@ class Renderer:
         if "subject" not in template.blocks:
             raise errors.TemplateError("the template has no subject block", file=name)
         lines = [block for block in LINE_BLOCKS if block in template.blocks]
+        if not self.compile_shapes or name in self._shapes.fallbacks:
+            return self._render_each(template, name, values, lines, used)
+        key = self._shape_key(kind, used, values)
+        leaf = self._shapes.find(key, values)
+        if leaf is None:
+            return self._compile_shape(kind, template, name, values, lines, used)
+        try:
+            filled = leaf.fill(values)
+        except Exception:  # this mail's data fails: the old path says how, with file and line
+            return self._render_each(template, name, values, lines, used)
+        return self._finish(filled, name, used)
+
+    def version(self) -> str:
+        """The digest of every template source read so far: compiled shapes are kept under it."""
+        return self._loader.version
+
+    def compiled_shapes(self) -> int:
+        """How many shapes are compiled so far, all templates together."""
+        return self._shapes.count()
+
+    def fallbacks(self) -> dict[str, str]:
+        """The template files rendered per mail rather than compiled once, and why."""
+        return dict(self._shapes.fallbacks)
+
+    def _render_each(
+        self,
+        template: jinja2.Template,
+        name: str,
+        values: dict[str, Any],
+        lines: list[str],
+        used: str,
+    ) -> RenderedMail:
+        """One mail the old way: Jinja, then mrml and the plain text of its MJML."""
+        self.counts["per_mail"] += 1
         source, shown = self._guard(name, lambda: _render_showing(template, values, lines), values)
         found = {}
         for block in lines:
@@ -143,6 +198,109 @@ class Renderer:
             text=plaintext.to_text(source),
             locale=used,
         )
+
+    def _finish(self, filled: compiled.Filled, name: str, used: str) -> RenderedMail:
+        """A compiled shape's filled parts as a mail, as ``_render_each`` would make it."""
+        subject = markupsafe.Markup(filled.subject).striptags()
+        if not subject:
+            raise errors.TemplateError("the subject is empty", file=name)
+        preheader = filled.preheader
+        self.counts["filled" if filled.html is not None else "filled_mrml"] += 1
+        return RenderedMail(
+            subject=subject,
+            preheader=markupsafe.Markup(preheader).striptags() if preheader is not None else "",
+            html=filled.html if filled.html is not None else _to_html(filled.source, name),
+            text=plaintext.to_text(filled.source),
+            locale=used,
+        )
+
+    def _shape_key(self, kind: str, used: str, values: Mapping[str, Any]) -> tuple[object, ...]:
+        """What a compiled shape is kept under, besides the answers to its questions."""
+        constants = tuple(self._constant(key, values[key]) for key in COMPILED_IN if key in values)
+        return (kind, used, self._loader.version, frozenset(values), constants)
+
+    def _constant(self, key: str, value: object) -> str:
+        """A digest of a compiled-in value; the last one per key is remembered by identity."""
+        last = self._constants.get(key)
+        if last is not None and last[0] is value:
+            return last[1]
+        digest = hashlib.blake2b(
+            json.dumps(value, sort_keys=True, default=str).encode(), digest_size=16
+        ).hexdigest()
+        self._constants[key] = (value, digest)
+        return digest
+
+    def _compile_shape(
+        self,
+        kind: str,
+        template: jinja2.Template,
+        name: str,
+        values: dict[str, Any],
+        lines: list[str],
+        used: str,
+    ) -> RenderedMail:
+        """Render a mail of a shape not seen yet the old way, and compile that shape from it.
+
+        The compiled shape filled with this mail must give the very same mail,
+        else the template is rendered per mail from now on.
+        """
+        mail = self._render_each(template, name, values, lines, used)
+        key = self._shape_key(kind, used, values)  # its first render may have read more files
+        try:
+            traced = self._trace(template.name or name, used, values, lines)
+        except deferred.NotCompilable as exc:
+            self._shapes.refuse(name, str(exc))
+            return mail
+        except Exception:  # this mail's data trips the trace (not the template): not kept
+            return mail
+        leaf = self._shapes.add(key, name, traced, functools.partial(_to_html, name=name))
+        if leaf is not None and not self._same(leaf, values, name, used, mail):
+            self._shapes.refuse(name, "its compiled form differs from the mail rendered per mail")
+        return mail
+
+    def _same(
+        self,
+        leaf: compiled.Leaf,
+        values: Mapping[str, Any],
+        name: str,
+        used: str,
+        mail: RenderedMail,
+    ) -> bool:
+        try:
+            return self._finish(leaf.fill(values), name, used) == mail
+        except Exception:
+            return False
+
+    def _trace(
+        self, name: str, used: str, values: Mapping[str, Any], lines: list[str]
+    ) -> compiled.Traced:
+        """Render ``name`` once with its per-mail values as placeholders (``deferred``)."""
+        with self._trace_lock:
+            environment = self._stage(used)
+            trace = deferred.Trace(environment)
+            self._tracing = trace
+            try:
+                template = environment.get_template(name)
+                staged: dict[str, Any] = {
+                    key: value for key, value in values.items() if key in COMPILED_IN
+                }
+                staged.update(trace.top({k: v for k, v in values.items() if k not in COMPILED_IN}))
+                source, shown = _render_showing(template, staged, lines)
+                for block in lines:
+                    if block not in shown:
+                        shown[block] = "".join(_render_block(template, block, staged))
+            finally:
+                self._tracing = None
+        return trace, source, shown
+
+    def _stage(self, locale: str) -> jinja2.Environment:
+        """The tracing environment of ``locale``: as the real one, its functions deferring."""
+        environment = self._stages.get(locale)
+        if environment is None:
+            environment = self._new_environment(locale)
+            deferred.stage_environment(environment, lambda: self._tracing)
+            self._stages[locale] = environment
+        return environment
 
     def mjml(self, kind: str, locale: str | None, context: Mapping[str, Any]) -> str:
         """The MJML that ``render`` compiles for the same arguments, before it becomes HTML.
@@ -225,7 +383,7 @@ class Renderer:
     def _new_environment(self, locale: str) -> jinja2.Environment:
         """A fresh environment: strict about undefined names, escaping everything by default."""
         environment = jinja2.Environment(
-            loader=jinja2.FileSystemLoader(self.templates_dir),
+            loader=self._loader,
             undefined=_Undefined,
             autoescape=jinja2.select_autoescape(
                 enabled_extensions=("html", "htm", "xml", "mjml", "j2"), default=True
@@ -290,6 +448,30 @@ class Renderer:
                 file, line = Path(filename[len(root) :]).as_posix(), traceback.tb_lineno
             traceback = traceback.tb_next
         return file, line
+
+
+class _RecordingLoader(jinja2.FileSystemLoader):
+    """The templates directory's loader; ``version`` digests every source it has served.
+
+    A compiled shape is kept under it, so no shape outlives the text it was made from.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        super().__init__(directory)
+        self._served: dict[str, str] = {}
+        self.version = ""
+
+    def get_source(
+        self, environment: jinja2.Environment, template: str
+    ) -> tuple[str, str, Callable[[], bool]]:
+        source, filename, uptodate = super().get_source(environment, template)
+        digest = hashlib.blake2b(source.encode(), digest_size=16).hexdigest()
+        if self._served.get(template) != digest:
+            self._served[template] = digest
+            self.version = hashlib.blake2b(
+                repr(sorted(self._served.items())).encode(), digest_size=16
+            ).hexdigest()
+        return source, filename, uptodate
 
 
 def _render_showing(

@@ -183,7 +183,10 @@ def test_invalid_campaigns_are_refused(
 
 
 def crash_fan_out_on_third_page(engine: Notifier, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Fan out in pages of 500 until the third page's write dies, as a killed worker would."""
+    """Fan out in pages of 500 until the third page's write dies, as a killed worker would.
+
+    The store's real write is back in place when this returns, as after a restart.
+    """
     real = outbox.add_for_audience
     pages = 0
 
@@ -194,8 +197,8 @@ def crash_fan_out_on_third_page(engine: Notifier, monkeypatch: pytest.MonkeyPatc
             raise RuntimeError("worker killed mid fan-out")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(outbox, "add_for_audience", crash_on_third_page)
-    with pytest.raises(RuntimeError):
+    with monkeypatch.context() as patch, pytest.raises(RuntimeError):
+        patch.setattr(outbox, "add_for_audience", crash_on_third_page)
         engine.newsletters.advance(page_size=500)
 
 
@@ -204,10 +207,8 @@ def test_fan_out_resumes_after_a_crash_without_sending_twice(
 ) -> None:
     add_subscribers(engine, 2500)
     engine.newsletters.create(campaign())
-    real = outbox.add_for_audience
     crash_fan_out_on_third_page(engine, monkeypatch)
     assert sum(queued_for(engine, "winter-2026").values()) == 1000
-    monkeypatch.setattr(outbox, "add_for_audience", real)
 
     assert engine.newsletters.advance(page_size=500) == 1500
     counts = queued_for(engine, "winter-2026")
@@ -226,9 +227,7 @@ def test_erasure_leaves_no_customer_id_in_a_run_and_the_fan_out_resumes_in_place
 ) -> None:
     add_subscribers(engine, 1500)
     engine.newsletters.create(campaign())
-    real = outbox.add_for_audience
     crash_fan_out_on_third_page(engine, monkeypatch)
-    monkeypatch.setattr(outbox, "add_for_audience", real)
 
     def runs() -> list[tuple[str | None, bool]]:
         with engine.database.transaction() as session:

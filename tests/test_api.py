@@ -16,12 +16,11 @@ import notifier
 from notifier.clock import FrozenClock
 from notifier.service import Notifier
 from notifier.web import security
-from notifier.web.app import create_app
 from notifier.web.limits import MAX_BODY
+from tests.asgi import AUTH, api_client
 from tests.conftest import START, customer, event, order
 from tests.smtpd import SmtpServer
 
-AUTH = {"Authorization": "Bearer test-token"}
 V1_ROUTES = [
     ("POST", "/v1/events"),
     ("POST", "/v1/messages"),
@@ -33,9 +32,7 @@ V1_ROUTES = [
 
 @pytest.fixture
 async def client(engine: Notifier) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(engine, ["test-token"], run_worker=False)
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+    async with api_client(engine) as client:
         yield client
 
 
@@ -462,9 +459,7 @@ async def test_invalid_messages_422_naming_the_field_and_writing_nothing(
 
 @pytest.mark.parametrize("value", ["WP-1001", 5, ["O-1"]])
 async def test_a_context_whose_order_is_not_an_object_422(engine: Notifier, value: object) -> None:
-    app = create_app(engine, ["test-token"], run_worker=False)
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+    async with api_client(engine, raise_app_exceptions=False) as client:
         body = message_request(kind="review_products", context={"order": value})
         response = await client.post("/v1/messages", json=body, headers=AUTH)
         assert response.status_code == 422, response.text

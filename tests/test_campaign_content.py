@@ -20,11 +20,10 @@ from notifier import errors
 from notifier.service import Notifier
 from notifier.store.campaigns import PAUSED_UNTIL
 from notifier.store.models import Customer, Message
-from notifier.web.app import create_app
+from tests.asgi import api_client
 from tests.smtpd import SmtpServer
 from tests.test_newsletters import CONTENT, add_subscribers
 
-AUTH = {"Authorization": "Bearer test-token"}
 ENGLISH: dict[str, Any] = {
     "title": "Ready for the winter roads",
     "intro": "The nights are getting colder. These parts see you through the winter.",
@@ -174,10 +173,7 @@ async def http(
     make_engine: Callable[..., Notifier],
 ) -> AsyncIterator[tuple[httpx.AsyncClient, Notifier]]:
     engine = make_engine()
-    app = create_app(engine, ["test-token"], run_worker=False)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://test", headers=AUTH
-    ) as client:
+    async with api_client(engine, authorized=True) as client:
         yield client, engine
 
 

@@ -22,7 +22,7 @@ from notifier.flows import kinds
 from notifier.schemas import EventType
 from notifier.service import Notifier
 from notifier.settings import PROJECT_DIR, Settings
-from notifier.web.app import create_app
+from tests.asgi import api_client
 from tests.conftest import START, customer, event, order
 from tests.smtpd import SmtpServer, body_of
 
@@ -70,9 +70,7 @@ async def client(
 ) -> AsyncIterator[tuple[httpx.AsyncClient, Notifier]]:
     # Reviews due at once, so each row's whole mail is sent within the test.
     engine = make_engine(review_products_delay="0s", review_service_delay="0s")
-    app = create_app(engine, ["test-token"], run_worker=False)
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+    async with api_client(engine) as http:
         yield http, engine
 
 

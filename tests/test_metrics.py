@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import httpx
-
 from notifier.service import Notifier
-from notifier.web.app import create_app
+from tests.asgi import api_client
 from tests.conftest import event
 from tests.smtpd import SmtpServer
 
@@ -16,10 +14,7 @@ async def test_metrics_report_queue_depth_deliveries_and_latency(
     engine.handle_event(event("order.placed"))
     engine.handle_event(event("order.delivered"))
     await engine.dispatch_due()
-    app = create_app(engine, ["test-token"], run_worker=False)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://t"
-    ) as client:
+    async with api_client(engine) as client:
         response = await client.get("/metrics")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")

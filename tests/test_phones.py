@@ -12,11 +12,9 @@ import pytest
 
 from notifier import phones
 from notifier.service import Notifier
-from notifier.web.app import create_app
+from tests.asgi import AUTH, api_client
 from tests.conftest import customer, event, order
 from tests.test_privacy import stored_bytes
-
-AUTH = {"Authorization": "Bearer test-token"}
 
 
 @pytest.mark.parametrize(
@@ -119,10 +117,7 @@ def phone_everywhere() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
 
 @pytest.fixture
 async def client(engine: Notifier) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(engine, ["test-token"], run_worker=False)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://t"
-    ) as client:
+    async with api_client(engine) as client:
         yield client
 
 

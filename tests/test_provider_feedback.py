@@ -19,8 +19,8 @@ from cryptography.x509.oid import NameOID
 from notifier.mail import sns
 from notifier.service import Notifier
 from notifier.store import suppressions
-from notifier.web.app import create_app
 from tests import reports
+from tests.asgi import api_client
 from tests.conftest import event
 from tests.smtpd import SmtpServer
 
@@ -169,9 +169,7 @@ def engine(make_engine: Callable[..., Notifier], tmp_path: Path) -> Notifier:
 
 @pytest.fixture
 async def client(engine: Notifier) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(engine, ["test-token"], run_worker=False)
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+    async with api_client(engine) as client:
         yield client
 
 

@@ -16,10 +16,9 @@ import sqlalchemy
 
 from notifier import storable
 from notifier.service import Notifier
-from notifier.web.app import create_app
+from tests.asgi import AUTH, api_client
 from tests.conftest import customer, event, order
 
-AUTH = {"Authorization": "Bearer test-token"}
 NUL = "\x00"
 SURROGATE = "\ud800"
 """An unpaired surrogate: JSON can carry it as ``"\\ud800"``, UTF-8 cannot."""
@@ -79,9 +78,7 @@ EVENT_CASES = [
 
 @pytest.fixture
 async def client(engine: Notifier) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(engine, ["test-token"], run_worker=False)
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+    async with api_client(engine) as client:
         yield client
 
 

@@ -23,12 +23,11 @@ from notifier import settings
 from notifier.service import Notifier
 from notifier.store.models import Consent, Customer, Message, Preference
 from notifier.usecases import subscriber_import
-from notifier.web.app import create_app
+from tests.asgi import api_client
 from tests.processes import notifier_env
 from tests.smtpd import SmtpServer
 from tests.test_privacy import stored_bytes
 
-AUTH = {"Authorization": "Bearer test-token"}
 PROOF = {
     "at": "2024-03-01T12:00:00+01:00",
     "source": "signup_form",
@@ -194,10 +193,7 @@ async def http(
     make_engine: Callable[..., Notifier],
 ) -> AsyncIterator[tuple[httpx.AsyncClient, Notifier]]:
     engine = make_engine()
-    app = create_app(engine, ["test-token"], run_worker=False)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://test", headers=AUTH
-    ) as client:
+    async with api_client(engine, authorized=True) as client:
         yield client, engine
 
 

@@ -10,20 +10,14 @@ from sqlalchemy import select
 
 from notifier.service import Notifier
 from notifier.store.models import SuppressionLift
-from notifier.web.app import create_app
+from tests.asgi import api_client
 from tests.conftest import event
 from tests.smtpd import SmtpServer
-
-AUTH = {"Authorization": "Bearer test-token"}
 
 
 @pytest.fixture
 async def client(engine: Notifier) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(engine, ["test-token"], run_worker=False)
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(
-        transport=transport, base_url="http://test", headers=AUTH
-    ) as client:
+    async with api_client(engine, authorized=True) as client:
         yield client
 
 

@@ -61,7 +61,7 @@ def for_locale(sample: dict[str, Any], locale: str) -> dict[str, Any]:
     """
     per_locale = sample.get(LOCALES, {})
     language = locale.split("_")[0]
-    overrides = per_locale.get(locale, per_locale.get(language, {}))
+    overrides: dict[str, Any] = per_locale.get(locale, per_locale.get(language, {}))
     base = {key: value for key, value in sample.items() if key != LOCALES}
     return base | overrides
 

@@ -210,6 +210,31 @@ def test_worker_warns_of_plain_http_links_in_real_mail(tmp_path: Path) -> None:
     )
 
 
+def test_serve_warns_of_plain_http_links_in_real_mail(tmp_path: Path) -> None:
+    port = free_port()
+    env = notifier_env(
+        database_url=f"sqlite:///{tmp_path / 'n.db'}",
+        smtp_host="127.0.0.1",
+        smtp_port=str(free_port()),
+        smtp_tls="none",
+        base_url="http://shop.example",
+        api_tokens="t0ken",
+    )
+    log = tmp_path / "serve.log"
+    server = start(["serve", "--port", str(port)], env, tmp_path, log)
+    try:
+        wait_until(http_ready(f"http://127.0.0.1:{port}/healthz"), 60, "notifier serve to answer")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    output = log.read_text()
+    assert (
+        'settings.base_url_not_https variable=NOTIFIER_BASE_URL reason="one-click unsubscribe '
+        '(RFC 8058) needs https links for real mail"' in output
+    ), output[-3000:]
+    assert output.count("settings.base_url_not_https") == 1, output[-3000:]
+
+
 def test_the_links_follow_host_and_port_unless_the_base_url_is_set(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

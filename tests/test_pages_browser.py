@@ -7,6 +7,7 @@ advancing the frozen clock.
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -28,7 +29,7 @@ from notifier.clock import FrozenClock
 from notifier.service import Notifier
 from notifier.web.app import create_app
 from tests import served
-from tests.browser import CHROMIUM, CHROMIUM_ARGS
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, LAYOUT_PROBLEMS
 from tests.conftest import event
 from tests.smtpd import SmtpServer, free_port
 
@@ -265,3 +266,124 @@ async def test_preferences_page_fits_a_375px_phone_screen(
     assert site.engine.choices.states("C42")["reviews"] is False
     assert tab.errors == []
     assert all(url.startswith(f"{site.url}/") for url in tab.requests), tab.requests
+
+
+# -- every page at a phone's and a desktop's width, and the way back -----------------------
+
+WIDTHS = [pytest.param(375, id="375"), pytest.param(1280, id="1280")]
+SHOP_PAGE = "<!doctype html><html><body><h1>The shop</h1></body></html>"
+
+
+def link_to(message: EmailMessage, page: str) -> str:
+    """The one link of a mail's HTML part to ``page`` (``confirm``, ``preferences``, …)."""
+    part = message.get_body(("html",))
+    assert isinstance(part, EmailMessage)
+    parser = _Links()
+    parser.feed(str(part.get_content()))
+    [link] = {href for href in parser.hrefs if f"/{page}/" in href}
+    return link
+
+
+async def confirm_mail(engine: Notifier, smtp_server: SmtpServer, locale: str) -> EmailMessage:
+    """newsletter.subscribed, dispatched: the double opt-in mail as it arrived."""
+    before = len(smtp_server.received)
+    engine.handle_event(event("newsletter.subscribed", locale=locale))
+    await engine.dispatch_due()
+    assert len(smtp_server.received) == before + 1, "the confirmation mail did not arrive"
+    return smtp_server.received[-1].message
+
+
+async def assert_laid_out(tab: Tab, name: str, lang: str, screenshots: Path) -> None:
+    """The page in the customer's language, styled, and nothing broken at this width."""
+    page = tab.page
+    assert await page.get_attribute("html", "lang") == lang, name
+    await expect(page.locator("h1")).to_be_visible()
+    color = await page.locator("a, button").first.evaluate("el => getComputedStyle(el).color")
+    assert color != "rgb(0, 0, 238)", f"{name}: the stylesheet did not load"
+    width = page.viewport_size["width"] if page.viewport_size else 0
+    await page.screenshot(path=str(screenshots / f"{name}-{lang}-{width}.png"), full_page=True)
+    assert await page.evaluate(LAYOUT_PROBLEMS) == [], name
+
+
+async def follow_the_way_back(tab: Tab, language: Language) -> None:
+    """Click the link to all the choices: it lands on the preferences page."""
+    page = tab.page
+    await page.get_by_role("link", name=BACK[language.locale], exact=True).click()
+    await expect(page.get_by_role("heading", level=1)).to_have_text(language.preferences_heading)
+
+
+BACK = {"nl": "Al mijn e-mailvoorkeuren beheren", "en": "Manage all my email preferences"}
+TO_THE_SHOP = {"nl": "Naar de website van Winparts", "en": "Go to the Winparts website"}
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+@pytest.mark.parametrize("language", LANGUAGES)
+async def test_every_page_fits_the_screen_and_every_result_page_leads_back(
+    site: Site,
+    smtp_server: SmtpServer,
+    clock: FrozenClock,
+    browser: Browser,
+    language: Language,
+    width: int,
+    tmp_path: Path,
+) -> None:
+    engine, lang = site.engine, language.lang
+    links = footer_links(await review_mail(engine, smtp_server, clock, language.locale))
+    confirm = link_to(await confirm_mail(engine, smtp_server, language.locale), "confirm")
+    tab = await open_tab(browser, width=width, height=812)
+    page = tab.page
+    # Problem pages have no token to name a language: they follow the browser's.
+    await page.set_extra_http_headers({"Accept-Language": lang})
+    await page.route(
+        f"{engine.settings.shop_url}/**",
+        lambda route: route.fulfill(body=SHOP_PAGE, content_type="text/html"),
+    )
+
+    await page.goto(links["preferences"])
+    await assert_laid_out(tab, "preferences", lang, tmp_path)
+    await page.locator("#c-reviews").uncheck()
+    await page.locator("button[value=save]").click()
+    await expect(page.get_by_role("status")).to_be_visible()
+    await assert_laid_out(tab, "saved", lang, tmp_path)
+    await page.get_by_role("button", name=language.undo_button, exact=True).click()
+    await expect(page.get_by_role("status")).to_have_text(language.undone)
+    await assert_laid_out(tab, "undone", lang, tmp_path)
+    await follow_the_way_back(tab, language)
+
+    await page.goto(links["unsubscribe"])
+    await expect(page.get_by_role("heading", level=1)).to_have_text(language.unsubscribe_heading)
+    await assert_laid_out(tab, "unsubscribe", lang, tmp_path)
+    await page.get_by_role("button", name=language.unsubscribe_button, exact=True).click()
+    await expect(page.get_by_role("status")).to_have_text(language.unsubscribed)
+    await assert_laid_out(tab, "unsubscribed", lang, tmp_path)
+    await follow_the_way_back(tab, language)
+
+    await page.goto(confirm)
+    await assert_laid_out(tab, "confirm", lang, tmp_path)
+    await page.locator("form button[type=submit]").click()
+    await expect(page.get_by_role("status")).to_be_visible()
+    assert engine.choices.states("C42")["newsletter"] is True
+    await assert_laid_out(tab, "confirmed", lang, tmp_path)
+    await follow_the_way_back(tab, language)
+    assert tab.errors == []
+
+    # From here on the answers are 403 and 400 on purpose.
+    await page.goto(links["preferences"])
+    await page.locator("input[name=csrf]").evaluate("field => { field.value = 'stale'; }")
+    await page.locator("button[value=save]").click()
+    await expect(page.get_by_role("heading", level=1)).not_to_have_text(
+        language.preferences_heading
+    )
+    await assert_laid_out(tab, "expired-form", lang, tmp_path)
+    await follow_the_way_back(tab, language)
+
+    response = await page.goto(f"{site.url}/preferences/not-a-token")
+    assert response is not None and response.status == 400
+    await assert_laid_out(tab, "bad-link", lang, tmp_path)
+    await page.get_by_role("link", name=TO_THE_SHOP[language.locale], exact=True).click()
+    await expect(page.get_by_role("heading", level=1)).to_have_text("The shop")
+
+    assert tab.errors and all(re.search(r"\b(403|400)\b", error) for error in tab.errors)
+    assert all(
+        url.startswith((f"{site.url}/", engine.settings.shop_url)) for url in tab.requests
+    ), tab.requests

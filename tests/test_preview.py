@@ -140,6 +140,16 @@ async def test_a_catalog_edit_counts_as_a_change(client: httpx.AsyncClient, copy
     assert "Bekijk het nu" in (await client.get("/mail/newsletter/nl")).text
 
 
+async def test_the_newsletter_sample_speaks_the_language_of_each_rendition(
+    client: httpx.AsyncClient,
+) -> None:
+    english = (await client.get("/mail/newsletter/en")).text
+    dutch = (await client.get("/mail/newsletter/nl")).text
+    assert "Ready for the winter roads" in english and "Wiper blades from" in english
+    assert "Winterklaar" not in english and "Ruitenwissers" not in english
+    assert "Winterklaar de weg op" in dutch and "Ready for the winter" not in dutch
+
+
 async def test_render_errors_show_on_the_page_with_file_and_line(
     client: httpx.AsyncClient, copy: Copy
 ) -> None:

@@ -123,11 +123,12 @@ def run(
             continue
         found += _sample_links(samples.path(templates_dir, kind), sample)
         for locale in renderer.locales():
-            rendition = _render(renderer, where, kind, locale, sample, bool(sourced_images))
+            localized = samples.for_locale(sample, locale)
+            rendition = _render(renderer, where, kind, locale, localized, bool(sourced_images))
             renditions.append(rendition)
             found += rendition.problems
             if rendition.mail is not None:
-                found += _without_optional(renderer, where, rendition, sample)
+                found += _without_optional(renderer, where, rendition, localized)
                 warnings += _size_warning(where, rendition)
     return Report(
         renderer.kinds(), renderer.locales(), renditions, sorted(set(found)), sorted(warnings)

@@ -20,6 +20,9 @@ FOLDER = "samples"
 ASSEMBLED = frozenset({"customer", "shop", "links", "message"})
 """Context keys the engine fills in itself when it sends; a sample holds them for previews only."""
 
+LOCALES = "locales"
+"""A sample's per-locale content: ``{"en": {"newsletter": {…}}}`` replaces those keys in ``en``."""
+
 
 def path(templates_dir: Path, kind: str) -> Path:
     """The sample file of ``kind``."""
@@ -49,13 +52,27 @@ def load(file: Path) -> dict[str, Any]:
     return value
 
 
+def for_locale(sample: dict[str, Any], locale: str) -> dict[str, Any]:
+    """The sample as ``locale`` shows it: its ``locales`` entry's keys replace the sample's.
+
+    A shop sends a newsletter's copy in the customer's language, so the
+    sample of a written kind needs copy per language; the order or customer
+    stays shared. ``en_GB`` falls back to ``en``.
+    """
+    per_locale = sample.get(LOCALES, {})
+    language = locale.split("_")[0]
+    overrides: dict[str, Any] = per_locale.get(locale, per_locale.get(language, {}))
+    base = {key: value for key, value in sample.items() if key != LOCALES}
+    return base | overrides
+
+
 def send_context(sample: dict[str, Any]) -> dict[str, Any]:
     """The part of a sample a sender supplies (``order``, ``data``, ``newsletter`` …).
 
     ``send-test`` hands this to the engine, which adds the customer, shop,
     links and message itself, exactly as for real mail.
     """
-    return {key: value for key, value in sample.items() if key not in ASSEMBLED}
+    return {key: value for key, value in sample.items() if key not in ASSEMBLED | {LOCALES}}
 
 
 def leavable(kind: kinds.Kind) -> tuple[str, ...]:

@@ -86,7 +86,9 @@ def send_test(kind: str, to_email: str, locale: str | None, sample_file: Path | 
     engine = engine_for(config)
     language = locale or config.default_locale
     message_id = eventloop.run(
-        engine.send_test(kind, to_email, language, samples.send_context(sample))
+        engine.send_test(
+            kind, to_email, language, samples.send_context(samples.for_locale(sample, language))
+        )
     )
     click.echo(f"sent a test {kind} mail ({language}) to {to_email}, Message-ID {message_id}")
 

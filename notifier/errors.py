@@ -11,6 +11,8 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from notifier.vocabulary import TemplateFault
+
 _PYDANTIC_PREFIXES = ("Value error, ", "Assertion failed, ")
 _Model = TypeVar("_Model", bound=BaseModel)
 
@@ -95,9 +97,11 @@ class ConfigurationError(NotifierError):
 class TemplateError(NotifierError):
     """A template or catalog cannot be rendered; ``file`` and ``line`` say where.
 
-    ``missing`` is the dotted path (``order.shipping_address``) of the value a
-    template used and its context lacked, when that is why: ``templates check``
-    compares it with the kinds table instead of reading the message.
+    What went wrong is data, so that no reader parses the message: ``reason``
+    is its class; ``missing`` the dotted path (``order.shipping_address``) of
+    the value a template used and its context lacked; for an MJML error,
+    ``mjml_line`` is the line of the generated MJML mrml names and ``detail``
+    mrml's own words. ``file`` is a ``.po`` file for a catalog error.
     """
 
     code = "template"
@@ -108,12 +112,18 @@ class TemplateError(NotifierError):
         file: str | None = None,
         line: int | None = None,
         *,
+        reason: TemplateFault = TemplateFault.RUNTIME,
         missing: str | None = None,
+        mjml_line: int | None = None,
+        detail: str | None = None,
     ) -> None:
         super().__init__(message)
         self.file = file
         self.line = line
+        self.reason = reason
         self.missing = missing
+        self.mjml_line = mjml_line
+        self.detail = detail
 
     def __str__(self) -> str:
         where = self.file or "<template>"

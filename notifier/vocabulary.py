@@ -91,3 +91,27 @@ class CampaignStatus(enum.StrEnum):
     """Stopped by hand: no fan-out, unsent messages parked until it is resumed."""
     DONE = "done"
     CANCELLED = "cancelled"
+
+
+class TemplateFault(enum.StrEnum):
+    """Why a template or catalog could not make a mail: what ``TemplateError.reason`` holds.
+
+    ``templates check`` and the failure record classify by it, never by the message's words.
+    """
+
+    UNKNOWN_KIND = "unknown_kind"
+    NOT_FOUND = "not_found"
+    """A template includes or extends a file that does not exist."""
+    SYNTAX = "syntax"
+    UNDEFINED = "undefined"
+    """The template used a value its context lacks (``TemplateError.missing`` names it)."""
+    RUNTIME = "runtime"
+    """Anything else a template raised while rendering (a filter's ``ValueError``…)."""
+    NO_SUBJECT_BLOCK = "no_subject_block"
+    EMPTY_SUBJECT = "empty_subject"
+    MJML = "mjml"
+    """mrml refused the MJML the template produced (``mjml_line`` is where, when it says)."""
+    CATALOG = "catalog"
+    """A ``.po``/``.pot`` catalog cannot be read or parsed."""
+    CONTEXT = "context"
+    """The message's context could not be assembled for rendering."""

@@ -26,6 +26,7 @@ from notifier import errors, schemas
 from notifier.authoring import markup, samples, sources, translations
 from notifier.flows import kinds
 from notifier.mail import i18n, mail_size, render
+from notifier.vocabulary import TemplateFault
 
 SUBJECT_MAX = 78
 """Longer subjects are cut off in most inbox lists (and RFC 5322 advises it per line)."""
@@ -39,8 +40,6 @@ TRANSLATED_DATA = (
 )
 
 _SUBJECT_BLOCK = r"\{%-?\s*block\s+subject\b"
-_MRML_LINE = re.compile(r"line (\d+) of the generated MJML")
-_MRML_DETAIL = re.compile(r" \(line \d+ of the generated MJML.*\)$", re.DOTALL)
 
 
 @dataclass(frozen=True, order=True)
@@ -435,13 +434,13 @@ def _failure(
 ) -> Problem:
     """A render error as a Problem, at the line to fix rather than the line the tool stopped on."""
     file = where.kind_file(kind)
-    if error.message == "the template has no subject block":
+    if error.reason is TemplateFault.NO_SUBJECT_BLOCK:
         return Problem(file, 1, "missing subject: add {% block subject %}…{% endblock %}")
-    if error.message == "the subject is empty":
+    if error.reason is TemplateFault.EMPTY_SUBJECT:
         return Problem(
             file, sources.line_of(file, _SUBJECT_BLOCK), f"the {locale} subject is empty"
         )
-    if not error.message.startswith("MJML:"):
+    if error.reason is not TemplateFault.MJML:
         blamed = sources.blame_undefined(error, where.templates_dir)
         return Problem(*blamed, error.message) if blamed else where.problem(error, fallback=file)
     # mrml names the place where its parser gave up, often well after the
@@ -449,12 +448,10 @@ def _failure(
     misplaced = _misplaced(renderer, where, kind, locale, sample)
     if misplaced is not None:
         return misplaced
-    position = _MRML_LINE.search(error.message)
-    if position is None:
+    if error.mjml_line is None or error.detail is None:
         return where.problem(error, fallback=file)
-    message = _MRML_DETAIL.sub("", error.message.removeprefix("MJML: "))
     produced = renderer.mjml(kind, locale, sample)
-    return _traced(where, file, produced, int(position.group(1)), message)
+    return _traced(where, file, produced, error.mjml_line, error.detail)
 
 
 def _misplaced(

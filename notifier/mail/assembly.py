@@ -14,7 +14,7 @@ from notifier.mail import compose, failure, i18n, tokens
 from notifier.mail.compose import BodyEncoding, Composer, Envelope, Headers, Identity
 from notifier.mail.render import Renderer
 from notifier.settings import Settings
-from notifier.vocabulary import Category
+from notifier.vocabulary import Category, TemplateFault
 
 
 class Recipient(Protocol):
@@ -153,7 +153,9 @@ class Assembler:
         except errors.TemplateError:
             raise
         except Exception as exc:  # a filter or test choking on odd data: this message only
-            raise errors.TemplateError(f"cannot render with this context: {exc!r}") from exc
+            raise errors.TemplateError(
+                f"cannot render with this context: {exc!r}", reason=TemplateFault.CONTEXT
+            ) from exc
         envelope = self._composer.compose(
             message_key,
             kind,

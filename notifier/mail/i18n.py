@@ -27,6 +27,7 @@ from babel.messages import catalog as po_catalog
 from babel.messages import mofile, pofile
 
 from notifier import content, errors
+from notifier.vocabulary import TemplateFault
 
 DEFAULT_LOCALES_DIR = content.LOCALES_DIR
 """The project's own catalogs (packaged or the checkout's); ``NOTIFIER_LOCALES_DIR`` overrides."""
@@ -159,9 +160,13 @@ def read_catalog(path: Path, locale: str | None, shown: Path | None = None) -> p
     except pofile.PoFileError as exc:
         # Babel counts lines from 0; editors and people count from 1.
         message = str(exc).removesuffix(f" on {exc.lineno}")
-        raise errors.TemplateError(message, file=where, line=exc.lineno + 1) from exc
+        raise errors.TemplateError(
+            message, file=where, line=exc.lineno + 1, reason=TemplateFault.CATALOG
+        ) from exc
     except (ValueError, babel.UnknownLocaleError) as exc:
-        raise errors.TemplateError(f"cannot read catalog: {exc}", file=where) from exc
+        raise errors.TemplateError(
+            f"cannot read catalog: {exc}", file=where, reason=TemplateFault.CATALOG
+        ) from exc
 
 
 def _check_strings(text: str, where: str) -> None:
@@ -179,7 +184,7 @@ def _check_strings(text: str, where: str) -> None:
             if rest.startswith('"')
             else f"not a catalog line: {stripped[:40]!r}"
         )
-        raise errors.TemplateError(problem, file=where, line=number)
+        raise errors.TemplateError(problem, file=where, line=number, reason=TemplateFault.CATALOG)
 
 
 @functools.lru_cache(maxsize=64)

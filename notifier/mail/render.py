@@ -34,6 +34,7 @@ from jinja2.utils import missing
 from notifier import content, errors
 from notifier.flows import newsletter_content
 from notifier.mail import compiled, deferred, i18n, plaintext, translate
+from notifier.vocabulary import TemplateFault
 
 DEFAULT_TEMPLATES_DIR = content.TEMPLATES_DIR
 """The project's templates, packaged or the checkout's; ``NOTIFIER_TEMPLATES_DIR`` overrides."""
@@ -143,7 +144,11 @@ class Renderer:
         template = self._template(kind, used)
         name = kind + SUFFIX
         if "subject" not in template.blocks:
-            raise errors.TemplateError("the template has no subject block", file=name)
+            raise errors.TemplateError(
+                "the template has no subject block",
+                file=name,
+                reason=TemplateFault.NO_SUBJECT_BLOCK,
+            )
         lines = [block for block in LINE_BLOCKS if block in template.blocks]
         if not self.compile_shapes or name in self._shapes.fallbacks:
             return self._render_each(template, name, values, lines, used)
@@ -187,32 +192,21 @@ class Renderer:
                 alone = functools.partial(_render_block, template, block, values)
                 text = "".join(self._guard(name, alone, values))
             found[block] = markupsafe.Markup(text).striptags()
-        subject = found["subject"]
-        if not subject:
-            raise errors.TemplateError("the subject is empty", file=name)
-        preheader = found.get("preheader", "")
-        return RenderedMail(
-            subject=subject,
-            preheader=preheader,
-            html=_to_html(source, name),
-            text=plaintext.to_text(source),
-            locale=used,
-        )
+        return _mail(name, found["subject"], found.get("preheader", ""), source, None, used)
 
     def _finish(self, filled: compiled.Filled, name: str, used: str) -> RenderedMail:
         """A compiled shape's filled parts as a mail, as ``_render_each`` would make it."""
-        subject = markupsafe.Markup(filled.subject).striptags()
-        if not subject:
-            raise errors.TemplateError("the subject is empty", file=name)
         preheader = filled.preheader
-        self.counts["filled" if filled.html is not None else "filled_mrml"] += 1
-        return RenderedMail(
-            subject=subject,
-            preheader=markupsafe.Markup(preheader).striptags() if preheader is not None else "",
-            html=filled.html if filled.html is not None else _to_html(filled.source, name),
-            text=plaintext.to_text(filled.source),
-            locale=used,
+        mail = _mail(
+            name,
+            markupsafe.Markup(filled.subject).striptags(),
+            markupsafe.Markup(preheader).striptags() if preheader is not None else "",
+            filled.source,
+            filled.html,
+            used,
         )
+        self.counts["filled" if filled.html is not None else "filled_mrml"] += 1
+        return mail
 
     def _shape_key(self, kind: str, used: str, values: Mapping[str, Any]) -> tuple[object, ...]:
         """What a compiled shape is kept under, besides the answers to its questions."""
@@ -365,7 +359,9 @@ class Renderer:
         if template is not None:
             return template
         if kind not in self._kinds:
-            raise errors.TemplateError(f"unknown kind {kind!r}", file=kind + SUFFIX)
+            raise errors.TemplateError(
+                f"unknown kind {kind!r}", file=kind + SUFFIX, reason=TemplateFault.UNKNOWN_KIND
+            )
         environment = self._environment(locale)
         template = self._guard(kind + SUFFIX, lambda: environment.get_template(kind + SUFFIX))
         with self._lock:
@@ -424,17 +420,24 @@ class Renderer:
             raise
         except jinja2.TemplateSyntaxError as exc:
             raise errors.TemplateError(
-                exc.message or "syntax error", file=exc.name or name, line=exc.lineno
+                exc.message or "syntax error",
+                file=exc.name or name,
+                line=exc.lineno,
+                reason=TemplateFault.SYNTAX,
             ) from exc
         except jinja2.TemplateNotFound as exc:
-            raise errors.TemplateError(f"template not found: {exc.name}", file=name) from exc
+            raise errors.TemplateError(
+                f"template not found: {exc.name}", file=name, reason=TemplateFault.NOT_FOUND
+            ) from exc
         except Exception as exc:
             file, line = self._where(exc.__traceback__)
-            absent, what = None, type(exc).__name__
+            absent, what, reason = None, type(exc).__name__, TemplateFault.RUNTIME
+            if isinstance(exc, jinja2.UndefinedError):
+                reason = TemplateFault.UNDEFINED
             if isinstance(exc, UndefinedValue):
                 absent, what = _missing_path(exc, context or {}), "UndefinedError"
             raise errors.TemplateError(
-                f"{what}: {exc}", file=file or name, line=line, missing=absent
+                f"{what}: {exc}", file=file or name, line=line, reason=reason, missing=absent
             ) from exc
 
     def _where(self, traceback: TracebackType | None) -> tuple[str | None, int | None]:
@@ -634,6 +637,7 @@ def _to_html(source: str, name: str) -> str:
         return _unescape_attributes(mjml.mjml2html(source, disable_comments=True, fonts={}))
     except ValueError as exc:
         message = f"MJML: {exc}"
+        line: int | None = None
         position = _MJML_POSITION.search(str(exc))
         if position is not None:
             start, end = (int(group) for group in position.groups())
@@ -641,7 +645,29 @@ def _to_html(source: str, name: str) -> str:
             line = raw[:start].decode(errors="replace").count("\n") + 1
             snippet = raw[start:end].decode(errors="replace")
             message += f" (line {line} of the generated MJML: {snippet!r})"
-        raise errors.TemplateError(message, file=name) from exc
+        raise errors.TemplateError(
+            message, file=name, reason=TemplateFault.MJML, mjml_line=line, detail=str(exc)
+        ) from exc
+
+
+def _mail(
+    name: str, subject: str, preheader: str, source: str, html: str | None, used: str
+) -> RenderedMail:
+    """The mail both paths make: its MJML ``source`` made HTML unless ``html`` is given.
+
+    An empty subject is an error of the template, whichever path found it.
+    """
+    if not subject:
+        raise errors.TemplateError(
+            "the subject is empty", file=name, reason=TemplateFault.EMPTY_SUBJECT
+        )
+    return RenderedMail(
+        subject=subject,
+        preheader=preheader,
+        html=html if html is not None else _to_html(source, name),
+        text=plaintext.to_text(source),
+        locale=used,
+    )
 
 
 def _unescape_attributes(html: str) -> str:

@@ -31,7 +31,7 @@ FIRST_NAMES: list[str | None] = [
     "Jan",
     "Zoë",
     "Anne & Marie",
-    '<b>Bold</b> "quoted" \'single\'',
+    "<b>Bold</b> \"quoted\" 'single'",
     "Daniël-Jean Ünal Ørsted Çelik",
     "Bartholomeus " * 9 + "Maximiliaan",
     "A" * 90,
@@ -168,7 +168,9 @@ def test_a_campaign_showing_another_customer_value_is_rendered_per_mail(
     )
     context = _contexts()[0]
     for customer_id in ("C1", "C2"):
-        recipient = Recipient(customer_id, f"{customer_id}@example.nl", None, "nl", first_name="Jan")
+        recipient = Recipient(
+            customer_id, f"{customer_id}@example.nl", None, "nl", first_name="Jan"
+        )
         letter = assembler.assemble(f"k-{customer_id}", "newsletter", recipient, context)
         assert f"{customer_id}@example.nl".encode() in letter.envelope.data.split(b"\r\n\r\n", 1)[1]
     assert assembler.campaign_letters is not None

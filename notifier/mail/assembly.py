@@ -16,9 +16,8 @@ from notifier.mail.render import RenderedMail, Renderer
 from notifier.settings import Settings
 from notifier.vocabulary import Category
 
-
 CAMPAIGN_KIND = "newsletter"
-"""The kind whose mail is alike for a whole campaign, made once per locale (``campaign_letters``)."""
+"""The kind alike for a whole campaign: made once per locale (``campaign_letters``)."""
 
 
 class Recipient(Protocol):

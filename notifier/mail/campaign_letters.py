@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import itertools
 import hashlib
+import itertools
 import json
 import re
 import threading
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Literal
 
 import markupsafe
 
@@ -59,7 +59,7 @@ class Blank:
     token: str
 
 
-def name_shape(first_name: object) -> tuple[int, ...] | None | bool:
+def name_shape(first_name: object) -> tuple[int, ...] | Literal[False] | None:
     """The word lengths of a first name the blank can take; None for none given, False: no blank.
 
     "Given" as the templates' ``given`` test has it: a blank name is none.

@@ -10,11 +10,14 @@ from typing import Any, Protocol
 from notifier import errors
 from notifier.clock import Clock
 from notifier.flows import kinds
-from notifier.mail import compose, failure, i18n, tokens
+from notifier.mail import campaign_letters, compose, failure, i18n, tokens
 from notifier.mail.compose import BodyEncoding, Composer, Envelope, Headers, Identity
-from notifier.mail.render import Renderer
+from notifier.mail.render import RenderedMail, Renderer
 from notifier.settings import Settings
 from notifier.vocabulary import Category, TemplateFault
+
+CAMPAIGN_KIND = "newsletter"
+"""The kind alike for a whole campaign: made once per locale (``campaign_letters``)."""
 
 
 class Recipient(Protocol):
@@ -30,6 +33,17 @@ class Recipient(Protocol):
     def locale(self) -> str: ...
     @property
     def first_name(self) -> str | None: ...
+
+
+@dataclass(frozen=True)
+class _StandIn:
+    """The recipient a campaign's blank is rendered for (``campaign_letters``)."""
+
+    id: str
+    email: str
+    name: str | None
+    locale: str
+    first_name: str | None
 
 
 @dataclass(frozen=True)
@@ -50,12 +64,17 @@ class Assembler:
         composer: Composer,
         preference_tokens: tokens.Signer,
         confirm_tokens: tokens.Signer,
+        *,
+        campaign_blanks: bool = True,
     ) -> None:
+        """``campaign_blanks`` False renders every newsletter per mail (what blanks are checked
+        against)."""
         self._settings = settings
         self._renderer = renderer
         self._composer = composer
         self.preference_tokens = preference_tokens
         self.confirm_tokens = confirm_tokens
+        self.campaign_letters = campaign_letters.CampaignLetters() if campaign_blanks else None
         self._shop = {
             "name": settings.shop_name,
             "legal_name": settings.company_name,
@@ -129,7 +148,36 @@ class Assembler:
         locale = i18n.negotiate(
             recipient.locale, self._renderer.locales(), self._settings.default_locale
         )
-        links = self.links(kind, recipient, locale, stored_context)
+        token = self._token(kind, recipient, locale)
+        links = self.links(kind, recipient, locale, stored_context, token)
+        mail = None
+        if not test and kind.name == CAMPAIGN_KIND:
+            mail = self._from_blank(kind, recipient, locale, stored_context, token)
+        if mail is None:
+            mail = self._render(message_key, kind, recipient, locale, links, stored_context)
+        envelope = self._composer.compose(
+            message_key,
+            kind,
+            mail,
+            Headers(
+                to_email=recipient.email,
+                to_name=recipient.name,
+                unsubscribe_url=links.get("unsubscribe_url"),
+                test=test,
+            ),
+        )
+        return Letter(envelope, mail.locale, len(mail.html.encode()))
+
+    def _render(
+        self,
+        message_key: str,
+        kind: kinds.Kind,
+        recipient: Recipient,
+        locale: str,
+        links: dict[str, str],
+        stored_context: dict[str, Any],
+    ) -> RenderedMail:
+        """The mail rendered from its template (Jinja or its compiled shape, mrml, plain text)."""
         context = {
             **stored_context,
             "customer": {
@@ -149,32 +197,72 @@ class Assembler:
             },
         }
         try:
-            mail = self._renderer.render(kind.name, recipient.locale, context)
+            return self._renderer.render(kind.name, recipient.locale, context)
         except errors.TemplateError:
             raise
         except Exception as exc:  # a filter or test choking on odd data: this message only
             raise errors.TemplateError(
                 f"cannot render with this context: {exc!r}", reason=TemplateFault.CONTEXT
             ) from exc
-        envelope = self._composer.compose(
-            message_key,
-            kind,
-            mail,
-            Headers(
-                to_email=recipient.email,
-                to_name=recipient.name,
-                unsubscribe_url=links.get("unsubscribe_url"),
-                test=test,
-            ),
+
+    def _from_blank(
+        self,
+        kind: kinds.Kind,
+        recipient: Recipient,
+        locale: str,
+        stored_context: dict[str, Any],
+        token: str,
+    ) -> RenderedMail | None:
+        """A campaign mail filled into its campaign's blank; None: render this one itself."""
+        letters = self.campaign_letters
+        if letters is None:
+            return None
+        shape = campaign_letters.name_shape(recipient.first_name)
+        if shape is False:
+            letters.counts["per_mail"] += 1
+            return None
+        name = None if shape is None else campaign_letters.stand_in_name(shape)
+        stand_in_token = campaign_letters.TOKEN * len(token)
+        key = (
+            letters.content_version(stored_context),
+            recipient.locale,
+            self._renderer.version(),
+            shape,
+            len(token),
         )
-        return Letter(envelope, mail.locale, len(mail.html.encode()))
+        other = campaign_letters.OTHER
+        stand_in = _StandIn(other, f"{other}@{other}.invalid", other, recipient.locale, name)
+
+        def make() -> RenderedMail:
+            links = self.links(kind, stand_in, locale, stored_context, stand_in_token)
+            return self._render(other, kind, stand_in, locale, links, stored_context)
+
+        try:
+            blank = letters.blank(key, make, name, stand_in_token)
+        except Exception:  # the recipient's own render says what fails, for this message
+            blank = None
+        if blank is None:
+            letters.counts["per_mail"] += 1
+            return None
+        return letters.fill(blank, recipient.first_name, token)
+
+    def _token(self, kind: kinds.Kind, recipient: Recipient, locale: str) -> str:
+        """The preferences token of the preferences and unsubscribe links."""
+        claims = tokens.Claims(recipient.id, kind.category, locale, _generation(recipient))
+        return self.preference_tokens.issue(claims)
 
     def links(
-        self, kind: kinds.Kind, recipient: Recipient, locale: str, stored_context: dict[str, Any]
+        self,
+        kind: kinds.Kind,
+        recipient: Recipient,
+        locale: str,
+        stored_context: dict[str, Any],
+        token: str | None = None,
     ) -> dict[str, str]:
+        """The mail's links; ``token`` is the preferences token, if already issued."""
         base = self._settings.base_url
-        claims = tokens.Claims(recipient.id, kind.category, locale, _generation(recipient))
-        token = self.preference_tokens.issue(claims)
+        if token is None:
+            token = self._token(kind, recipient, locale)
         links = {
             "preferences_url": f"{base}/preferences/{token}",
             "shop_url": self._settings.shop_url,

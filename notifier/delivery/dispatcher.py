@@ -273,7 +273,9 @@ class Dispatcher:
         except Exception:  # never end the renewals while batches are under way
             log.exception("dispatch.lease_renewal_crashed")
             return
-        lost = held - kept
+        # Missing from the answer is also what finished meanwhile: its outcome was handed in
+        # (and committed) while the renewal ran. Only what is still held here was taken over.
+        lost = (held - kept) & self._held
         if lost - self._lost:
             log.warning("dispatch.lease_lost messages=%d", len(lost - self._lost))
         self._lost |= lost

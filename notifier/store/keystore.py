@@ -115,7 +115,7 @@ class KeyStore:
         return DataKey(row.key_id, owner, row.wrapped) if row is not None else None
 
     def add(self, key: DataKey) -> DataKey:
-        """Store ``key`` (committed before it returns); the owner's existing key if one won a race."""
+        """Store ``key`` (committed on return); the owner's existing key if one won a race."""
         try:
             with self._connection() as connection:
                 connection.execute(
@@ -137,11 +137,13 @@ class KeyStore:
         """Delete the owner's key (committed before it returns); whether there was one."""
         with self._connection() as connection:
             result = connection.execute(delete(_data_keys).where(_data_keys.c.owner == owner))
+        self._opened().checkpoint()  # the WAL held the deleted row's page
         return bool(result.rowcount)
 
     def count(self) -> int:
         with self._connection() as connection:
-            return int(connection.execute(select(func.count()).select_from(_data_keys)).scalar_one())
+            counted = connection.execute(select(func.count()).select_from(_data_keys))
+            return int(counted.scalar_one())
 
     def page(self, after: str | None, limit: int) -> list[DataKey]:
         """Up to ``limit`` keys after key id ``after``, in key id order (for re-wrapping)."""
@@ -172,9 +174,7 @@ class KeyStore:
         with self._opened().transaction() as session:
             connection = session.connection()
             if self.schema is not None:
-                connection = connection.execution_options(
-                    schema_translate_map={None: self.schema}
-                )
+                connection = connection.execution_options(schema_translate_map={None: self.schema})
             yield connection
 
     def _opened(self) -> Database:

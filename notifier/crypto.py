@@ -18,7 +18,8 @@ import base64
 import hashlib
 import hmac
 import json
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
@@ -40,8 +41,13 @@ class Sealer:
     """Seals and opens personal data; computes blind indexes for lookups."""
 
     def __init__(
-        self, encryption_keys: list[str], index_key: str, keystore: KeyStore | None = None
+        self,
+        encryption_keys: list[str],
+        index_key: str,
+        keystore: KeyStore | None = None,
+        seconds: Callable[[], float] = time.monotonic,
     ) -> None:
+        """``seconds`` times the data key cache (``notifier.datakeys``)."""
         if not encryption_keys:
             raise errors.ConfigurationError(
                 "at least one encryption key is needed", variable="NOTIFIER_ENCRYPTION_KEY"
@@ -56,7 +62,9 @@ class Sealer:
         self._multi = MultiFernet(self._fernets)
         self._index_key = hashlib.sha256(b"notifier-blind-index:" + index_key.encode()).digest()
         self.data_keys = (
-            DataKeys(keystore, self._fernets, index_key.encode()) if keystore is not None else None
+            DataKeys(keystore, self._fernets, index_key.encode(), seconds)
+            if keystore is not None
+            else None
         )
 
     def seal(self, plain: bytes, owner: str | None = None) -> bytes:

@@ -78,7 +78,12 @@ class Notifier:
             or keystore.default_url(settings.database_url, self.database.sqlite_file),
             own_schema=settings.keystore_url is None,
         )
-        self.sealer = Sealer(keys.encryption_keys, keys.secret_keys[-1], self.keystore)
+        self.sealer = Sealer(
+            keys.encryption_keys,
+            keys.secret_keys[-1],
+            self.keystore,
+            lambda: self.clock.now().timestamp(),
+        )
         encoding = BodyEncoding()  # the relay's 8BITMIME, learnt by the transport
         self.assembler = Assembler.from_settings(settings, keys.secret_keys, self.clock, encoding)
         self.renderer = self.assembler.renderer

@@ -38,6 +38,8 @@ NOT_STORED = {
     ),
 }
 """What the export states is never held, so that its absence is a promise, not an omission."""
+DATA_KEYS = "data keys"
+"""``rotate_keys``'s count of data keys re-wrapped, beside the columns re-encrypted."""
 
 
 class Privacy:
@@ -207,7 +209,7 @@ class Privacy:
         """
         rotated: dict[str, int] = {}
         if self._sealer.data_keys is not None:
-            rotated["data keys"] = self._sealer.data_keys.rewrap(page_size)
+            rotated[DATA_KEYS] = self._sealer.data_keys.rewrap(page_size)
         for sealed in resealing.SEALED_COLUMNS:
             after: Any = None
             total = 0

@@ -84,6 +84,16 @@ class BadToken(NotifierError):
     code = "bad_token"
 
 
+class Shredded(NotifierError):
+    """Sealed data whose customer's data key was destroyed: the customer was erased.
+
+    Reads of such data treat the customer as erased (a database restored
+    from a backup taken before the erasure brings nobody back).
+    """
+
+    code = "erased"
+
+
 class ConfigurationError(NotifierError):
     """A setting is missing or malformed; ``variable`` names the environment variable."""
 

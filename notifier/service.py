@@ -30,8 +30,9 @@ from notifier.runtime.bounce_listener import BounceListener
 from notifier.runtime.metrics import Metrics
 from notifier.schemas import EventIn, ImportOut, MessageIn, MessageOut
 from notifier.settings import Settings
-from notifier.store import customers, outbox, readiness, webhooks
+from notifier.store import customers, keystore, outbox, readiness, webhooks
 from notifier.store.db import Database
+from notifier.store.keystore import KeyStore
 from notifier.store.models import FailureReason
 from notifier.usecases import intake
 from notifier.usecases.choices import Choices
@@ -72,7 +73,17 @@ class Notifier:
         self.database = Database(settings.database_url)  # first: it checks the SQLite folder
         keys = keyring.resolve(settings, create=not read_only)
         self.secret_key = keys.secret_keys[0]
-        self.sealer = Sealer(keys.encryption_keys, keys.secret_keys[-1])
+        self.keystore = KeyStore(
+            settings.keystore_url
+            or keystore.default_url(settings.database_url, self.database.sqlite_file),
+            own_schema=settings.keystore_url is None,
+        )
+        self.sealer = Sealer(
+            keys.encryption_keys,
+            keys.secret_keys[-1],
+            self.keystore,
+            lambda: self.clock.now().timestamp(),
+        )
         encoding = BodyEncoding()  # the relay's 8BITMIME, learnt by the transport
         self.assembler = Assembler.from_settings(settings, keys.secret_keys, self.clock, encoding)
         self.renderer = self.assembler.renderer
@@ -190,6 +201,22 @@ class Notifier:
     def upgrade_database(self) -> None:
         self.database.upgrade()
 
+    def check_keystore(self) -> None:
+        """Refuse to run when the database holds data-key tokens but the key store holds no key.
+
+        A lost or misplaced key store (a wrong ``NOTIFIER_KEYSTORE_URL``, a
+        file not restored) would otherwise make every customer read as erased.
+        """
+        with self.database.transaction() as session:
+            sealed = customers.has_data_key_tokens(session)
+        if sealed and self.keystore.count() == 0:
+            where = self.keystore.sqlite_file or "the configured database"
+            raise errors.ConfigurationError(
+                f"{keystore.VARIABLE}: the key store ({where}) holds no data key, but the database "
+                "holds data sealed with data keys: point it at the key store, or restore it",
+                variable=keystore.VARIABLE,
+            )
+
     def preflight(self) -> list[str]:
         """Why this engine could not make mail, as ``path:line: message``; empty when it can.
 
@@ -231,6 +258,7 @@ class Notifier:
         if self.render_pool is not None:
             self.render_pool.close()
         self.database.dispose()
+        self.keystore.dispose()
 
     async def dispatch_due(self) -> int:
         """Deliver every message due now; returns how many were handled."""

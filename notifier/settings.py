@@ -132,6 +132,9 @@ class Settings(BaseSettings):
     key_file: Path | None = None
     """A keys file (``notifier keys new``) kept outside the database's folder; production's
     alternative to the two key settings."""
+    keystore_url: str | None = None
+    """The key store's database (customers' data keys, see ``store.keystore``); unset:
+    ``<database folder>-keys/keystore.db`` on SQLite, schema ``<schema>_keys`` on PostgreSQL."""
     timezone: str = "Europe/Amsterdam"
     default_locale: str = "nl"
     send_window: Annotated[SendWindow, NoDecode] = Field(

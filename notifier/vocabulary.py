@@ -48,6 +48,9 @@ class FailureReason(enum.StrEnum):
     """Transient failures (4xx replies, no connection) went on past ``NOTIFIER_RETRY_MAX_AGE``."""
     UNEXPECTED = "unexpected"
     """Sending raised an error nobody classified: a bug, in the log as ``dispatch.send_crashed``."""
+    ERASED = "erased"
+    """The customer's data key is destroyed (a database restored from a backup taken before
+    an erasure): the message ends ``cancelled`` with this reason, never sent or retried."""
 
 
 class AttemptOutcome(enum.StrEnum):
@@ -57,6 +60,8 @@ class AttemptOutcome(enum.StrEnum):
     TRANSIENT = "transient"
     FAILED = "failed"
     SUPPRESSED = "suppressed"
+    CANCELLED = "cancelled"
+    """The customer was erased: their data no longer opens (``FailureReason.ERASED``)."""
     LEASE_EXPIRED = "lease_expired"
     """Another worker took the message over mid-send: it may have been delivered."""
     BOUNCED = "bounced"

@@ -47,6 +47,8 @@ def postgres_url() -> Iterator[str]:
     finally:
         with admin.begin() as connection:
             connection.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
+            # The key store's default schema (``store.keystore``), made at the engine's first use.
+            connection.exec_driver_sql(f"DROP SCHEMA IF EXISTS {schema}_keys CASCADE")
         admin.dispose()
 
 

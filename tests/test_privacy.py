@@ -113,19 +113,30 @@ def sqlite_bytes(engine: Notifier) -> bytes:
     return b"".join(p.read_bytes() for p in path.parent.glob(path.name + "*"))
 
 
-def postgres_dump(url: str) -> bytes:
+def keystore_bytes(engine: Notifier) -> bytes:
+    """The key store's files (its database and WAL), for a SQLite key store."""
+    path = engine.keystore.sqlite_file
+    assert path is not None
+    return b"".join(p.read_bytes() for p in path.parent.glob(path.name + "*"))
+
+
+def postgres_dump(url: str, *schemas: str) -> bytes:
     assert POSTGRES_URL
     schema = url.split("search_path%3D", 1)[1]
+    names = [f"--schema={schema}{suffix}" for suffix in ("", *schemas)]
     return subprocess.run(
-        ["pg_dump", "-h", "127.0.0.1", "-U", "postgres", "--schema", schema, "test"],
+        ["pg_dump", "-h", "127.0.0.1", "-U", "postgres", *names, "test"],
         check=True,
         capture_output=True,
     ).stdout
 
 
 def stored_bytes(engine: Notifier) -> bytes:
+    """The database and the key store as they lie on disk (PostgreSQL: as pg_dump gives them)."""
     url = engine.settings.database_url
-    return sqlite_bytes(engine) if url.startswith("sqlite") else postgres_dump(url)
+    if url.startswith("sqlite"):
+        return sqlite_bytes(engine) + keystore_bytes(engine)
+    return postgres_dump(url, "_keys")
 
 
 async def test_nothing_personal_is_stored_in_the_clear(
@@ -155,7 +166,8 @@ async def test_no_datum_lies_on_disk_in_any_encoding_before_or_after_erasure(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Every kind sent, a bounce kept, webhooks queued: the database files (main, WAL), the
-    key file and the log hold none of Zoë's data; after her erasure not even her id."""
+    key store's, the key file and the log hold none of Zoë's data; after her erasure not
+    even her id."""
     key_file = tmp_path_factory.mktemp("secrets") / "notifier.keys"
     keyring.write_new(key_file)
     engine = make_engine(
@@ -193,6 +205,7 @@ async def test_no_datum_lies_on_disk_in_any_encoding_before_or_after_erasure(
             return stored_bytes(engine) + key_file.read_bytes() + logged.encode()
 
         assert leaks(on_disk(), EVERY_DATUM) == []
+        assert b"data_keys" in stored_bytes(engine)  # the key store is searched too
         assert b"C-ZOE" in stored_bytes(engine)  # the search can find what is there
         engine.privacy.erase("C-ZOE")
         assert leaks(on_disk(), EVERY_DATUM) == []
@@ -269,20 +282,22 @@ async def test_key_rotation_keeps_every_message_readable_and_sendable(
 
     rotated = make_engine(encryption_key=f"{new_key()},{TEST_ENCRYPTION_KEY}")
     counts = rotated.privacy.rotate_keys(page_size=1)
+    # The customer's data key is re-wrapped; the rows sealed with it stay as they are.
     assert counts == {
-        "customers.email": 1,
-        "customers.name": 1,
-        "customers.first_name": 1,
-        "messages.context": 2,
-        "consents.ip": 1,
-        "orders.snapshot": 1,
+        "data keys": 1,
+        "customers.email": 0,
+        "customers.name": 0,
+        "customers.first_name": 0,
+        "messages.context": 0,
+        "consents.ip": 0,
+        "orders.snapshot": 0,
         "suppressions.detail": 0,
         "bounces.detail": 0,
         "bounces.raw": 0,
     }
     assert set(rotated.privacy.rotate_keys().values()) == {0}
 
-    clock.advance(timedelta(days=11))
+    clock.advance(timedelta(days=11))  # past the data key cache's time (datakeys.READ_TTL)
     assert await rotated.dispatch_due() == 2
     assert [r.recipients for r in smtp_server.received] == [[EMAIL], [EMAIL]]
     with pytest.raises(errors.ConfigurationError):
@@ -360,8 +375,10 @@ def test_keys_rotate_command(
     monkeypatch.setenv("NOTIFIER_ENCRYPTION_KEY", f"{new_key()},{TEST_ENCRYPTION_KEY}")
     result = CliRunner().invoke(main, ["keys", "rotate"])
     assert result.exit_code == 0, result.output
-    assert "customers.email              1 re-encrypted" in result.output
-    assert "messages.context             1 re-encrypted" in result.output
+    # The data key is re-wrapped; the rows it seals are not rewritten.
+    assert "data keys                    1 re-wrapped" in result.output
+    assert "customers.email              0 re-encrypted" in result.output
+    assert "messages.context             0 re-encrypted" in result.output
 
 
 COMPLAINT = "Zoë Çelik-Verhoeven, Kerkstraat 117: stop mailing me"

@@ -60,15 +60,15 @@ def migrated_engine() -> Notifier:
 def ensure_schema(engine: Notifier) -> None:
     """Migrate the embedded SQLite database by itself; PostgreSQL is migrated on purpose.
 
-    An unreachable database fails here, at start, as a bad setting.
+    An unreachable database fails here, at start, as a bad setting, and so
+    does a key store that lost its keys (``Notifier.check_keystore``).
     """
     state = engine.database.schema_state()
-    if state is SchemaState.CURRENT:
-        return
-    if engine.settings.is_sqlite:
+    if state is not SchemaState.CURRENT:
+        if not engine.settings.is_sqlite:
+            raise click.ClickException(NOT_CURRENT[state])
         engine.upgrade_database()
-        return
-    raise click.ClickException(NOT_CURRENT[state])
+    engine.check_keystore()
 
 
 NOT_CURRENT = {

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from notifier import keyring
+from notifier.usecases import privacy
 from notifier.cli.common import NOT_CURRENT, engine_for, load, migrated_engine
 from notifier.store.db import SchemaState
 
@@ -39,14 +40,17 @@ def keys_new(path: Path) -> None:
 @keys.command("rotate")
 @click.option("--page-size", default=500, show_default=True, type=click.IntRange(1, 100_000))
 def keys_rotate(page_size: int) -> None:
-    """Re-encrypt stored personal data with the first NOTIFIER_ENCRYPTION_KEY.
+    """Re-wrap the customers' data keys with the first NOTIFIER_ENCRYPTION_KEY.
 
-    Put the new key first and keep the old ones after it; run this (the engine
-    may keep running); then drop the old keys.
+    Data sealed with data keys is not rewritten; data the master key sealed
+    (written before data keys) moves under them. Put the new key first and
+    keep the old ones after it; run this (the engine may keep running); then
+    drop the old keys.
     """
     rotated = migrated_engine().privacy.rotate_keys(page_size)
     for column, count in rotated.items():
-        click.echo(f"{column:<20} {count:>9} re-encrypted")
+        done = "re-wrapped" if column == privacy.DATA_KEYS else "re-encrypted"
+        click.echo(f"{column:<20} {count:>9} {done}")
 
 
 @click.command()

@@ -88,6 +88,8 @@ class Job:
     recipient: customers.Recipient | None
     context: dict[str, Any]
     blocked: str | None
+    erased: bool = False
+    """The customer's data key is gone: cancelled as erased, never sent."""
 
 
 class Pipeline:
@@ -151,7 +153,9 @@ class Pipeline:
             )
             if not claimed:
                 return []
-            recipients = customers.get_many(session, self._sealer, (c.customer_id for c in claimed))
+            recipients, shredded = customers.get_many(
+                session, self._sealer, (c.customer_id for c in claimed)
+            )
             choices = preferences.choices_for(session, recipients)
             suppressed = suppressions.reasons_for(
                 session, (r.email_index for r in recipients.values())
@@ -172,7 +176,8 @@ class Pipeline:
             context = (
                 shared.get(message.campaign_id, {}) if message.campaign_id else message.context
             )
-            jobs.append(Job(message, recipient, context, blocked))
+            erased = message.shredded or message.customer_id in shredded
+            jobs.append(Job(message, None if erased else recipient, context, blocked, erased))
         return jobs
 
     @property
@@ -222,7 +227,10 @@ class Pipeline:
         """The jobs to render; the blocked ones are recorded as suppressed instead."""
         sendable = []
         for job in batch:
-            if job.blocked is not None or job.recipient is None:
+            if job.erased:
+                self._cancel_erased(job)
+                done[0] += 1
+            elif job.blocked is not None or job.recipient is None:
                 outcome = outbox.Outcome(
                     job.message.id, job.message.attempt, detail=job.blocked, at=self._clock.now()
                 )
@@ -231,6 +239,16 @@ class Pipeline:
             else:
                 sendable.append(job)
         return sendable
+
+    def _cancel_erased(self, job: Job) -> None:
+        """End the mail of a customer whose data key is gone: ``cancelled``, reason erased."""
+        message = job.message
+        log.info("dispatch.cancelled_erased message=%s", message.id)
+        outcome = outbox.Outcome(
+            message.id, message.attempt, detail=FailureReason.ERASED.value, at=self._clock.now()
+        )
+        self._recorder.add(MessageStatus.CANCELLED, outcome)
+        self._count_failure(message, FailureReason.ERASED)
 
     async def _render(
         self,

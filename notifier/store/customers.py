@@ -11,7 +11,8 @@ from sqlalchemy import Insert, Table, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from notifier.crypto import Sealer
+from notifier import errors
+from notifier.crypto import PREFIX, Sealer
 from notifier.store.models import Customer
 
 _customers = cast(Table, Customer.__table__)
@@ -109,10 +110,10 @@ def upsert_all(session: Session, sealer: Sealer, details: Sequence[Details]) -> 
         [
             {
                 "id": customer.id,
-                "email": sealer.seal_text(customer.email),
+                "email": sealer.seal_text(customer.email, customer.id),
                 "email_index": sealer.blind_index(customer.email),
-                "name": sealer.seal_text(customer.name) if customer.name else None,
-                "first_name": sealer.seal_text(customer.first_name)
+                "name": sealer.seal_text(customer.name, customer.id) if customer.name else None,
+                "first_name": sealer.seal_text(customer.first_name, customer.id)
                 if customer.first_name
                 else None,
                 "locale": customer.locale,
@@ -133,19 +134,50 @@ def token_generation(session: Session, customer_id: str) -> tuple[bool, str]:
     return (found is not None, (found[0] or "") if found is not None else "")
 
 
+def email_index(session: Session, customer_id: str) -> str | None:
+    """The blind index of the customer's address (a keyed hash, never sealed); None: no customer."""
+    return session.scalar(select(Customer.email_index).where(Customer.id == customer_id))
+
+
+def has_data_key_tokens(session: Session) -> bool:
+    """Whether any customer's address is sealed with a data key (see ``crypto.PREFIX``)."""
+    prefix = func.substr(Customer.email, 1, len(PREFIX)) == PREFIX
+    return session.scalar(select(Customer.id).where(prefix).limit(1)) is not None
+
+
 def exists(session: Session, customer_id: str) -> bool:
     return session.get(Customer, customer_id) is not None
 
 
 def get(session: Session, sealer: Sealer, customer_id: str) -> Recipient | None:
+    """The customer's details; None for no customer and for one whose data key is destroyed."""
     row = session.get(Customer, customer_id)
-    return _open(sealer, row) if row else None
+    if row is None:
+        return None
+    try:
+        return _open(sealer, row)
+    except errors.Shredded:
+        return None
 
 
-def get_many(session: Session, sealer: Sealer, ids: Iterable[str]) -> dict[str, Recipient]:
-    """The recipients for a batch of messages in one query."""
-    rows = session.scalars(select(Customer).where(Customer.id.in_(set(ids))))
-    return {row.id: _open(sealer, row) for row in rows}
+def get_many(
+    session: Session, sealer: Sealer, ids: Iterable[str]
+) -> tuple[dict[str, Recipient], set[str]]:
+    """The recipients for a batch of messages in one query, and the ids of erased ones.
+
+    Erased here means a row whose data key is gone (a database restored from
+    a backup taken before an erasure): it reads as no one.
+    """
+    rows = list(session.scalars(select(Customer).where(Customer.id.in_(set(ids)))))
+    sealer.preload(row.email for row in rows)
+    recipients: dict[str, Recipient] = {}
+    shredded: set[str] = set()
+    for row in rows:
+        try:
+            recipients[row.id] = _open(sealer, row)
+        except errors.Shredded:
+            shredded.add(row.id)
+    return recipients, shredded
 
 
 def _open(sealer: Sealer, row: Customer) -> Recipient:

@@ -68,10 +68,12 @@ def snapshots(session: Session, sealer: Sealer, keys: Collection[Key]) -> dict[K
         .order_by(_orders.c.customer_id, _orders.c.order_id)
         .with_for_update()
     )
-    return {
-        (customer_id, order_id): sealer.open_json(sealed)
-        for customer_id, order_id, sealed in session.execute(query)
-    }
+    rows = session.execute(query).all()
+    sealer.preload(sealed for _, _, sealed in rows)
+    # An order sealed with a destroyed key (a restored backup of an erased customer) is
+    # unknown: the event starts it afresh.
+    opened = {(c, o): sealer.open_remaining_json(sealed) for c, o, sealed in rows}
+    return {key: order for key, order in opened.items() if order is not None}
 
 
 def upsert_all(session: Session, sealer: Sealer, known: Sequence[Snapshot]) -> None:
@@ -85,7 +87,7 @@ def upsert_all(session: Session, sealer: Sealer, known: Sequence[Snapshot]) -> N
             {
                 "customer_id": snapshot.customer_id,
                 "order_id": snapshot.order_id,
-                "snapshot": sealer.seal_json(snapshot.order),
+                "snapshot": sealer.seal_json(snapshot.order, snapshot.customer_id),
                 "created_at": snapshot.at,
                 "updated_at": snapshot.at,
             }
@@ -99,13 +101,15 @@ def of_customer(session: Session, sealer: Sealer, customer_id: str) -> list[dict
     query = (
         select(Order).where(Order.customer_id == customer_id).order_by(Order.created_at, Order.id)
     )
+    opened = ((sealer.open_remaining_json(row.snapshot), row) for row in session.scalars(query))
     return [
         {
-            "order": sealer.open_json(row.snapshot),
+            "order": order,
             "created_at": row.created_at.isoformat(),
             "updated_at": row.updated_at.isoformat(),
         }
-        for row in session.scalars(query)
+        for order, row in opened
+        if order is not None
     ]
 
 

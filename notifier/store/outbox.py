@@ -74,6 +74,8 @@ class Claimed:
     attempts: int
     created_at: datetime
     first_attempt_at: datetime
+    shredded: bool = False
+    """Its context no longer opens: the customer's data key was destroyed (erasure)."""
 
     @property
     def attempt(self) -> int:
@@ -136,7 +138,7 @@ def add_queued(
                 "kind": new.kind,
                 "category": new.category,
                 "priority": new.priority,
-                "context": sealer.seal_json(new.context),
+                "context": sealer.seal_json(new.context, new.customer_id),
                 "status": MessageStatus.SCHEDULED,
                 "send_after": new.send_after,
                 "attempts": 0,
@@ -471,20 +473,35 @@ def claim_due(
         ).where(_messages.c.id.in_(ids))
     ).all()
     by_id = {row.id: row for row in loaded}
-    return [
-        Claimed(
-            id=row.id,
-            customer_id=row.customer_id,
-            campaign_id=row.campaign_id,
-            kind=row.kind,
-            category=row.category,
-            context=sealer.open_json(row.context) if row.context else {},
-            attempts=row.attempts,
-            created_at=row.created_at,
-            first_attempt_at=row.first_attempt_at,
+    sealer.preload(row.context for row in loaded)  # one key store query for the batch
+    claimed = []
+    for row in (by_id[message_id] for message_id in ids):
+        context, shredded = _opened_context(sealer, row.context)
+        claimed.append(
+            Claimed(
+                id=row.id,
+                customer_id=row.customer_id,
+                campaign_id=row.campaign_id,
+                kind=row.kind,
+                category=row.category,
+                context=context,
+                attempts=row.attempts,
+                created_at=row.created_at,
+                first_attempt_at=row.first_attempt_at,
+                shredded=shredded,
+            )
         )
-        for row in (by_id[message_id] for message_id in ids)
-    ]
+    return claimed
+
+
+def _opened_context(sealer: Sealer, sealed: bytes | None) -> tuple[dict[str, Any], bool]:
+    """A claimed message's context, and whether it is shredded (then empty)."""
+    if not sealed:
+        return {}, False
+    try:
+        return sealer.open_json(sealed), False
+    except errors.Shredded:
+        return {}, True
 
 
 def _takeover_detail(dead_owner: str | None, expired_at: datetime | None, now: datetime) -> str:
@@ -494,6 +511,7 @@ def _takeover_detail(dead_owner: str | None, expired_at: datetime | None, now: d
 
 
 RECORDED = {
+    MessageStatus.CANCELLED: AttemptOutcome.CANCELLED,
     MessageStatus.SENT: AttemptOutcome.SENT,
     MessageStatus.RETRYING: AttemptOutcome.TRANSIENT,
     MessageStatus.FAILED: AttemptOutcome.FAILED,
@@ -513,8 +531,9 @@ def record(
     ``sent``: the server accepted the message. ``retrying``: a transient
     failure, tried again at ``retry_at``. ``failed``: a permanent failure, or
     retries ran out. ``suppressed``: the customer's choices forbid it,
-    ``detail`` says why. Guarded by the lease: an outcome from ``owner``
-    after another worker took the message over changes no status, but its
+    ``detail`` says why; ``cancelled``: the customer is erased (their data
+    key is gone), ``detail`` is the reason. Guarded by the lease: an outcome
+    from ``owner`` after another worker took the message over changes no status, but its
     attempt is still logged, since it happened. Each attempt row and the
     message's times carry the outcome's ``at`` (``now`` if it has none).
     """

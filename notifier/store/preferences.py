@@ -90,7 +90,7 @@ def record_consents(session: Session, sealer: Sealer, proofs: Sequence[Proof]) -
                 "customer_id": proof.customer_id,
                 "category": proof.category,
                 "source": proof.source,
-                "ip": sealer.seal_text(proof.ip) if proof.ip else None,
+                "ip": sealer.seal_text(proof.ip, proof.customer_id) if proof.ip else None,
                 "text_version": proof.text_version,
                 "given_at": proof.given_at,
             }

@@ -1,11 +1,17 @@
-"""Re-encrypting stored personal data with the current key, page by page, while the engine runs."""
+"""Re-encrypting stored personal data with the current key, page by page, while the engine runs.
+
+Data sealed with a customer's data key is left as it is (rotation re-wraps
+the data keys instead, ``DataKeys.rewrap``); data sealed with the master
+key moves under its customer's data key, or the first master key if it
+belongs to no customer.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import null, select, update
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from notifier.crypto import Sealer
@@ -19,15 +25,17 @@ class SealedColumn:
     name: str
     key: InstrumentedAttribute[Any]
     column: InstrumentedAttribute[Any]
+    owner: InstrumentedAttribute[Any] | None = None
+    """The customer whose data key seals the column; None: the master key does."""
 
 
 SEALED_COLUMNS = (
-    SealedColumn("customers.email", Customer.id, Customer.email),
-    SealedColumn("customers.name", Customer.id, Customer.name),
-    SealedColumn("customers.first_name", Customer.id, Customer.first_name),
-    SealedColumn("messages.context", Message.id, Message.context),
-    SealedColumn("consents.ip", Consent.id, Consent.ip),
-    SealedColumn("orders.snapshot", Order.id, Order.snapshot),
+    SealedColumn("customers.email", Customer.id, Customer.email, Customer.id),
+    SealedColumn("customers.name", Customer.id, Customer.name, Customer.id),
+    SealedColumn("customers.first_name", Customer.id, Customer.first_name, Customer.id),
+    SealedColumn("messages.context", Message.id, Message.context, Message.customer_id),
+    SealedColumn("consents.ip", Consent.id, Consent.ip, Consent.customer_id),
+    SealedColumn("orders.snapshot", Order.id, Order.snapshot, Order.customer_id),
     SealedColumn("suppressions.detail", Suppression.email_index, Suppression.sealed_detail),
     SealedColumn("bounces.detail", Bounce.id, Bounce.sealed_detail),
     SealedColumn("bounces.raw", Bounce.id, Bounce.raw),
@@ -43,7 +51,8 @@ def reseal_page(
     written only if its value did not change meanwhile, so a concurrent
     writer's newer value is never overwritten.
     """
-    query = select(sealed.key, sealed.column).where(sealed.column.is_not(None))
+    owner = sealed.owner if sealed.owner is not None else null()
+    query = select(sealed.key, sealed.column, owner).where(sealed.column.is_not(None))
     if after is not None:
         query = query.where(sealed.key > after)
     rows = session.execute(query.order_by(sealed.key).limit(limit)).all()
@@ -51,12 +60,13 @@ def reseal_page(
         return None, 0
     changed = 0
     table = sealed.key.class_
-    for key, value in rows:
-        if sealer.needs_rotation(value):
+    for key, value, customer_id in rows:
+        resealed = sealer.reseal(value, customer_id)
+        if resealed is not None:
             result: Any = session.execute(
                 update(table)
                 .where(sealed.key == key, sealed.column == value)
-                .values({sealed.column.key: sealer.rotate(value)})
+                .values({sealed.column.key: resealed})
             )
             changed += result.rowcount
     return rows[-1][0], changed

@@ -38,6 +38,8 @@ NOT_STORED = {
     ),
 }
 """What the export states is never held, so that its absence is a promise, not an omission."""
+DATA_KEYS = "data keys"
+"""``rotate_keys``'s count of data keys re-wrapped, beside the columns re-encrypted."""
 
 
 class Privacy:
@@ -59,14 +61,19 @@ class Privacy:
         the address, and exists so the shop never mails someone who asked it
         to stop. On SQLite the WAL is then checkpointed and truncated, and
         ``secure_delete`` has overwritten the deleted content.
+
+        First of all the customer's data key is destroyed (committed in the
+        key store): from then on no copy of their data opens, not even one
+        in a backup of the database taken before now.
         """
         now = self._clock.now()
         with self._db.transaction() as session:
-            if not customers.exists(session, customer_id):
+            email_index = customers.email_index(session, customer_id)
+            if email_index is None:
                 raise errors.NotFound(f"no customer {customer_id!r}")
-            recipient = customers.get(session, self._sealer, customer_id)
-            if recipient is not None:
-                suppressions.forget_detail(session, recipient.email_index)
+            if self._sealer.data_keys is not None:
+                self._sealer.data_keys.destroy(customer_id)
+            suppressions.forget_detail(session, email_index)
             bounces.forget_customer(session, customer_id)
             webhooks.forget_customer(session, customer_id)
             campaigns.forget_customer(session, customer_id)
@@ -120,7 +127,7 @@ class Privacy:
                     {
                         "category": c.category,
                         "source": c.source,
-                        "ip": self._sealer.open_text(c.ip) if c.ip else None,
+                        "ip": self._sealer.open_remaining_text(c.ip),
                         "text_version": c.text_version,
                         "given_at": c.given_at.isoformat(),
                     }
@@ -157,7 +164,7 @@ class Privacy:
                         "last_error": m.last_error,
                         "attempts": m.attempts,
                         "delivery_attempts": attempts.get(m.id, []),
-                        "context": self._sealer.open_json(m.context) if m.context else None,
+                        "context": self._sealer.open_remaining_json(m.context),
                     }
                     for m in messages
                 ],
@@ -194,11 +201,15 @@ class Privacy:
                 return total
 
     def rotate_keys(self, page_size: int = 500) -> dict[str, int]:
-        """Re-encrypt everything sealed with an older key under the current (first) key.
+        """Re-wrap the data keys with the current (first) master key; move what the master key
+        sealed under the customers' data keys (see ``store.resealing``).
 
-        Pages are short transactions, so the engine keeps running meanwhile.
+        Rows sealed with data keys are not rewritten. Pages are short
+        transactions, so the engine keeps running meanwhile.
         """
         rotated: dict[str, int] = {}
+        if self._sealer.data_keys is not None:
+            rotated[DATA_KEYS] = self._sealer.data_keys.rewrap(page_size)
         for sealed in resealing.SEALED_COLUMNS:
             after: Any = None
             total = 0

@@ -25,8 +25,7 @@ from typing import Any
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from notifier import errors
-from notifier.datakeys import DataKeys
-from notifier.store.keystore import KeyStore
+from notifier.datakeys import DataKeys, KeyStore
 
 PREFIX = b"k1."
 """Marks a token sealed with a data key: ``k1.<key id>.<fernet token>``."""

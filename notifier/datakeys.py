@@ -20,17 +20,37 @@ import hmac
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from notifier import errors
-from notifier.store.keystore import DataKey, KeyStore
 
 READ_TTL = 60.0
 SEAL_TTL = 2.0
 CACHE_SIZE = 20_000
+
+
+@dataclass(frozen=True)
+class DataKey:
+    """One customer's data key as the key store keeps it: wrapped by the master keys."""
+
+    key_id: str
+    owner: str
+    wrapped: bytes
+
+
+class KeyStore(Protocol):
+    """The rows ``DataKeys`` needs; ``store.keystore.KeyStore`` keeps them in a database."""
+
+    def fetch(self, key_ids: Collection[str]) -> list[DataKey]: ...
+    def of_owner(self, owner: str) -> DataKey | None: ...
+    def add(self, key: DataKey) -> DataKey: ...
+    def destroy(self, owner: str) -> bool: ...
+    def page(self, after: str | None, limit: int) -> list[DataKey]: ...
+    def rewrap(self, key: DataKey, wrapped: bytes) -> bool: ...
 
 
 @dataclass(frozen=True)

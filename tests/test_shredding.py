@@ -110,9 +110,7 @@ async def test_a_restored_backup_does_not_bring_an_erased_customer_back(
     assert ZOE.encode() not in b"".join(r.data for r in smtp_server.received)
     with restored.database.transaction() as session:
         zoes = session.execute(
-            select(Message.id, Message.status, Message.reason).where(
-                Message.customer_id == "C-ZOE"
-            )
+            select(Message.id, Message.status, Message.reason).where(Message.customer_id == "C-ZOE")
         ).all()
     assert [(status.value, reason) for _, status, reason in zoes] == [("cancelled", "erased")]
     assert f"dispatch.cancelled_erased message={zoes[0].id}" in caplog.text

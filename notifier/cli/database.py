@@ -7,9 +7,9 @@ from pathlib import Path
 import click
 
 from notifier import keyring
-from notifier.usecases import privacy
 from notifier.cli.common import NOT_CURRENT, engine_for, load, migrated_engine
 from notifier.store.db import SchemaState
+from notifier.usecases import privacy
 
 
 @click.group()

@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -38,6 +37,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from notifier import errors
+from notifier.datakeys import DataKey
 from notifier.store.db import Database
 
 VARIABLE = "NOTIFIER_KEYSTORE_URL"
@@ -54,13 +54,6 @@ _data_keys = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 _version = Table("keystore_version", _metadata, Column("version", Integer, nullable=False))
-
-
-@dataclass(frozen=True)
-class DataKey:
-    key_id: str
-    owner: str
-    wrapped: bytes
 
 
 def default_url(database_url: str, sqlite_file: Path | None) -> str:

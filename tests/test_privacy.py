@@ -9,6 +9,7 @@ import subprocess
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -65,7 +66,9 @@ async def run_every_kind(engine: Notifier, clock: FrozenClock) -> None:
         "order.verification_requested",
         "order.delivered",
     ):
-        extra = {"data": {"question": QUESTION}} if kind == "order.verification_requested" else {}
+        extra: dict[str, Any] = (
+            {"data": {"question": QUESTION}} if kind == "order.verification_requested" else {}
+        )
         engine.handle_event(event(kind, customer=zoe(), order=zoe_order(), **extra))
     engine.handle_event(event("newsletter.subscribed", customer=zoe()))
     engine.choices.update("C-ZOE", {"newsletter": True}, source="account", ip=CONSENT_IP)

@@ -105,6 +105,27 @@ def test_check_passes_on_the_shipped_templates() -> None:
     assert result.output == "7 templates × 2 locales: all good\n"  # noqa: RUF001
 
 
+def test_check_verbose_says_which_templates_are_compiled_and_which_fall_back(
+    project: Project,
+) -> None:
+    shipped = invoke("templates", "check", "--verbose")
+    assert shipped.exit_code == 0, shipped.output
+    kinds = render.Renderer(render.DEFAULT_TEMPLATES_DIR, i18n.DEFAULT_LOCALES_DIR).kinds()
+    compiled = [f"{kind}.mjml.j2: compiled once per shape" for kind in kinds]
+    assert shipped.output.splitlines()[:-1] == compiled
+
+    # A filter over per-mail data cannot be deferred: that template is rendered per mail.
+    file = project.templates / "review_service.mjml.j2"
+    original = '{{ _("How was our service?") }}'
+    assert original in file.read_text()
+    file.write_text(file.read_text().replace(original, "{{ (order.number ~ 'x')|upper }}"))
+    result = invoke("templates", "check", "--verbose", *project.folders())
+    assert result.exit_code == 0, result.output
+    [fallback] = [line for line in result.output.splitlines() if "per mail" in line]
+    assert fallback.startswith("review_service.mjml.j2: rendered per mail: ")
+    assert len(fallback) > len("review_service.mjml.j2: rendered per mail: ")
+
+
 def test_check_fails_naming_file_and_line(project: Project) -> None:
     catalog = project.catalog("nl")
     catalog.write_text(

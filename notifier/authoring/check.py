@@ -77,10 +77,22 @@ class Report:
     """Every problem once, sorted by file and line; those of the renditions included."""
     warnings: list[Problem] = field(default_factory=list)
     """What to look at but does not fail the check: a mail close to the size limit."""
+    fallbacks: dict[str, str] = field(default_factory=dict)
+    """The kinds' template files rendered per mail rather than compiled once, and why."""
 
     @property
     def ok(self) -> bool:
         return not self.problems
+
+    def compilation(self) -> list[str]:
+        """A line per kind: its template compiled once per shape, or rendered per mail and why."""
+        lines = []
+        for kind in self.kinds:
+            name = kind + render.SUFFIX
+            reason = self.fallbacks.get(name)
+            how = "compiled once per shape" if reason is None else f"rendered per mail: {reason}"
+            lines.append(f"{name}: {how}")
+        return lines
 
     def summary(self) -> str:
         """One line for the end of the output, such as "7 templates by 2 locales: all good"."""
@@ -130,7 +142,12 @@ def run(
                 found += _without_optional(renderer, where, rendition, localized)
                 warnings += _size_warning(where, rendition)
     return Report(
-        renderer.kinds(), renderer.locales(), renditions, sorted(set(found)), sorted(warnings)
+        renderer.kinds(),
+        renderer.locales(),
+        renditions,
+        sorted(set(found)),
+        sorted(warnings),
+        renderer.fallbacks(),
     )
 
 

@@ -28,7 +28,12 @@ def templates() -> None:
 @templates.command("check")
 @templates_dir_option
 @locales_dir_option
-def templates_check(templates_dir: Path | None, locales_dir: Path | None) -> None:
+@click.option(
+    "--verbose",
+    is_flag=True,
+    help="Also say, per template, whether it is compiled once or rendered per mail, and why.",
+)
+def templates_check(templates_dir: Path | None, locales_dir: Path | None, verbose: bool) -> None:
     """Render every template in every locale and name each problem as path:line: message.
 
     Exits with status 1 when there is a problem, so a CI job fails on it.
@@ -39,6 +44,9 @@ def templates_check(templates_dir: Path | None, locales_dir: Path | None) -> Non
         click.echo(problem.format(Path.cwd()))
     for warning in report.warnings:
         click.echo(f"warning: {warning.format(Path.cwd())}")
+    if verbose:
+        for line in report.compilation():
+            click.echo(line)
     click.echo(report.summary())
     if not report.ok:
         raise SystemExit(1)

@@ -81,9 +81,12 @@ def test_the_mail_fits_the_screen_with_no_dangling_line(
 
 
 FOOTER_AS_IT_WAS = """<!doctype html><html lang="nl"><body style="margin:0">
-<div style="padding:0 32px;font:13px/1.6 sans-serif;text-align:center">
+<div style="padding:0 32px;font:13px/1.6 monospace;text-align:center">
 Winparts B.V. · Industrieweg 12, 3542 AD Utrecht · KvK-nummer 12345678</div></body></html>"""
-"""The footer line that wrapped to a dangling "· KvK" at 375 px, before its items were whole."""
+"""The footer line that wrapped to a dangling "· KvK" at 375 px, before its items were whole.
+
+In a monospace font, so that it wraps inside an item whatever fonts the machine has: some
+40 characters fit a line, and the address item runs from the 17th to the 48th."""
 
 
 def test_the_check_sees_a_dangling_footer_line(browser: Browser, tmp_path: Path) -> None:

@@ -186,6 +186,9 @@ class KeyStore:
         """The tables and their version row, if missing; a newer version is refused."""
         with database.transaction() as session:
             connection = session.connection()
+            if connection.dialect.name == "postgresql":
+                # Processes starting together must not race to create it: one does, the rest wait.
+                connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_CREATION_LOCK})")
             if self._own_schema:
                 current = connection.exec_driver_sql("SELECT current_schema()").scalar_one()
                 self.schema = f"{current}_keys"
@@ -200,6 +203,9 @@ class KeyStore:
                     f"{VARIABLE}: the key store is of a newer notifier (version {version})",
                     variable=VARIABLE,
                 )
+
+
+_CREATION_LOCK = 0x6B657973  # "keys": the advisory lock held while the tables are created
 
 
 def _database(url: str) -> Database:

@@ -1,7 +1,8 @@
 """Regenerate the screenshots of docs/templates.md: ``python docs/screenshots.py``.
 
 Each is ``notifier templates preview`` in Debian's chromium (Playwright, a
-test dependency) at 1000 by 700 px: ``preview.png`` on the shipped templates and
+test dependency; launched and served as the tests do, by ``tests.browser``
+and ``tests.served``) at 1000 by 700 px: ``preview.png`` on the shipped templates and
 catalogs, ``preview-problem.png`` on a copy whose Dutch catalog lost a
 closing quote. Run it after a change that shows in the preview, so the
 docs show what a marketer sees.
@@ -11,16 +12,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import sys
 import tempfile
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import uvicorn
 from playwright.sync_api import sync_playwright
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,9 +25,10 @@ sys.path.insert(0, str(ROOT))
 
 from notifier.authoring import preview  # noqa: E402
 from notifier.mail import i18n  # noqa: E402
+from tests.browser import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
+from tests.served import serving  # noqa: E402
+from tests.smtpd import free_port  # noqa: E402
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 VIEWPORT = {"width": 1000, "height": 700}
 BROKEN = ('msgstr "Neem een kijkje"', 'msgstr "Neem een kijkje!')
 """The edit behind preview-problem.png: a translation without its closing quote."""
@@ -39,20 +37,8 @@ BROKEN = ('msgstr "Neem een kijkje"', 'msgstr "Neem een kijkje!')
 @contextmanager
 def previewing(templates: Path, locales: Path) -> Iterator[str]:
     """``templates preview`` of these folders on a free local port; yields its URL."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    app = preview.create_app(templates, locales)
-    server = uvicorn.Server(uvicorn.Config(app, port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:  # waiting for a thread to bind
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}/"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with serving(preview.create_app(templates, locales), free_port()) as base:
+        yield f"{base}/"
 
 
 def shoot(url: str, target: Path) -> str:

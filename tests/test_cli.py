@@ -189,28 +189,10 @@ def test_status_changes_nothing_on_disk(tmp_path: Path) -> None:
     assert snapshot(tmp_path) == before
 
 
-def test_worker_warns_of_plain_http_links_in_real_mail(tmp_path: Path) -> None:
-    env = notifier_env(
-        database_url=f"sqlite:///{tmp_path / 'n.db'}",
-        smtp_host="127.0.0.1",
-        smtp_port=str(free_port()),
-        smtp_tls="none",
-        base_url="http://shop.example",
-    )
-    log = tmp_path / "worker.log"
-    worker = start(["worker"], env, tmp_path, log)
-    try:
-        wait_until(lambda: "worker.started" in log.read_text(), 60, "the worker to start")
-    finally:
-        worker.terminate()
-        worker.wait(timeout=30)
-    assert (
-        'settings.base_url_not_https variable=NOTIFIER_BASE_URL reason="one-click unsubscribe '
-        '(RFC 8058) needs https links for real mail"' in log.read_text()
-    )
-
-
-def test_serve_warns_of_plain_http_links_in_real_mail(tmp_path: Path) -> None:
+@pytest.mark.parametrize("command", ["worker", "serve"])
+def test_each_sending_command_warns_once_of_plain_http_links_in_real_mail(
+    tmp_path: Path, command: str
+) -> None:
     port = free_port()
     env = notifier_env(
         database_url=f"sqlite:///{tmp_path / 'n.db'}",
@@ -220,13 +202,18 @@ def test_serve_warns_of_plain_http_links_in_real_mail(tmp_path: Path) -> None:
         base_url="http://shop.example",
         api_tokens="t0ken",
     )
-    log = tmp_path / "serve.log"
-    server = start(["serve", "--port", str(port)], env, tmp_path, log)
+    log = tmp_path / f"{command}.log"
+    if command == "serve":
+        process = start(["serve", "--port", str(port)], env, tmp_path, log)
+        started = http_ready(f"http://127.0.0.1:{port}/healthz")
+    else:
+        process = start(["worker"], env, tmp_path, log)
+        started = lambda: "worker.started" in log.read_text()  # noqa: E731
     try:
-        wait_until(http_ready(f"http://127.0.0.1:{port}/healthz"), 60, "notifier serve to answer")
+        wait_until(started, 60, f"notifier {command} to start")
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        process.terminate()
+        process.wait(timeout=30)
     output = log.read_text()
     assert (
         'settings.base_url_not_https variable=NOTIFIER_BASE_URL reason="one-click unsubscribe '

@@ -76,10 +76,9 @@ class Sealer:
     def open(self, sealed: bytes) -> bytes:
         """The plain data; ``Shredded`` when its data key was destroyed."""
         if sealed.startswith(PREFIX):
-            key_id, _, token = sealed[len(PREFIX) :].partition(b".")
-            fernet = self._data_key(key_id.decode("ascii", "replace"))
+            key_id, token = _split(sealed)
             try:
-                return fernet.decrypt(token)
+                return self._data_key(key_id).decrypt(token)
             except InvalidToken as exc:
                 raise _undecryptable() from exc
         try:
@@ -91,7 +90,7 @@ class Sealer:
         """Fetch the data keys of ``tokens`` in one query, before opening them one by one."""
         if self.data_keys is not None:
             self.data_keys.preload(
-                {_key_id(token) for token in tokens if token and token.startswith(PREFIX)}
+                {_split(token)[0] for token in tokens if token and token.startswith(PREFIX)}
             )
 
     def seal_text(self, plain: str, owner: str | None = None) -> bytes:
@@ -165,8 +164,10 @@ class Sealer:
         return self.data_keys.for_opening(key_id)
 
 
-def _key_id(token: bytes) -> str:
-    return token[len(PREFIX) :].partition(b".")[0].decode("ascii", "replace")
+def _split(sealed: bytes) -> tuple[str, bytes]:
+    """A data-key token's key id and its Fernet token."""
+    key_id, _, token = sealed[len(PREFIX) :].partition(b".")
+    return key_id.decode("ascii", "replace"), token
 
 
 def _undecryptable() -> errors.ConfigurationError:

@@ -21,7 +21,7 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -186,6 +186,43 @@ def queue_messages(
             now,
         )
     return ids
+
+
+def queue_due_messages(url: str, count: int) -> None:
+    """Queue ``count`` due order confirmations for 100 customers in one transaction."""
+    database = Database(url)
+    database.upgrade()
+    sealer = Sealer([TEST_ENCRYPTION_KEY], "test-secret-key")
+    now = datetime.now(UTC)
+    context = {"order": order(), "data": {}}
+    with database.transaction() as session:
+        for number in range(100):
+            customers.upsert(
+                session,
+                sealer,
+                customer_id=f"C{number}",
+                email=f"customer{number}@example.nl",
+                name=f"Klant {number}",
+                locale="nl" if number % 2 else "en",
+                now=now,
+            )
+        outbox.add(
+            session,
+            sealer,
+            [
+                outbox.NewMessage(
+                    id=f"bulk-{index}",
+                    customer_id=f"C{index % 100}",
+                    kind="order_confirmation",
+                    category="order_updates",
+                    send_after=now,
+                    context=context,
+                )
+                for index in range(count)
+            ],
+            now,
+        )
+    database.dispose()
 
 
 def address(index: int) -> str:

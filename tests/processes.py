@@ -16,8 +16,7 @@ from tests.conftest import TEST_ENCRYPTION_KEY
 
 def notifier_env(**settings: str) -> dict[str, str]:
     """The current environment without stray NOTIFIER_ settings, plus ``settings``."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("NOTIFIER_")}
-    env |= {
+    env = bare_env() | {
         "NOTIFIER_SECRET_KEY": "test-secret-key",
         "NOTIFIER_ENCRYPTION_KEY": TEST_ENCRYPTION_KEY,
         "PYTHONUNBUFFERED": "1",
@@ -56,3 +55,28 @@ def http_ready(url: str) -> Callable[[], bool]:
             return False
 
     return ready
+
+
+def bare_env() -> dict[str, str]:
+    """No NOTIFIER_ settings at all: the embedded default a newcomer gets."""
+    return {key: value for key, value in os.environ.items() if not key.startswith("NOTIFIER_")}
+
+
+def run(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "notifier", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def refused(args: list[str], tmp_path: Path, env: dict[str, str]) -> str:
+    """Run a command that must refuse to start: exit status 2, one line on stderr, nothing made."""
+    result = run(args, tmp_path, env)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "notifier.db").exists()
+    return result.stderr

@@ -21,8 +21,8 @@ from notifier.service import Notifier
 from notifier.store.campaigns import PAUSED_UNTIL
 from notifier.store.models import Customer, Message
 from tests.asgi import api_client
+from tests.campaigns import CONTENT, add_subscribers
 from tests.smtpd import SmtpServer
-from tests.test_newsletters import CONTENT, add_subscribers
 
 ENGLISH: dict[str, Any] = {
     "title": "Ready for the winter roads",

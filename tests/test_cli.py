@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
@@ -16,24 +13,8 @@ from notifier import settings
 from notifier.cli.serve import served_at
 from notifier.mail import render
 from tests.conftest import event
-from tests.processes import http_ready, notifier_env, start, wait_until
+from tests.processes import bare_env, http_ready, notifier_env, refused, run, start, wait_until
 from tests.smtpd import free_port
-
-
-def run(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "notifier", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
-def bare_env() -> dict[str, str]:
-    """No NOTIFIER_ settings at all: the embedded default a newcomer gets."""
-    return {key: value for key, value in os.environ.items() if not key.startswith("NOTIFIER_")}
 
 
 @pytest.mark.slow
@@ -233,22 +214,6 @@ def test_the_links_follow_host_and_port_unless_the_base_url_is_set(
     assert served_at(config, "mail.test", 80).base_url == "http://mail.test:80"
     chosen = settings.load(base_url="https://mail.shop.example")
     assert served_at(chosen, "0.0.0.0", 9003).base_url == "https://mail.shop.example"
-
-
-def refused(args: list[str], tmp_path: Path, env: dict[str, str]) -> str:
-    """Run a command that must refuse to start: exit status 2, one line on stderr, nothing made."""
-    result = subprocess.run(
-        [sys.executable, "-m", "notifier", *args],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 2, result.stdout + result.stderr
-    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
-    assert not (tmp_path / "notifier.db").exists()
-    return result.stderr
 
 
 @pytest.mark.parametrize("command", ["serve", "worker"])

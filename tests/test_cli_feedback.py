@@ -4,22 +4,14 @@ from __future__ import annotations
 
 import signal
 import smtplib
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from notifier import settings
 from notifier.service import Notifier
-from tests.processes import notifier_env, start, wait_until
+from tests.processes import notifier_env, run, start, wait_until
 from tests.smtpd import SmtpServer, free_port
-
-
-def run(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "notifier", *args], cwd=cwd, env=env, capture_output=True, text=True
-    )
 
 
 def test_suppressions_show_and_lift_and_bounces_list(tmp_path: Path) -> None:

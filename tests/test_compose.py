@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
 from email import policy
 from email.header import decode_header
 from email.headerregistry import Address
@@ -27,44 +26,13 @@ from notifier.mail.compose import (
     clean_header_text,
 )
 from notifier.mail.render import RenderedMail
+from tests.mails import NOW, UNSUBSCRIBE, identity, rendered
 
-NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
-UNSUBSCRIBE = "https://notifier.test/unsubscribe/tok.en.sig"
 BASE_HEADERS = {
     "Message-ID", "Date", "From", "To", "Subject", "MIME-Version", "Content-Type",
     "Content-Language",
 }  # fmt: skip
 LIST_HEADERS = {"List-Id", "List-Unsubscribe", "List-Unsubscribe-Post"}
-
-
-def identity(
-    *,
-    reply_to: str | None = None,
-    newsletter: str | None = "Winparts Nieuws <nieuws@news.winparts.example>",
-    reply_to_kinds: dict[str, str] | None = None,
-) -> Identity:
-    return Identity.parse(
-        sender="Winparts <service@winparts.example>",
-        newsletter_sender=newsletter,
-        reply_to=reply_to,
-        reply_to_kinds=reply_to_kinds,
-        list_id_domain="winparts.example",
-        list_name="Winparts",
-        secret="test-secret-key",
-    )
-
-
-def rendered(
-    subject: str = "Bedankt voor je bestelling WP-1001", locale: str = "nl"
-) -> RenderedMail:
-    return RenderedMail(
-        subject=subject,
-        preheader="We gaan ermee aan de slag",
-        html=f'<!doctype html><html lang="{locale[:2]}"><body><p>Hallo Jöns, € 123,45</p></body>'
-        "</html>",
-        text="Hallo Jöns, € 123,45\n\nAfmelden: " + UNSUBSCRIBE,
-        locale=locale,
-    )
 
 
 @pytest.fixture

@@ -21,8 +21,8 @@ from notifier.delivery.transport import SmtpConfig, SmtpTransport
 from notifier.flows import kinds
 from notifier.mail import compose, dkim
 from notifier.mail.compose import BodyEncoding, Composer, Headers
+from tests.mails import NOW, identity, rendered
 from tests.smtpd import RecordingHandler, free_port
-from tests.test_compose import NOW, identity, rendered
 
 _BOUNDARY = re.compile(rb'boundary="([^"]+)"')
 

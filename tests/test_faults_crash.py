@@ -38,12 +38,12 @@ from tests.faults import (
     kill,
     message_id_counts,
     outbox_state,
+    queue_due_messages,
     reconcile,
     with_application_name,
 )
 from tests.processes import http_ready, notifier_env, start, wait_until
 from tests.smtpd import SmtpServer, free_port
-from tests.test_workers import queue_due_messages
 
 MESSAGES = 1_500
 BATCH = 200

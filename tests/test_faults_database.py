@@ -29,6 +29,7 @@ from tests.faults import (
     count_sent,
     graceful_stop,
     outbox_state,
+    queue_due_messages,
     queue_messages,
     reconcile,
     terminate_backends,
@@ -37,7 +38,6 @@ from tests.faults import (
 )
 from tests.processes import notifier_env, start, wait_until
 from tests.smtpd import SmtpServer, free_port
-from tests.test_workers import queue_due_messages
 
 TOKEN = "test-token"
 

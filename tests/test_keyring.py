@@ -10,9 +10,8 @@ from pathlib import Path
 import pytest
 
 from notifier import errors, keyring, settings
-from tests.processes import notifier_env
+from tests.processes import notifier_env, refused, run
 from tests.smtpd import free_port
-from tests.test_cli import refused, run
 
 
 def production_env(tmp_path: Path, **extra: str) -> dict[str, str]:

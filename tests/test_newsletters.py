@@ -2,64 +2,24 @@
 
 from __future__ import annotations
 
-import json
 import tracemalloc
 from collections import Counter
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, select, update
 
 from notifier import errors
 from notifier.clock import FrozenClock
 from notifier.service import Notifier
 from notifier.store import outbox
-from notifier.store.models import CampaignRun, Customer, Message, Preference
+from notifier.store.models import CampaignRun, Message
+from tests.campaigns import CONTENT, add_subscribers
 from tests.conftest import AMSTERDAM, START
 from tests.smtpd import SmtpServer
 
-SAMPLE = json.loads((Path(__file__).parents[1] / "templates/samples/newsletter.json").read_text())
-CONTENT = SAMPLE["newsletter"]
 SUBJECTS = {"nl": "Winterklaar met Winparts", "en": "Winter-ready with Winparts"}
-
-
-def add_subscribers(
-    engine: Notifier, count: int, *, confirmed_every: int = 1, start: int = 0
-) -> None:
-    """Insert ``count`` customers in bulk; every ``confirmed_every``-th one has confirmed."""
-    now = engine.clock.now()
-    sealer = engine.sealer
-    customers = []
-    choices = []
-    for number in range(start, start + count):
-        email = f"lezer{number}@example.nl"
-        customers.append(
-            {
-                "id": f"N{number:07d}",
-                "email": sealer.seal_text(email),
-                "email_index": sealer.blind_index(email),
-                "name": sealer.seal_text(f"Lezer {number}"),
-                "locale": ("nl", "en", "nl_BE")[number % 3],
-                "created_at": now,
-                "updated_at": now,
-            }
-        )
-        if number % confirmed_every == 0:
-            choices.append(
-                {
-                    "customer_id": f"N{number:07d}",
-                    "category": "newsletter",
-                    "enabled": True,
-                    "source": "confirm_link",
-                    "updated_at": now,
-                }
-            )
-    with engine.database.transaction() as session:
-        session.execute(insert(Customer), customers)
-        if choices:
-            session.execute(insert(Preference), choices)
 
 
 def campaign(**changes: Any) -> dict[str, Any]:

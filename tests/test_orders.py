@@ -19,9 +19,9 @@ from notifier import errors
 from notifier.clock import FrozenClock
 from notifier.service import Notifier
 from notifier.store.models import Order
+from tests.batches import one_batch
 from tests.conftest import customer, event, order
 from tests.smtpd import SmtpServer, body_of
-from tests.test_intake_batching import one_batch
 
 TRACKING = {"carrier": "PostNL", "tracking_url": "https://postnl.example/track/3SABC"}
 

@@ -16,10 +16,10 @@ from notifier.delivery.transport import SmtpConfig, SmtpTransport
 from notifier.service import Notifier
 from notifier.store import outbox
 from notifier.vocabulary import MessageStatus
+from tests.campaigns import CONTENT, add_subscribers
 from tests.conftest import order
 from tests.faults import queue_messages
 from tests.smtpd import RecordingHandler, SmtpServer
-from tests.test_newsletters import CONTENT, add_subscribers
 
 MESSAGE = b"From: a@example.nl\r\nTo: b@example.nl\r\nSubject: x\r\n\r\nbody\r\n"
 

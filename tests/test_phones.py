@@ -14,7 +14,7 @@ from notifier import phones
 from notifier.service import Notifier
 from tests.asgi import AUTH, api_client
 from tests.conftest import customer, event, order
-from tests.test_privacy import stored_bytes
+from tests.ondisk import stored_bytes
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import subprocess
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -24,7 +23,8 @@ from notifier.store import bounces, customers
 from notifier.store.models import Message
 from notifier.web import logs
 from notifier.web.app import create_app
-from tests.conftest import POSTGRES_URL, TEST_ENCRYPTION_KEY, customer, event, order
+from tests.conftest import TEST_ENCRYPTION_KEY, customer, event, order
+from tests.ondisk import stored_bytes
 from tests.smtpd import SmtpServer
 
 EMAIL = "zoe.celik@voorbeeld.nl"
@@ -109,37 +109,6 @@ def encodings(secret: str) -> list[bytes]:
         own = encoded[-(-8 * offset // 6) : 8 * (offset + len(raw)) // 6]
         forms += [own, own.translate(bytes.maketrans(b"+/", b"-_"))]
     return forms
-
-
-def sqlite_bytes(engine: Notifier) -> bytes:
-    path = Path(engine.settings.database_url.removeprefix("sqlite:///"))
-    return b"".join(p.read_bytes() for p in path.parent.glob(path.name + "*"))
-
-
-def keystore_bytes(engine: Notifier) -> bytes:
-    """The key store's files (its database and WAL), for a SQLite key store."""
-    path = engine.keystore.sqlite_file
-    assert path is not None
-    return b"".join(p.read_bytes() for p in path.parent.glob(path.name + "*"))
-
-
-def postgres_dump(url: str, *schemas: str) -> bytes:
-    assert POSTGRES_URL
-    schema = url.split("search_path%3D", 1)[1]
-    names = [f"--schema={schema}{suffix}" for suffix in ("", *schemas)]
-    return subprocess.run(
-        ["pg_dump", "-h", "127.0.0.1", "-U", "postgres", *names, "test"],
-        check=True,
-        capture_output=True,
-    ).stdout
-
-
-def stored_bytes(engine: Notifier) -> bytes:
-    """The database and the key store as they lie on disk (PostgreSQL: as pg_dump gives them)."""
-    url = engine.settings.database_url
-    if url.startswith("sqlite"):
-        return sqlite_bytes(engine) + keystore_bytes(engine)
-    return postgres_dump(url, "_keys")
 
 
 async def test_nothing_personal_is_stored_in_the_clear(

@@ -27,9 +27,8 @@ import pytest
 
 from notifier import cli
 from notifier.settings import PROJECT_DIR, Settings
-from tests.processes import http_ready, start, wait_until
+from tests.processes import bare_env, http_ready, start, wait_until
 from tests.smtpd import free_port
-from tests.test_cli import bare_env
 
 pytestmark = pytest.mark.slow
 

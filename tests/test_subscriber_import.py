@@ -24,9 +24,9 @@ from notifier.service import Notifier
 from notifier.store.models import Consent, Customer, Message, Preference
 from notifier.usecases import subscriber_import
 from tests.asgi import api_client
+from tests.ondisk import stored_bytes
 from tests.processes import notifier_env
 from tests.smtpd import SmtpServer
-from tests.test_privacy import stored_bytes
 
 PROOF = {
     "at": "2024-03-01T12:00:00+01:00",

@@ -5,60 +5,22 @@ from __future__ import annotations
 import re
 import signal
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from notifier.crypto import Sealer
-from notifier.store import customers, outbox
+from notifier.store import outbox
 from notifier.store.db import Database
-from tests.conftest import TEST_ENCRYPTION_KEY, event, order
+from tests.conftest import event
+from tests.faults import queue_due_messages
 from tests.processes import http_ready, notifier_env, start, wait_until
 from tests.smtpd import SmtpServer, free_port
 
 MESSAGES = 10_000
 WORKERS = 4
 EVENTS = 120
-
-
-def queue_due_messages(url: str, count: int) -> None:
-    """Queue ``count`` due order confirmations for 100 customers in one transaction."""
-    database = Database(url)
-    database.upgrade()
-    sealer = Sealer([TEST_ENCRYPTION_KEY], "test-secret-key")
-    now = datetime.now(UTC)
-    context = {"order": order(), "data": {}}
-    with database.transaction() as session:
-        for number in range(100):
-            customers.upsert(
-                session,
-                sealer,
-                customer_id=f"C{number}",
-                email=f"customer{number}@example.nl",
-                name=f"Klant {number}",
-                locale="nl" if number % 2 else "en",
-                now=now,
-            )
-        outbox.add(
-            session,
-            sealer,
-            [
-                outbox.NewMessage(
-                    id=f"bulk-{index}",
-                    customer_id=f"C{index % 100}",
-                    kind="order_confirmation",
-                    category="order_updates",
-                    send_after=now,
-                    context=context,
-                )
-                for index in range(count)
-            ],
-            now,
-        )
-    database.dispose()
 
 
 @pytest.mark.postgres

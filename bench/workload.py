@@ -6,7 +6,7 @@ transactional kinds, its customer (and so its locale, nl or en) through
 the aiosmtplib baseline send byte-for-byte the same kind of mail without
 rendering every message: letters depend only on the *variant* (kind,
 locale, number of lines), so one letter per variant is built and reused.
-Messages are queued the way ``tests/test_workers.py`` does it, straight
+Messages are queued the way ``tests/delivery/test_workers.py`` does it, straight
 through ``store.outbox.add``, because the API's per-request cost is the
 enqueue benchmark's business, not the delivery benchmark's.
 """

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from sqlalchemy import insert
 
 from notifier.service import Notifier
 from notifier.store.models import Customer, Preference
+from tests import ROOT
 
-SAMPLE = json.loads((Path(__file__).parents[1] / "templates/samples/newsletter.json").read_text())
+SAMPLE = json.loads((ROOT / "templates/samples/newsletter.json").read_text())
 
 
 CONTENT = SAMPLE["newsletter"]

@@ -108,7 +108,7 @@ def make_settings(database_url: str, smtp_server: SmtpServer) -> Callable[..., S
             "base_url": "https://notifier.test",
             "api_tokens": ["test-token"],
             # Rendered in a thread: spawning render processes per engine would slow every
-            # test; tests/test_render_pool.py runs the pool, and the CLI tests the default.
+            # test; tests/mail/test_render_pool.py runs the pool, and the CLI tests the default.
             "render_processes": 0,
         }
         values.update(overrides)

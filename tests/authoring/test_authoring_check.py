@@ -18,8 +18,8 @@ from notifier import errors
 from notifier.authoring import check, markup, samples, sources, translations
 from notifier.flows import kinds
 from notifier.mail import i18n, render
+from tests import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 KINDS = sorted(kinds.KINDS)
 UNSUBSCRIBABLE = [
     "newsletter",

@@ -23,6 +23,7 @@ from notifier.store import bounces, customers
 from notifier.store.models import Message
 from notifier.web import logs
 from notifier.web.app import create_app
+from tests import ROOT
 from tests.conftest import TEST_ENCRYPTION_KEY, customer, event, order
 from tests.ondisk import stored_bytes
 from tests.smtpd import SmtpServer
@@ -72,9 +73,7 @@ async def run_every_kind(engine: Notifier, clock: FrozenClock) -> None:
         engine.handle_event(event(kind, customer=zoe(), order=zoe_order(), **extra))
     engine.handle_event(event("newsletter.subscribed", customer=zoe()))
     engine.choices.update("C-ZOE", {"newsletter": True}, source="account", ip=CONSENT_IP)
-    sample = json.loads(
-        (Path(__file__).parents[1] / "templates/samples/newsletter.json").read_text()
-    )
+    sample = json.loads((ROOT / "templates/samples/newsletter.json").read_text())
     engine.newsletters.create(
         {"id": "nl-1", "subjects": {"nl": "Nieuws", "en": "News"}, "content": sample["newsletter"]}
     )

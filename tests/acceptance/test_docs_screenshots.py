@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from tests import ROOT
 from tests.browser import CHROMIUM
 
-SCRIPT = Path(__file__).parent.parent / "docs" / "screenshots.py"
+SCRIPT = ROOT / "docs" / "screenshots.py"
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.skipif(not CHROMIUM.exists(), reason=f"no chromium at {CHROMIUM}"),

@@ -21,10 +21,10 @@ from click.testing import CliRunner, Result
 from notifier import cli
 from notifier.authoring import samples
 from notifier.mail import i18n, render
+from tests import ROOT
 from tests.conftest import TEST_ENCRYPTION_KEY
 from tests.smtpd import SmtpServer, free_port
 
-ROOT = Path(__file__).resolve().parents[1]
 TESTER = "marketing@winparts.example"
 
 

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from email.message import EmailMessage
 from html.parser import HTMLParser
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -27,6 +26,7 @@ from notifier.service import Notifier
 from notifier.store import customers, preferences
 from notifier.web import pages
 from notifier.web.app import create_app
+from tests import ROOT
 from tests.conftest import customer, event
 from tests.smtpd import SmtpServer
 
@@ -34,7 +34,7 @@ AUTH = {"Authorization": "Bearer test-token"}
 ONE_CLICK_BODY = b"List-Unsubscribe=One-Click"
 FORM = "application/x-www-form-urlencoded"
 ALL_ON = {"order_updates": True, "reviews": True, "newsletter": False, "service": True}
-NEWSLETTER_SAMPLE = Path(__file__).parent.parent / "templates" / "samples" / "newsletter.json"
+NEWSLETTER_SAMPLE = ROOT / "templates" / "samples" / "newsletter.json"
 
 
 # -- helpers -----------------------------------------------------------------------------

@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 from notifier import errors
 from notifier.mail import i18n
+from tests import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 AVAILABLE = ["en", "nl"]
 
 PO_HEADER = """\

@@ -9,8 +9,9 @@ import pytest
 
 from notifier import ConfigurationError, MessageStatus, Notifier, Settings
 from notifier.store import db
+from tests import ROOT
 
-DOC = Path(__file__).parent.parent / "docs" / "python-api.md"
+DOC = ROOT / "docs" / "python-api.md"
 
 
 def test_the_documented_example_runs(capsys: pytest.CaptureFixture[str]) -> None:

@@ -16,8 +16,7 @@ from click.testing import CliRunner
 from notifier import cli
 from notifier.authoring import check, translations
 from notifier.mail import i18n, render
-
-ROOT = Path(__file__).parent.parent
+from tests import ROOT
 
 
 @pytest.fixture

@@ -1,0 +1,1 @@
+"""Acceptance: the README, the wheel, crashes and faults, overload, benches, fuzzing."""

@@ -1,0 +1,1 @@
+"""notifier.authoring: the marketer's checks, previews and catalog traps."""

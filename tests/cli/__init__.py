@@ -1,0 +1,1 @@
+"""notifier.cli: the operator's and marketer's commands as real subprocesses."""

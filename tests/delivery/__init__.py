@@ -1,0 +1,1 @@
+"""notifier.delivery: SMTP transport, retry, pace, slots, the dispatcher, webhooks, workers."""

@@ -1,0 +1,1 @@
+"""notifier.mail: composing, rendering, signing and translating one mail."""

@@ -1,0 +1,1 @@
+"""notifier.runtime and service: the engine's lifecycle, logs and metrics."""

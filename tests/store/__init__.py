@@ -1,0 +1,1 @@
+"""notifier.store: the database, its migrations, the outbox contract, group commit."""

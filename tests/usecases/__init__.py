@@ -1,0 +1,1 @@
+"""notifier.usecases: newsletters, privacy, feedback, subscriber import, failed mail."""

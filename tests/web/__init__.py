@@ -1,0 +1,1 @@
+"""notifier.web: the HTTP API, the customer's pages, errors, readiness, proxies."""

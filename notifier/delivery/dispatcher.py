@@ -39,7 +39,14 @@ from notifier.store import outbox, workers
 from notifier.store.db import Database
 from notifier.vocabulary import FailureReason
 
-__all__ = ["EXPRESS_AHEAD", "PIPELINE_DEPTH", "DispatchConfig", "Dispatcher", "Transport"]
+__all__ = [
+    "EXPRESS_AHEAD",
+    "PIPELINE_DEPTH",
+    "UNWRITTEN_PER_CONNECTION",
+    "DispatchConfig",
+    "Dispatcher",
+    "Transport",
+]
 
 log = logging.getLogger(__name__)
 PIPELINE_DEPTH = 2
@@ -50,6 +57,10 @@ EXPRESS_AHEAD = 100
 """Messages under way beyond which urgent mail takes the express lane: a fraction of a second
 of sending. With fewer, and a drain whose last claim took all that was due, the drain's next
 claim takes it about as soon, and the lane's extra transactions would only slow intake down."""
+UNWRITTEN_PER_CONNECTION = 3
+"""Outcomes per SMTP connection that may wait for a commit before sends pause. With the sends
+in flight, a crash repeats at most ``4 * connections - 1`` mails (31 with 8), however slow
+the database."""
 TRUST = 0.8
 """The share of the heartbeat timeout (and of the lease) a confirmation is trusted for."""
 
@@ -81,6 +92,7 @@ class Dispatcher:
             config.owner,
             webhooks_on=config.webhooks,
             patience=config.lease.total_seconds() / 2,
+            most_unwritten=UNWRITTEN_PER_CONNECTION * config.concurrency,
             on_handed=self._held.discard,
         )
         self._pipeline = Pipeline(

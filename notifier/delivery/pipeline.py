@@ -315,6 +315,7 @@ class Pipeline:
         self._count_failure(message, FailureReason.RENDER)
 
     async def _send(self, job: Job, letter: Letter, settled: set[str], done: list[int]) -> None:
+        await self._recorder.room()
         if self._stopping():
             return
         message = job.message

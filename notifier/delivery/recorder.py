@@ -9,6 +9,11 @@ and so on: an outcome waits at most one commit, a few milliseconds. At full
 speed that is one transaction per few dozen mails, as cheap per mail as a
 batch's.
 
+A commit that takes long (a loaded machine, a slow disk) must not let the
+unwritten outcomes grow with it: a send begins only while fewer than
+``most_unwritten`` outcomes wait to be written (``room``). So however slow
+the database, a crash repeats at most those plus the sends in flight.
+
 A database that is briefly unreachable is waited out with backoff, for up
 to ``patience`` seconds (half the lease); past that the outcomes are given
 up, logged, and the lease takeover (on record as ``lease_expired``) is the
@@ -61,6 +66,7 @@ class Recorder:
         *,
         webhooks_on: bool,
         patience: float,
+        most_unwritten: int,
         on_handed: Callable[[str], None] | None = None,
     ) -> None:
         """``on_handed`` hears of each message whose outcome (or release) was handed in:
@@ -72,7 +78,10 @@ class Recorder:
         self._webhooks_on = webhooks_on
         self._patience = patience
         self._on_handed = on_handed
+        self._most_unwritten = most_unwritten
         self._pending = _Pending()
+        self._writing = 0
+        self._written = asyncio.Condition()
         self._writer: asyncio.Task[None] | None = None
 
     def add(self, status: MessageStatus, outcome: outbox.Outcome) -> None:
@@ -96,6 +105,14 @@ class Recorder:
         self._pending.bounced.append(email_index)
         self._kick()
 
+    async def room(self) -> None:
+        """Return once fewer than ``most_unwritten`` outcomes wait to be written: call
+        before a send begins, so that a crash can repeat only a bounded number of them."""
+        async with self._written:
+            await self._written.wait_for(
+                lambda: len(self._pending) + self._writing < self._most_unwritten
+            )
+
     async def flush(self) -> None:
         """Return once everything handed in so far is written (or given up, logged)."""
         if not len(self._pending) and self._writer is None:
@@ -113,15 +130,19 @@ class Recorder:
         try:
             while len(self._pending) or self._pending.waiters:
                 pending, self._pending = self._pending, _Pending()
+                self._writing = len(pending)
                 try:
                     if len(pending):
                         await self._write(pending)
                 except Exception:
                     log.exception("dispatch.record_crashed messages=%d", len(pending))
                 finally:
+                    self._writing = 0
                     for waiter in pending.waiters:
                         if not waiter.done():
                             waiter.set_result(None)
+                    async with self._written:
+                        self._written.notify_all()
         finally:
             self._writer = None
 

@@ -91,6 +91,13 @@ class Site:
 
 
 @pytest.fixture
+def database_url(tmp_path: Path) -> str:
+    """SQLite only: a page looks the same on either database, and tests/web/test_pages.py
+    follows the same links on both; the browser's time goes to the pages themselves."""
+    return f"sqlite:///{tmp_path / 'notifier.db'}"
+
+
+@pytest.fixture
 def site(make_engine: Callable[..., Notifier]) -> Iterator[Site]:
     """The real app under uvicorn on a free local port, with the engine's links pointing at it."""
     port = free_port()

@@ -293,12 +293,12 @@ def assemble_or_reason(
     kind_name: str,
     recipient: Recipient,
     stored_context: dict[str, Any],
-) -> Letter | failure.Unrendered:
+) -> Letter | failure.RenderFailure:
     """The letter, or why this one message cannot be made (so the rest of a batch goes on)."""
     try:
         return assembler.assemble(message_key, kind_name, recipient, stored_context)
     except Exception as exc:  # one message's failure must never stop the batch
-        return failure.unrendered(exc)
+        return failure.render_failure(exc, kind_name, recipient.locale)
 
 
 def _generation(recipient: Recipient) -> str:

@@ -7,6 +7,7 @@ import pytest
 
 from notifier import errors
 from notifier.mail import failure
+from notifier.vocabulary import TemplateFault
 
 
 def raised(outer: Exception, cause: Exception | None) -> Exception:
@@ -62,7 +63,10 @@ def raised(outer: Exception, cause: Exception | None) -> Exception:
 def test_the_summary_names_where_and_what_and_keeps_the_data_to_the_detail(
     exc: Exception, summary: str
 ) -> None:
-    unrendered = failure.unrendered(exc)
+    unrendered = failure.render_failure(exc, "order_confirmation", "nl")
     assert unrendered.summary == summary
     assert unrendered.detail.startswith("render: ")
     assert "Jan" not in unrendered.summary and "@" not in unrendered.summary
+    assert (unrendered.kind, unrendered.locale) == ("order_confirmation", "nl")
+    expected = exc.reason if isinstance(exc, errors.TemplateError) else TemplateFault.CONTEXT
+    assert unrendered.reason is expected

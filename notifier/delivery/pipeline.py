@@ -433,4 +433,4 @@ def is_bad_mailbox(exc: errors.DeliveryError) -> bool:
 
 def _item(job: Job) -> Item:
     assert job.recipient is not None, "blocked jobs are never rendered"
-    return (job.message.id, job.message.kind, job.recipient, job.context)
+    return Item(job.message.id, job.message.kind, job.recipient, job.context)

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from notifier.clock import FrozenClock
 from notifier.mail.assembly import Assembler, Letter, Recipient, assemble_or_reason
@@ -30,8 +30,19 @@ from notifier.mail.compose import BodyEncoding
 from notifier.mail.failure import RenderFailure
 from notifier.settings import Settings
 
-Item = tuple[str, str, Recipient, dict[str, Any]]
-"""One message to assemble: its key, kind, recipient and stored context."""
+
+class Item(NamedTuple):
+    """One message to assemble, its fields in ``assemble_or_reason``'s order.
+
+    A named tuple, not a dataclass: chunks of these cross to the render
+    processes, and a tuple pickles as its values with the class named once.
+    """
+
+    key: str
+    kind: str
+    recipient: Recipient
+    context: dict[str, Any]
+
 
 log = logging.getLogger(__name__)
 CLOSE_GRACE = 5.0

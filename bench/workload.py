@@ -189,14 +189,15 @@ def queue_due(engine: Notifier, count: int, *, prefix: str = "bench") -> None:
                 priority=kinds.get(planned.kind).priority,
                 send_after=now,
                 context=planned.context,
+                created_at=now,
                 order_id=planned.context["order"]["id"],
             )
         )
         if len(batch) == QUEUE_CHUNK:
-            _add(engine, batch, now)
+            _add(engine, batch)
             batch = []
     if batch:
-        _add(engine, batch, now)
+        _add(engine, batch)
 
 
 WARM_UP = 500
@@ -211,9 +212,9 @@ async def warm_up(engine: Notifier) -> None:
         pass
 
 
-def _add(engine: Notifier, batch: list[outbox.NewMessage], now: datetime) -> None:
+def _add(engine: Notifier, batch: list[outbox.NewMessage]) -> None:
     with engine.database.transaction() as session:
-        outbox.add(session, engine.sealer, batch, now)
+        outbox.add(session, engine.sealer, batch)
 
 
 def count_sent(engine: Notifier) -> dict[str, int]:

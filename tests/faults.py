@@ -180,10 +180,10 @@ def queue_messages(
                     category="order_updates",
                     send_after=now,
                     context=context,
+                    created_at=now,
                 )
                 for message_id in ids
             ],
-            now,
         )
     return ids
 
@@ -217,10 +217,10 @@ def queue_due_messages(url: str, count: int) -> None:
                     category="order_updates",
                     send_after=now,
                     context=context,
+                    created_at=now,
                 )
                 for index in range(count)
             ],
-            now,
         )
     database.dispose()
 

@@ -31,7 +31,7 @@ from notifier.delivery import fence, retry, slots
 from notifier.delivery.recorder import Recorder
 from notifier.flows import consent, privacy
 from notifier.mail.assembly import Assembler, Letter, assemble_or_reason
-from notifier.mail.failure import Unrendered
+from notifier.mail.failure import RenderFailure
 from notifier.mail.pool import Item, RenderPool
 from notifier.store import campaigns, customers, outbox, preferences, suppressions, workers
 from notifier.store.db import Database
@@ -269,7 +269,7 @@ class Pipeline:
         chunks += [jobs[start : start + RENDER_CHUNK] for start in later]
         pool = None if in_process else self._pool
         now = self._clock.now()
-        ahead: list[asyncio.Future[list[Letter | Unrendered]]] = []
+        ahead: list[asyncio.Future[list[Letter | RenderFailure]]] = []
         if pool is not None:
             ahead = [pool.submit([_item(job) for job in chunk], now) for chunk in chunks]
         try:
@@ -290,20 +290,20 @@ class Pipeline:
             for _ in range(senders):
                 ready.put_nowait(None)
 
-    def _assemble(self, chunk: list[Job]) -> list[Letter | Unrendered]:
+    def _assemble(self, chunk: list[Job]) -> list[Letter | RenderFailure]:
         return [assemble_or_reason(self._assembler, *_item(job)) for job in chunk]
 
-    def _render_failed(self, job: Job, unrendered: Unrendered) -> None:
-        """Fail the message for good, logging where its template broke (see ``Unrendered``)."""
+    def _render_failed(self, job: Job, cause: RenderFailure) -> None:
+        """Fail the message for good, logging where its template broke (see ``RenderFailure``)."""
         message = job.message
         log.warning(
             "dispatch.render_failed message=%s kind=%s reason=%s %s",
             message.id,
-            message.kind,
+            cause.kind,
             FailureReason.RENDER.value,
-            unrendered.summary,
+            cause.summary,
         )
-        detail = privacy.redact_addresses(unrendered.detail)[:2000]
+        detail = privacy.redact_addresses(cause.detail)[:2000]
         outcome = outbox.Outcome(
             message.id,
             message.attempt,
@@ -434,4 +434,4 @@ def is_bad_mailbox(exc: errors.DeliveryError) -> bool:
 
 def _item(job: Job) -> Item:
     assert job.recipient is not None, "blocked jobs are never rendered"
-    return (job.message.id, job.message.kind, job.recipient, job.context)
+    return Item(job.message.id, job.message.kind, job.recipient, job.context)

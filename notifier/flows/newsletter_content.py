@@ -21,6 +21,13 @@ FALLBACK_KEY = "newsletter_fallback"
 """The template context key holding the campaign's stand-in locale, if it names one."""
 
 
+def context(
+    content: Mapping[str, Any], subjects: Mapping[str, str], fallback: str | None
+) -> dict[str, Any]:
+    """The template context of one campaign, shared by its mail, its trial render and its tests."""
+    return {"newsletter": content, "subjects": subjects, FALLBACK_KEY: fallback}
+
+
 def by_locale(content: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
     """``content`` keyed by locale; the one-object form under ``EVERYONE``.
 

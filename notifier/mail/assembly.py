@@ -145,9 +145,7 @@ class Assembler:
     ) -> Letter:
         """Render and compose one message; ``TemplateError`` if its template cannot render."""
         kind = kinds.get(kind_name)
-        locale = i18n.negotiate(
-            recipient.locale, self._renderer.locales(), self._settings.default_locale
-        )
+        locale = self.locale_for(recipient)
         token = self._token(kind, recipient, locale)
         links = self.links(kind, recipient, locale, stored_context, token)
         mail = None
@@ -167,6 +165,12 @@ class Assembler:
             ),
         )
         return Letter(envelope, mail.locale, len(mail.html.encode()))
+
+    def locale_for(self, recipient: Recipient) -> str:
+        """The locale ``recipient`` gets mail in: theirs, or the nearest the templates have."""
+        return i18n.negotiate(
+            recipient.locale, self._renderer.locales(), self._settings.default_locale
+        )
 
     def _render(
         self,
@@ -293,12 +297,12 @@ def assemble_or_reason(
     kind_name: str,
     recipient: Recipient,
     stored_context: dict[str, Any],
-) -> Letter | failure.Unrendered:
+) -> Letter | failure.RenderFailure:
     """The letter, or why this one message cannot be made (so the rest of a batch goes on)."""
     try:
         return assembler.assemble(message_key, kind_name, recipient, stored_context)
     except Exception as exc:  # one message's failure must never stop the batch
-        return failure.unrendered(exc)
+        return failure.render_failure(exc, kind_name, assembler.locale_for(recipient))
 
 
 def _generation(recipient: Recipient) -> str:

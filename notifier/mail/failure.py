@@ -14,20 +14,27 @@ from dataclasses import dataclass
 import jinja2
 
 from notifier import errors
+from notifier.vocabulary import TemplateFault
 
 _NAME = r"'([A-Za-z_]\w{0,63})'"
 _MISSING = re.compile(rf"(?:{_NAME} is undefined|has no attribute {_NAME})$")
 """Jinja's words for a missing variable; only a name, never a value, is taken from them."""
 
 
-@dataclass(frozen=True)
-class Unrendered:
+@dataclass(frozen=True, slots=True)
+class RenderFailure:
     """A message that could not be rendered; picklable, so render processes hand it back.
 
-    ``detail`` is the whole reason, for the message's ``last_error``;
-    ``where``, ``error`` and ``missing`` hold no personal data, for the log.
+    ``reason`` is the template's fault (``TemplateError.reason``; anything else
+    raised while assembling is ``CONTEXT``), ``kind`` and ``locale`` the
+    message's kind name and the locale it was rendered for. ``detail`` is the
+    whole reason, for the message's ``last_error``; ``where``, ``error`` and
+    ``missing`` hold no personal data, for the log.
     """
 
+    reason: TemplateFault
+    kind: str
+    locale: str
     detail: str
     error: str
     where: str | None = None
@@ -40,25 +47,26 @@ class Unrendered:
         return " ".join(f"{name}={value}" for name, value in parts.items() if value)
 
 
-def unrendered(exc: Exception) -> Unrendered:
-    """What ``exc``, raised while assembling a letter, says of the cause, in both forms."""
+def render_failure(exc: Exception, kind: str, locale: str) -> RenderFailure:
+    """What ``exc``, raised while assembling a ``kind`` letter in ``locale``, says of the cause."""
     if isinstance(exc, errors.NotifierError):
         detail = f"render: {exc}"
     else:
         detail = f"render: {type(exc).__name__}: {exc}"
     if not isinstance(exc, errors.TemplateError):
-        return Unrendered(detail, type(exc).__name__)
+        return RenderFailure(TemplateFault.CONTEXT, kind, locale, detail, type(exc).__name__)
+    made = (exc.reason, kind, locale, detail)
     where = exc.file or "<template>"
     if exc.line is not None:
         where = f"{where}:{exc.line}"
     cause = exc.__cause__
     if cause is None:  # notifier's own words about the template, e.g. "the subject is empty"
-        return Unrendered(detail, "TemplateError", where)
+        return RenderFailure(*made, "TemplateError", where)
     if not isinstance(cause, jinja2.UndefinedError):
-        return Unrendered(detail, type(cause).__name__, where)
+        return RenderFailure(*made, type(cause).__name__, where)
     # The renderer names the missing value's context path as data; a bare Jinja error
     # only in its words, from which the name alone is taken.
     missing = exc.missing
     if missing is None and (found := _MISSING.search(str(cause))):
         missing = found.group(1) or found.group(2)
-    return Unrendered(detail, "UndefinedError", where, missing)
+    return RenderFailure(*made, "UndefinedError", where, missing)

@@ -22,16 +22,27 @@ from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from notifier.clock import FrozenClock
 from notifier.mail.assembly import Assembler, Letter, Recipient, assemble_or_reason
 from notifier.mail.compose import BodyEncoding
-from notifier.mail.failure import Unrendered
+from notifier.mail.failure import RenderFailure
 from notifier.settings import Settings
 
-Item = tuple[str, str, Recipient, dict[str, Any]]
-"""One message to assemble: its key, kind, recipient and stored context."""
+
+class Item(NamedTuple):
+    """One message to assemble, its fields in ``assemble_or_reason``'s order.
+
+    A named tuple, not a dataclass: chunks of these cross to the render
+    processes, and a tuple pickles as its values with the class named once.
+    """
+
+    key: str
+    kind: str
+    recipient: Recipient
+    context: dict[str, Any]
+
 
 log = logging.getLogger(__name__)
 CLOSE_GRACE = 5.0
@@ -68,7 +79,7 @@ class RenderPool:
 
     def submit(
         self, items: Sequence[Item], now: datetime
-    ) -> asyncio.Future[list[Letter | Unrendered]]:
+    ) -> asyncio.Future[list[Letter | RenderFailure]]:
         """Queue a chunk for the next free process: each item's letter, or why it could not be made.
 
         Chunks run in the order submitted; ``now`` dates the mails. Cancelling
@@ -87,8 +98,8 @@ class RenderPool:
         return asyncio.ensure_future(self._answer(future, executor))
 
     async def _answer(
-        self, future: asyncio.Future[list[Letter | Unrendered]], executor: ProcessPoolExecutor
-    ) -> list[Letter | Unrendered]:
+        self, future: asyncio.Future[list[Letter | RenderFailure]], executor: ProcessPoolExecutor
+    ) -> list[Letter | RenderFailure]:
         """The chunk's letters, unless no answer comes within the timeout.
 
         A process killed while it wrote its answer leaves half a message in
@@ -198,7 +209,9 @@ def _exit_with_parent() -> None:
         os._exit(0)
 
 
-def _assemble_chunk(chunk: list[Item], now: datetime, eight_bit: bool) -> list[Letter | Unrendered]:
+def _assemble_chunk(
+    chunk: list[Item], now: datetime, eight_bit: bool
+) -> list[Letter | RenderFailure]:
     assert _assembler is not None and _clock is not None, "worker not initialised"
     _clock.set(now)
     _assembler.composer.encoding.eight_bit = eight_bit

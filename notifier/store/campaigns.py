@@ -96,11 +96,7 @@ def selection(session: Session, campaign_id: str) -> dict[str, Any]:
 
 def context(row: Campaign) -> dict[str, Any]:
     """The template context of one campaign: its content, subjects and stand-in locale."""
-    return {
-        "newsletter": row.content,
-        "subjects": row.subjects,
-        newsletter_content.FALLBACK_KEY: row.fallback_locale,
-    }
+    return newsletter_content.context(row.content, row.subjects, row.fallback_locale)
 
 
 def due(session: Session, now: datetime, limit: int = 20) -> list[Campaign]:

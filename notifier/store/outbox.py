@@ -50,12 +50,15 @@ _attempts = cast(Table, DeliveryAttempt.__table__)
 
 @dataclass(frozen=True)
 class NewMessage:
+    """A message to queue, with the moment it was queued (its ``created_at`` and ``updated_at``)."""
+
     id: str
     customer_id: str
     kind: str
     category: str
     send_after: datetime
     context: dict[str, Any]
+    created_at: datetime
     event_id: str | None = None
     order_id: str | None = None
     priority: int = 0
@@ -110,22 +113,16 @@ class Retried:
     kind: str
 
 
-def add(session: Session, sealer: Sealer, messages: Sequence[NewMessage], now: datetime) -> None:
-    """Queue new messages as ``scheduled`` at ``now``, their context sealed.
+def add(session: Session, sealer: Sealer, messages: Sequence[NewMessage]) -> None:
+    """Queue new messages as ``scheduled``, each at its own ``created_at``, context sealed.
 
-    One Core INSERT, executed at once (an executemany for several): a message
-    id that exists already fails here, as ``Duplicate`` from the transaction
-    or savepoint. Intake runs this for every event, and ORM objects and a
-    flush cost several times the insert itself.
+    One Core INSERT, executed at once (an executemany for several, also for a
+    group of events queued at different times): a message id that exists
+    already fails here, as ``Duplicate`` from the transaction or savepoint.
+    Intake runs this for every event, and ORM objects and a flush cost
+    several times the insert itself.
     """
-    add_queued(session, sealer, [(new, now) for new in messages])
-
-
-def add_queued(
-    session: Session, sealer: Sealer, queued: Sequence[tuple[NewMessage, datetime]]
-) -> None:
-    """``add`` for messages queued at different times (by a group of events): one INSERT."""
-    if not queued:
+    if not messages:
         return
     session.connection().execute(
         _ADD,
@@ -142,10 +139,10 @@ def add_queued(
                 "status": MessageStatus.SCHEDULED,
                 "send_after": new.send_after,
                 "attempts": 0,
-                "created_at": now,
-                "updated_at": now,
+                "created_at": new.created_at,
+                "updated_at": new.created_at,
             }
-            for new, now in queued
+            for new in messages
         ],
     )
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -46,7 +45,7 @@ class PendingRows:
     new_snapshots: dict[orders.Key, orders.Snapshot] = field(default_factory=dict)
     records: list[events.Record] = field(default_factory=list)
     details: list[customers.Details] = field(default_factory=list)
-    queued: list[tuple[outbox.NewMessage, datetime]] = field(default_factory=list)
+    queued: list[outbox.NewMessage] = field(default_factory=list)
 
     def answer(self, event_id: str) -> dict[str, Any] | None:
         """The answer this event id got already, before the group or earlier in it."""
@@ -67,7 +66,7 @@ class PendingRows:
         self,
         event: events.Record,
         customer: customers.Details,
-        queued: list[tuple[outbox.NewMessage, datetime]],
+        queued: list[outbox.NewMessage],
         snapshot: orders.Snapshot | None = None,
     ) -> None:
         if snapshot is not None:
@@ -76,7 +75,7 @@ class PendingRows:
         self.details.append(customer)
         self.queued += queued
         self.new_answers[event.id] = event.response
-        for message, _ in queued:
+        for message in queued:
             self.reviews.queue(message)
 
     def write(self, session: Session, sealer: Sealer) -> None:
@@ -91,7 +90,7 @@ class PendingRows:
             events.record_all(session, self.records)
             customers.upsert_all(session, sealer, self.details)
             orders.upsert_all(session, sealer, list(self.new_snapshots.values()))
-            outbox.add_queued(session, sealer, self.queued)
+            outbox.add(session, sealer, self.queued)
             self.answers.update(self.new_answers)
             self.snapshots.update((key, new.order) for key, new in self.new_snapshots.items())
             self.reviews.keep_new()

@@ -149,6 +149,7 @@ class EventIntake(GroupCommit[Arrival, Intake]):
                 priority=kinds.get(planned.kind).priority,
                 send_after=planned.send_after,
                 context=planned.context,
+                created_at=now,
                 event_id=event.id,
                 order_id=order_id,
             )
@@ -156,7 +157,7 @@ class EventIntake(GroupCommit[Arrival, Intake]):
         ]
         body = EventOut(
             event_id=event.id,
-            messages=[queued_out(message, now) for message in queued],
+            messages=[queued_out(message) for message in queued],
         ).model_dump(mode="json")
         cancelled: list[str] = []
         if plan.cancel_order is not None:
@@ -171,7 +172,7 @@ class EventIntake(GroupCommit[Arrival, Intake]):
                 event.id, event.type.value, event.customer.id, order_id, occurred_at, now, body
             ),
             customer_details(event.customer, self.settings, now),
-            [(message, now) for message in queued],
+            queued,
             snapshot,
         )
         return Intake(event, Accepted(body, created=True), queued, now, len(cancelled))
@@ -247,7 +248,7 @@ class EventIntake(GroupCommit[Arrival, Intake]):
         """
         if any(
             (order_id is not None and new.order_id == order_id) or new.customer_id == customer_id
-            for new, _ in pending.queued
+            for new in pending.queued
         ):
             pending.write(session, self.sealer)
 

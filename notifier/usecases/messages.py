@@ -107,6 +107,7 @@ class Messages:
             priority=kind.priority,
             send_after=due,
             context=request.context,
+            created_at=now,
             order_id=_order_id(request.context),
         )
         try:
@@ -116,12 +117,12 @@ class Messages:
                     return Accepted(message_out(existing).model_dump(mode="json"), created=False)
                 details = customer_details(request.to, self._settings, now)
                 customers.upsert_all(session, self._sealer, [details])
-                outbox.add(session, self._sealer, [new], now)
+                outbox.add(session, self._sealer, [new])
         except errors.Duplicate:
             return Accepted(self.get(request.id).model_dump(mode="json"), created=False)
         if new.send_after <= now:
             self.wake_for([new])
-        return Accepted(queued_out(new, now).model_dump(mode="json"), created=True)
+        return Accepted(queued_out(new).model_dump(mode="json"), created=True)
 
     def get(self, message_id: str) -> MessageOut:
         with self._database.transaction() as session:

@@ -284,11 +284,7 @@ class Newsletters:
         """
         keys = set(newsletter_content.by_locale(content)) - {newsletter_content.EVERYONE}
         locales = keys | set(subjects) | {self._settings.default_locale}
-        context = {
-            "newsletter": content,
-            "subjects": subjects,
-            newsletter_content.FALLBACK_KEY: fallback,
-        }
+        context = newsletter_content.context(content, subjects, fallback)
         warnings = []
         for locale in sorted(locales):
             sample = _Sample("preview", "preview@example.com", None, locale)

@@ -235,19 +235,23 @@ class SubscriberImport:
                 else:
                     tally.unconfirmed += 1
                     if choice is None and checked.confirm:
-                        message = self._confirm_mail(customer.id, str(customer.email), confirm_due)
+                        message = self._confirm_mail(
+                            customer.id, str(customer.email), confirm_due, now
+                        )
                         queued[message.id] = message
             preferences.set_first_choices(session, turned_on, newsletter, True, SOURCE, now)
             preferences.record_consents(session, self._sealer, proofs)
             sent_before = {row.id for row in outbox.get_many(session, list(queued))}
             new = [message for key, message in queued.items() if key not in sent_before]
-            outbox.add(session, self._sealer, new, now)
+            outbox.add(session, self._sealer, new)
         tally.confirm_mails = len(new)
         if new:
             self._wake(new)
         return tally
 
-    def _confirm_mail(self, customer_id: str, email: str, due: datetime) -> outbox.NewMessage:
+    def _confirm_mail(
+        self, customer_id: str, email: str, due: datetime, now: datetime
+    ) -> outbox.NewMessage:
         """The double opt-in mail for an imported customer: one per customer and address.
 
         Its id is a keyed hash (no customer id in it), so a second import of
@@ -263,6 +267,7 @@ class SubscriberImport:
             priority=kind.priority,
             send_after=due,
             context={"data": {}},
+            created_at=now,
         )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC
 
 from notifier.schemas import MessageOut
 from notifier.store import outbox
@@ -27,14 +27,14 @@ def message_out(row: Message) -> MessageOut:
     )
 
 
-def queued_out(message: outbox.NewMessage, now: datetime) -> MessageOut:
-    """A message queued ``now``, answered before it is read back."""
+def queued_out(message: outbox.NewMessage) -> MessageOut:
+    """A message just queued, answered before it is read back."""
     return MessageOut(
         id=message.id,
         kind=message.kind,
         category=message.category,
         status=MessageStatus.SCHEDULED,
         send_after=message.send_after.astimezone(UTC),
-        created_at=now,
+        created_at=message.created_at,
         order_id=message.order_id,
     )

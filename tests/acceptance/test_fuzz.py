@@ -276,6 +276,7 @@ def test_a_context_that_cannot_render_fails_only_its_own_message(
         category=Category.ORDER_UPDATES,
         send_after=now,
         context={"order": order(), "data": {}},
+        created_at=now,
     )
     fuzzed = [
         outbox.NewMessage(
@@ -285,11 +286,12 @@ def test_a_context_that_cannot_render_fails_only_its_own_message(
             category=kinds.get(kind).category,
             send_after=now,
             context=context,
+            created_at=now,
         )
         for kind, context in batch
     ]
     with engine.database.transaction() as session:
-        outbox.add(session, engine.sealer, [*fuzzed, good], now)
+        outbox.add(session, engine.sealer, [*fuzzed, good])
     asyncio.run(engine.dispatch_due())
     state = outbox_state(engine.settings.database_url)
     assert state.status[good.id] == "sent"

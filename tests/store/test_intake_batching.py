@@ -569,6 +569,7 @@ def test_review_decisions_for_one_customer_take_turns_across_processes(
         priority=review.priority,
         send_after=START + timedelta(days=3),
         context={},
+        created_at=START,
         order_id="O-1",
     )
     other = sqlalchemy.create_engine(database_url, poolclass=sqlalchemy.NullPool)
@@ -577,7 +578,7 @@ def test_review_decisions_for_one_customer_take_turns_across_processes(
         with other.connect() as connection, connection.begin() as transaction:
             with Session(bind=connection) as session:
                 reviews.lock_review_customers(session, ["C42"])
-                outbox.add(session, engine.sealer, [theirs], START)
+                outbox.add(session, engine.sealer, [theirs])
             caller = Caller(engine, event("order.delivered", at=START, order=order(id="O-2")))
             wait_until(lambda: _scalar(other, blocked) > 0, 10, "intake waiting for the other")
             transaction.commit()

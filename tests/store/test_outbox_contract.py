@@ -56,12 +56,13 @@ class Outbox:
                 category="order_updates",
                 send_after=now + due_in,
                 context={"order": {"number": message_id}},
+                created_at=now,
                 priority=priority,
             )
             for message_id in ids
         ]
         with self.database.transaction() as session:
-            outbox.add(session, self.sealer, new, now)
+            outbox.add(session, self.sealer, new)
 
     def claim(
         self, owner: str, limit: int = 100, *, within: Session | None = None, **options: Any

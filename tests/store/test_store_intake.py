@@ -149,6 +149,7 @@ def new_message(message_id: str, **changes: Any) -> outbox.NewMessage:
         "category": "order_updates",
         "send_after": LATER,
         "context": {"order": order(), "data": {}},
+        "created_at": START,
         "event_id": "evt-1",
         "order_id": "O-1001",
         "priority": 0,
@@ -161,7 +162,7 @@ def test_add_queues_scheduled_messages_with_sealed_context(
 ) -> None:
     batch = [new_message("m-1"), new_message("m-2", kind="shipping_update", priority=1)]
     with database.transaction() as session:
-        outbox.add(session, sealer, batch, START)
+        outbox.add(session, sealer, batch)
     with database.transaction() as session:
         rows = {row.id: row for row in session.scalars(select(Message))}
         for new in batch:
@@ -184,11 +185,9 @@ def test_add_queues_scheduled_messages_with_sealed_context(
             assert (row.first_attempt_at, row.sent_at, row.lease_owner) == (None, None, None)
 
 
-def test_add_queued_keeps_each_message_its_own_time(database: Database, sealer: Sealer) -> None:
+def test_add_keeps_each_message_its_own_time(database: Database, sealer: Sealer) -> None:
     with database.transaction() as session:
-        outbox.add_queued(
-            session, sealer, [(new_message("m-1"), START), (new_message("m-2"), LATER)]
-        )
+        outbox.add(session, sealer, [new_message("m-1"), new_message("m-2", created_at=LATER)])
     with database.transaction() as session:
         rows = {row.id: row for row in session.scalars(select(Message))}
     assert (rows["m-1"].created_at, rows["m-1"].updated_at) == (START, START)
@@ -197,11 +196,11 @@ def test_add_queued_keeps_each_message_its_own_time(database: Database, sealer: 
 
 def test_add_of_an_existing_id_fails_in_its_savepoint(database: Database, sealer: Sealer) -> None:
     with database.transaction() as session:
-        outbox.add(session, sealer, [new_message("m-1")], START)
-        outbox.add(session, sealer, [], START)
+        outbox.add(session, sealer, [new_message("m-1")])
+        outbox.add(session, sealer, [])
         with pytest.raises(errors.Duplicate), database.savepoint(session):
-            outbox.add(session, sealer, [new_message("m-2"), new_message("m-1")], START)
-        outbox.add(session, sealer, [new_message("m-3")], START)
+            outbox.add(session, sealer, [new_message("m-2"), new_message("m-1")])
+        outbox.add(session, sealer, [new_message("m-3")])
     with database.transaction() as session:
         assert sorted(session.scalars(select(Message.id))) == ["m-1", "m-3"]
 
@@ -225,10 +224,10 @@ def test_review_history_of_orders_and_customers(database: Database, sealer: Seal
         assert reviews.orders_with_review_pair(session, ["O-1001"]) == set()
         assert reviews.last_review_pairs_at(session, []) == {}
         assert reviews.orders_with_review_pair(session, []) == set()
-        outbox.add(session, sealer, [new_message("m-0", kind="review_service")], START)
-        outbox.add(session, sealer, [new_message("m-1", **pair, send_after=START)], START)
-        outbox.add(session, sealer, [new_message("m-2", **pair, order_id="O-2")], START)
-        outbox.add(session, sealer, [new_message("m-3", **pair, customer_id="C7")], START)
+        outbox.add(session, sealer, [new_message("m-0", kind="review_service")])
+        outbox.add(session, sealer, [new_message("m-1", **pair, send_after=START)])
+        outbox.add(session, sealer, [new_message("m-2", **pair, order_id="O-2")])
+        outbox.add(session, sealer, [new_message("m-3", **pair, customer_id="C7")])
         # In the same transaction, as for a customer looked up again in a group.
         assert reviews.last_review_pairs_at(session, ["C42"]) == {"C42": LATER}
         outbox.cancel(session, "m-2", START)
@@ -247,13 +246,13 @@ def test_a_groups_review_pairs_count_once_their_rows_are_written(
     pair = {"kind": models.REVIEW_PAIR_KIND}
     with database.transaction() as session:
         record_event(session, "evt-taken", {})
-        outbox.add(session, sealer, [new_message("m-0", **pair, send_after=START)], START)
+        outbox.add(session, sealer, [new_message("m-0", **pair, send_after=START)])
     details = customers.Details("C42", "jan@example.nl", "Jan de Vries", "nl", START)
 
     def queue(event_id: str, message_id: str) -> None:
         record = events.Record(event_id, "order.delivered", "C42", "O-2", START, START, {})
         queued = new_message(message_id, **pair, order_id="O-2", send_after=LATER)
-        pending.add(record, details, [(queued, START)])
+        pending.add(record, details, [queued])
 
     with database.transaction() as session:
         pending_rows.begin(session, ["evt-1"], ["C42", "C7"], ["O-1001", "O-2"])

@@ -149,22 +149,24 @@ def message_id_counts(server: SmtpServer) -> Counter[str]:
 
 
 def queue_messages(
-    database: Database, count: int, now: datetime, *, prefix: str = "m"
+    database: Database, count: int, now: datetime, *, prefix: str = "m", shared: int = 0
 ) -> list[str]:
-    """Queue ``count`` order confirmations due at ``now``, one customer (and address) each.
+    """Queue ``count`` order confirmations due at ``now``, one customer (and address) each,
+    or, with ``shared``, spread over that many customers.
 
     Distinct addresses let a test tell from the server's side which message arrived.
     """
     sealer = Sealer([TEST_ENCRYPTION_KEY], "test-secret-key")
     context = {"order": order(), "data": {}}
     ids = [f"{prefix}-{index}" for index in range(count)]
+    owners = [f"C{index % shared}" if shared else f"C-{ids[index]}" for index in range(count)]
     with database.transaction() as session:
-        for index, message_id in enumerate(ids):
+        for index, customer_id in enumerate(dict.fromkeys(owners)):
             customers.upsert(
                 session,
                 sealer,
-                customer_id=f"C-{message_id}",
-                email=address(index),
+                customer_id=customer_id,
+                email=f"customer{index}@example.nl" if shared else address(index),
                 name=f"Klant {index}",
                 locale="nl" if index % 2 else "en",
                 now=now,
@@ -175,53 +177,24 @@ def queue_messages(
             [
                 outbox.NewMessage(
                     id=message_id,
-                    customer_id=f"C-{message_id}",
+                    customer_id=owner,
                     kind="order_confirmation",
                     category="order_updates",
                     send_after=now,
                     context=context,
                     created_at=now,
                 )
-                for message_id in ids
+                for message_id, owner in zip(ids, owners, strict=True)
             ],
         )
     return ids
 
 
 def queue_due_messages(url: str, count: int) -> None:
-    """Queue ``count`` due order confirmations for 100 customers in one transaction."""
+    """Queue ``count`` due order confirmations for 100 customers: a backlog for workers."""
     database = Database(url)
     database.upgrade()
-    sealer = Sealer([TEST_ENCRYPTION_KEY], "test-secret-key")
-    now = datetime.now(UTC)
-    context = {"order": order(), "data": {}}
-    with database.transaction() as session:
-        for number in range(100):
-            customers.upsert(
-                session,
-                sealer,
-                customer_id=f"C{number}",
-                email=f"customer{number}@example.nl",
-                name=f"Klant {number}",
-                locale="nl" if number % 2 else "en",
-                now=now,
-            )
-        outbox.add(
-            session,
-            sealer,
-            [
-                outbox.NewMessage(
-                    id=f"bulk-{index}",
-                    customer_id=f"C{index % 100}",
-                    kind="order_confirmation",
-                    category="order_updates",
-                    send_after=now,
-                    context=context,
-                    created_at=now,
-                )
-                for index in range(count)
-            ],
-        )
+    queue_messages(database, count, datetime.now(UTC), prefix="bulk", shared=100)
     database.dispose()
 
 

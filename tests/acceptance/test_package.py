@@ -15,6 +15,7 @@ import subprocess
 import sys
 import sysconfig
 import tarfile
+import tomllib
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -77,6 +78,33 @@ def test_the_sdist_carries_the_templates_and_the_catalogs(built: Built) -> None:
         names = {name.removeprefix(root + "/") for name in archive.getnames()}
     assert shipped_files() <= names
     assert "setup.py" in names and "babel.cfg" in names
+
+
+LICENCE_OPENINGS = {"MIT": "MIT License\n"}
+"""How each SPDX id we could declare opens its licence text."""
+
+
+def declared_licence() -> str:
+    """pyproject's ``license``: the SPDX expression a package index shows."""
+    with (content.PROJECT_DIR / "pyproject.toml").open("rb") as file:
+        licence = tomllib.load(file)["project"]["license"]
+    assert isinstance(licence, str), licence
+    return licence
+
+
+def test_the_licence_file_is_the_licence_pyproject_declares() -> None:
+    text = (content.PROJECT_DIR / "LICENSE").read_text(encoding="utf-8")
+    assert text.startswith(LICENCE_OPENINGS[declared_licence()]), text[:80]
+    assert "Permission is hereby granted, free of charge" in text
+
+
+def test_the_wheel_names_its_licence_and_carries_the_file(built: Built) -> None:
+    with zipfile.ZipFile(built.wheel) as archive:
+        [metadata] = [name for name in archive.namelist() if name.endswith(".dist-info/METADATA")]
+        fields = archive.read(metadata).decode()
+        licences = [name for name in archive.namelist() if name.endswith("/LICENSE")]
+    assert f"License-Expression: {declared_licence()}" in fields.splitlines(), fields[:600]
+    assert licences, "the wheel carries no LICENSE file"
 
 
 def test_the_wheel_carries_them_inside_the_package(built: Built) -> None:

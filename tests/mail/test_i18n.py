@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -13,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from notifier import errors
-from notifier.mail import i18n
+from notifier.mail import compose, i18n
 from tests import ROOT
 
 AVAILABLE = ["en", "nl"]
@@ -287,3 +288,25 @@ def test_every_string_in_the_templates_is_translated(locale: str) -> None:
         assert not message.fuzzy, msgid
         strings = message.string if isinstance(message.string, tuple) else (message.string,)
         assert all(strings), f"untranslated in {locale}: {msgid!r}"
+
+
+@pytest.mark.parametrize("locale", ["nl", "en"])
+def test_category_names_are_lower_case_mid_sentence(locale: str) -> None:
+    """Issue 22: "Afmelden voor Berichten over je bestelling?" read as a German noun.
+
+    A category's name starts with a capital where it stands alone (a heading, a
+    checkbox); inside any other string of the catalog it must not.
+    """
+    entries = _catalog_entries(locale)
+    labels = [str(entries[msgid].string) for msgid in compose.LIST_LABELS.values()]
+    assert all(label[:1].isupper() for label in labels), labels
+    wrong = []
+    for message in entries.values():
+        strings = message.string if isinstance(message.string, tuple) else (message.string,)
+        for text in map(str, strings):
+            for label in labels:
+                for found in re.finditer(re.escape(label), text):
+                    before = text[: found.start()].rstrip()
+                    if before and not before.endswith((".", "!", "?", ":", ">")):
+                        wrong.append(text)
+    assert wrong == [], wrong

@@ -23,16 +23,15 @@ import pytest
 from notifier.clock import FrozenClock
 from notifier.mail import tokens
 from notifier.service import Notifier
-from notifier.store import customers, preferences
+from notifier.store import preferences
 from notifier.web import pages
 from notifier.web.app import create_app
 from tests import ROOT
 from tests.conftest import customer, event
+from tests.links import FORM, ONE_CLICK_BODY, generation, preference_link
 from tests.smtpd import SmtpServer
 
 AUTH = {"Authorization": "Bearer test-token"}
-ONE_CLICK_BODY = b"List-Unsubscribe=One-Click"
-FORM = "application/x-www-form-urlencoded"
 ALL_ON = {"order_updates": True, "reviews": True, "newsletter": False, "service": True}
 NEWSLETTER_SAMPLE = ROOT / "templates" / "samples" / "newsletter.json"
 
@@ -178,20 +177,6 @@ async def deliver_review(
     message = smtp_server.received[-1].message
     assert statuses(engine)["review_products"][0] == "sent"
     return message
-
-
-def preference_link(
-    engine: Notifier, category: str, customer_id: str = "C42", locale: str = "nl"
-) -> str:
-    return engine.preference_tokens.issue(
-        tokens.Claims(customer_id, category, locale, generation(engine, customer_id))
-    )
-
-
-def generation(engine: Notifier, customer_id: str = "C42") -> str:
-    """The customer's token generation, which every link the engine mails names."""
-    with engine.database.transaction() as session:
-        return customers.token_generation(session, customer_id)[1]
 
 
 async def one_click(client: httpx.AsyncClient, url: str) -> httpx.Response:

@@ -31,6 +31,7 @@ from notifier.web.app import create_app
 from tests import served
 from tests.browser import CHROMIUM, CHROMIUM_ARGS, LAYOUT_PROBLEMS
 from tests.conftest import event
+from tests.links import FORM, ONE_CLICK_BODY, preference_link
 from tests.smtpd import SmtpServer, free_port
 
 BRAND_BLUE = "rgb(11, 61, 145)"
@@ -374,7 +375,7 @@ async def test_every_page_fits_the_screen_and_every_result_page_leads_back(
     await follow_the_way_back(tab, language)
     assert tab.errors == []
 
-    # From here on the answers are 403 and 400 on purpose.
+    # From here on the answers are 403, 409 and 400 on purpose.
     await page.goto(links["preferences"])
     await page.locator("input[name=csrf]").evaluate("field => { field.value = 'stale'; }")
     await page.locator("button[value=save]").click()
@@ -384,13 +385,30 @@ async def test_every_page_fits_the_screen_and_every_result_page_leads_back(
     await assert_laid_out(tab, "expired-form", lang, tmp_path)
     await follow_the_way_back(tab, language)
 
+    # A one-click POST (a mailbox provider's, no human) on an essential category: 409.
+    essential = f"{site.url}/unsubscribe/{preference_link(engine, 'service', locale=lang)}"
+    await page.route(
+        essential,
+        lambda route: route.continue_(
+            method="POST",
+            post_data=ONE_CLICK_BODY,
+            headers=route.request.headers | {"content-type": FORM},
+        ),
+    )
+    response = await page.goto(essential)
+    assert response is not None and response.status == 409
+    await assert_laid_out(tab, "essential", lang, tmp_path)
+    await page.unroute(essential)
+    await page.get_by_role("link", name=TO_THE_SHOP[language.locale], exact=True).click()
+    await expect(page.get_by_role("heading", level=1)).to_have_text("The shop")
+
     response = await page.goto(f"{site.url}/preferences/not-a-token")
     assert response is not None and response.status == 400
     await assert_laid_out(tab, "bad-link", lang, tmp_path)
     await page.get_by_role("link", name=TO_THE_SHOP[language.locale], exact=True).click()
     await expect(page.get_by_role("heading", level=1)).to_have_text("The shop")
 
-    assert tab.errors and all(re.search(r"\b(403|400)\b", error) for error in tab.errors)
+    assert tab.errors and all(re.search(r"\b(403|409|400)\b", error) for error in tab.errors)
     assert all(
         url.startswith((f"{site.url}/", engine.settings.shop_url)) for url in tab.requests
     ), tab.requests

@@ -207,10 +207,10 @@ def run_aiosmtplib(sink: Sink, letters: Letters, count: int) -> float:
         (workload.customer_email(p.index % workload.CUSTOMERS), letters.by_variant[p.variant])
         for p in workload.plans(count)
     ]
-    return eventloop.run(_push(sink.port, letters.sender, jobs))
+    return eventloop.run(push(sink.port, letters.sender, jobs))
 
 
-async def _push(port: int, sender: str, jobs: list[tuple[str, bytes]]) -> float:
+async def push(port: int, sender: str, jobs: list[tuple[str, bytes]]) -> float:
     clients = [
         aiosmtplib.SMTP(hostname="127.0.0.1", port=port, timeout=30) for _ in range(CONNECTIONS)
     ]

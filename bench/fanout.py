@@ -86,12 +86,12 @@ def run(subscribers: int, audience: bool = False) -> FanOut:
     """One fan-out to every subscriber, or (``audience``) to ``AUDIENCE``, and its baseline."""
     folder = fresh_dir("fanout-audience" if audience else "fanout")
     database = folder / "notifier.db"
-    _child("prepare", database, subscribers)
+    child("prepare", database, subscribers)
     copy = folder / "raw.db"
     shutil.copyfile(database, copy)
     suffix = "-audience" if audience else ""
-    advanced = _child(f"advance{suffix}", database, subscribers)
-    raw = _child(f"raw{suffix}", copy, subscribers)
+    advanced = child(f"advance{suffix}", database, subscribers)
+    raw = child(f"raw{suffix}", copy, subscribers)
     return FanOut(
         subscribers,
         advanced["queued"],
@@ -104,21 +104,24 @@ def run(subscribers: int, audience: bool = False) -> FanOut:
     )
 
 
-def _child(step: str, database: Path, subscribers: int) -> dict[str, Any]:
+def child(
+    step: str, database: Path, subscribers: int, *extra: str, module: str = "bench.fanout"
+) -> dict[str, Any]:
+    """Run ``python -m module step DB N extra…`` and return the JSON of its last line."""
     done = subprocess.run(
-        [sys.executable, "-m", "bench.fanout", step, str(database), str(subscribers)],
+        [sys.executable, "-m", module, step, str(database), str(subscribers), *extra],
         cwd=PROJECT_DIR,
         capture_output=True,
         text=True,
         check=False,
     )
     if done.returncode != 0:
-        raise RuntimeError(f"fan-out {step} failed:\n{done.stderr[-3000:]}")
+        raise RuntimeError(f"{module} {step} failed:\n{done.stderr[-3000:]}")
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
 
 
-def _hwm_kb() -> int:
+def hwm_kb() -> int:
     """Peak resident set so far (VmHWM), in kB: what the kernel saw, allocator slack included."""
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -126,11 +129,15 @@ def _hwm_kb() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
-def _engine(database: Path) -> Any:
+def engine_for(database: Path, smtp_port: int = 25, **overrides: Any) -> Any:
     from bench import workload
     from notifier.service import Notifier
 
-    return Notifier(workload.settings(f"sqlite:///{database}", 25, send_window="00:00-24:00"))
+    return Notifier(
+        workload.settings(
+            f"sqlite:///{database}", smtp_port, send_window="00:00-24:00", **overrides
+        )
+    )
 
 
 def _prepare(database: Path, subscribers: int) -> dict[str, Any]:
@@ -143,7 +150,7 @@ def _prepare(database: Path, subscribers: int) -> dict[str, Any]:
 
     from notifier.store.models import Customer, Preference
 
-    engine = _engine(database)
+    engine = engine_for(database)
     engine.upgrade_database()
     now = datetime.now(UTC)
     sealed = engine.sealer.seal_text("lezer@example.nl")
@@ -184,10 +191,10 @@ def _prepare(database: Path, subscribers: int) -> dict[str, Any]:
 
 
 def _advance(database: Path, audience: dict[str, Any] | None = None) -> dict[str, Any]:
-    engine = _engine(database)
+    engine = engine_for(database)
     campaign = {"id": "bench-campaign", "subjects": SUBJECTS, "content": CONTENT}
     engine.newsletters.create(campaign | ({"audience": audience} if audience else {}))
-    before = _hwm_kb()
+    before = hwm_kb()
     start = time.perf_counter()
     queued = engine.newsletters.advance()
     seconds = time.perf_counter() - start
@@ -196,7 +203,7 @@ def _advance(database: Path, audience: dict[str, Any] | None = None) -> dict[str
         "queued": queued,
         "seconds": seconds,
         "hwm_before_kb": before,
-        "hwm_after_kb": _hwm_kb(),
+        "hwm_after_kb": hwm_kb(),
         "ru_maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
     }
 
@@ -207,7 +214,7 @@ def _raw(database: Path, conditions: str = "") -> dict[str, Any]:
     connection.execute("PRAGMA journal_mode=WAL")
     connection.execute("PRAGMA synchronous=FULL")  # notifier's own setting
     (stamp,) = connection.execute("SELECT updated_at FROM preferences LIMIT 1").fetchone()
-    before = _hwm_kb()
+    before = hwm_kb()
     start = time.perf_counter()
     connection.execute("BEGIN IMMEDIATE")
     cursor = connection.execute(
@@ -231,7 +238,7 @@ def _raw(database: Path, conditions: str = "") -> dict[str, Any]:
     connection.execute("COMMIT")
     seconds = time.perf_counter() - start
     connection.close()
-    return {"queued": rows, "seconds": seconds, "hwm_before_kb": before, "hwm_after_kb": _hwm_kb()}
+    return {"queued": rows, "seconds": seconds, "hwm_before_kb": before, "hwm_after_kb": hwm_kb()}
 
 
 def main() -> None:

@@ -38,6 +38,8 @@ PROBE_GAP = 0.2
 """Seconds between probes: one at a time, so each measures the path, not a queue of probes."""
 DRAIN_CEILING = 3000.0
 """msg/s no serve process reaches here (the bare aiosmtplib client sends about 1,700-3,200)."""
+TARGET_MS = 500.0
+"""Issue 23: an immediate mail's p99 under delivery load stays below this."""
 MARGIN = 2.0
 """Seconds the backlog should last beyond the last probe's posting: its own latency."""
 

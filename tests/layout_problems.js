@@ -4,7 +4,7 @@
   // What a reader sees as broken at this width: anything wider than the window, and
   // dangling lines (an item of a "a · b · c" run split over two lines, or a line
   // that starts with its separator). Items are the text between separators, line
-  // breaks and block boundaries; one wider than the box it sits in (its block, or an
+  // breaks (<br>, or a newline in preformatted text) and block boundaries; one wider than the box it sits in (its block, or an
   // inline-block such as a button) may wrap.
   const problems = [];
   const width = window.innerWidth;
@@ -57,7 +57,13 @@
     if (here !== block) { close(); block = here; }
     if (!here || here.clientWidth === 0) continue;
     const text = node.textContent;
+    // In preformatted text (a mail's plain part) a newline is a line break, like <br>.
+    const keepsNewlines = !/^(normal|nowrap)$/.test(getComputedStyle(node.parentElement).whiteSpace);
     for (let i = 0; i < text.length; i++) {
+      if (text[i] === "\n" && keepsNewlines) {
+        close();
+        continue;
+      }
       const rects = charRects(node, i);
       if (/\s/.test(text[i])) {
         if (current && rects.length) current.spaces += rects[0].width;

@@ -99,3 +99,13 @@ def test_the_check_sees_a_mail_wider_than_the_screen(browser: Browser, tmp_path:
     wide = '<!doctype html><html><body><table width="600"><tr><td>x</td></tr></table></body></html>'
     problems = layout_problems(browser, wide, 375, tmp_path / "wide.png")
     assert problems[0] == "the page is 608 px wide in a 375 px window", problems
+
+
+def test_the_check_takes_a_newline_in_preformatted_text_for_a_line_break(
+    browser: Browser, tmp_path: Path
+) -> None:
+    """A mail's plain part shown in <pre> (the inbox) breaks where its text does."""
+    plain = "Afmelden voor deze e-mails [3]\nWinparts B.V. · KvK 12345678 · Utrecht"
+    page = f"<!doctype html><html><body><pre>{plain}</pre><p>{plain}</p></body></html>"
+    problems = layout_problems(browser, page, 1280, tmp_path / "pre.png")
+    assert problems == [], problems

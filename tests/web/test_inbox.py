@@ -12,7 +12,7 @@ import httpx
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from tests.browser import CHROMIUM, CHROMIUM_ARGS
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, LAYOUT_PROBLEMS
 from tests.conftest import event
 from tests.processes import http_ready, notifier_env, start, wait_until
 from tests.smtpd import free_port
@@ -80,5 +80,25 @@ def test_the_mail_view_shows_the_mail_in_its_frame(served: tuple[str, str]) -> N
             elsewhere.wait_for_load_state("load")
             framed = elsewhere.frames[-1]
             assert "Bedankt" not in framed.content()
+        finally:
+            browser.close()
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not CHROMIUM.exists(), reason=f"no chromium at {CHROMIUM}")
+@pytest.mark.parametrize("width", [375, 1280])
+def test_the_inbox_pages_fit_the_screen(served: tuple[str, str], width: int) -> None:
+    """The list and the mail view, on a phone and a desktop: nothing a reader sees as broken."""
+    base, mail_id = served
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            page = browser.new_page(viewport={"width": width, "height": 812})
+            for path in ("/dev/inbox", f"/dev/inbox/{mail_id}"):
+                page.goto(f"{base}{path}")
+                expect(page.locator("h1")).to_be_visible()
+                assert page.evaluate(LAYOUT_PROBLEMS) == [], path
         finally:
             browser.close()

@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy
-from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
 from notifier.crypto import Sealer
@@ -35,7 +34,7 @@ from notifier.store import customers, outbox
 from notifier.store.db import Database
 from notifier.store.models import DeliveryAttempt, Message, MessageStatus
 from tests.conftest import TEST_ENCRYPTION_KEY, order
-from tests.smtpd import Received, RecordingHandler, SmtpServer, free_port
+from tests.smtpd import ClosingController, Received, RecordingHandler, SmtpServer, free_port
 
 _MESSAGE_ID = re.compile(rb"^Message-ID:[ \t]*(<[^>\r\n]+>)", re.IGNORECASE | re.MULTILINE)
 
@@ -127,7 +126,7 @@ class FaultySmtpServer(SmtpServer):
         self.faults = self.handler.faults
         self.port = free_port()
         self.host = "127.0.0.1"
-        self._controller = Controller(self.handler, hostname=self.host, port=self.port)
+        self._controller = ClosingController(self.handler, hostname=self.host, port=self.port)
 
     def start(self) -> FaultySmtpServer:
         super().start()

@@ -13,6 +13,7 @@ from email.message import EmailMessage
 from typing import Any
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP
 
 MESSAGE = (
     b"From: Winparts <service@winparts.example>\r\n"
@@ -70,6 +71,42 @@ class RecordingHandler:
         return "250 OK queued"
 
 
+class ClosingController(Controller):
+    """A Controller that can close the sessions still open when it stops.
+
+    aiosmtpd's ``Controller.stop()`` closes its listening socket and its loop but
+    not the connections still open on it: a STARTTLS session's socket is left
+    to the garbage collector, whose ``ResourceWarning: unclosed transport``
+    then fails whichever later test happens to be running.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._sessions: list[SMTP] = []
+
+    def factory(self) -> SMTP:
+        session = self.session()
+        self._sessions.append(session)
+        return session
+
+    def session(self) -> SMTP:
+        """A new session; a subclass gives its own ``SMTP`` class here."""
+        return SMTP(self.handler, **self.SMTP_kwargs)
+
+    async def _abort_sessions(self) -> None:
+        """Runs on the server's loop; one turn lets the transports finish closing."""
+        for session in self._sessions:
+            for transport in (session._original_transport, session.transport):
+                if isinstance(transport, asyncio.Transport):
+                    transport.abort()
+        await asyncio.sleep(0)
+
+    def stop(self, no_assert: bool = False) -> None:
+        if self._thread is not None:
+            asyncio.run_coroutine_threadsafe(self._abort_sessions(), self.loop).result()
+        super().stop(no_assert)
+
+
 class SmtpServer:
     """Started by a fixture; ``received`` holds what it accepted."""
 
@@ -77,7 +114,7 @@ class SmtpServer:
         self.handler = RecordingHandler()
         self.port = free_port()
         self.host = "127.0.0.1"
-        self._controller = Controller(
+        self._controller = ClosingController(
             self.handler, hostname=self.host, port=self.port, **controller_kwargs
         )
 
@@ -86,9 +123,7 @@ class SmtpServer:
         return self
 
     def stop(self) -> None:
-        # Let the server's loop finish closing sessions a client just quit; stopping it at
-        # once would leave their sockets half-closed (a ResourceWarning at garbage collection).
-        asyncio.run_coroutine_threadsafe(asyncio.sleep(0.05), self._controller.loop).result()
+        """Stops the server and every session still open on it (see ``ClosingController``)."""
         self._controller.stop()
 
     @property

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from hypothesis import given
@@ -22,7 +21,7 @@ from notifier.flows import kinds
 from notifier.mail import compose, dkim
 from notifier.mail.compose import BodyEncoding, Composer, Headers
 from tests.mails import NOW, identity, rendered
-from tests.smtpd import RecordingHandler, free_port
+from tests.smtpd import ClosingController, RecordingHandler, free_port
 
 _BOUNDARY = re.compile(rb'boundary="([^"]+)"')
 
@@ -49,7 +48,7 @@ class Handler(RecordingHandler):
 @pytest.fixture(params=[True, False], ids=["8bitmime", "no-8bitmime"])
 def server(request: pytest.FixtureRequest) -> Any:
     handler = Handler(eight_bit=request.param)
-    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
+    controller = ClosingController(handler, hostname="127.0.0.1", port=free_port())
     controller.start()
     yield handler, controller.port
     controller.stop()

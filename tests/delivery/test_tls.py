@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime
+import gc
 import ipaddress
 import ssl
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -185,6 +187,25 @@ async def test_starttls_with_a_trusted_certificate_delivers(
     assert mail.data.endswith(b"Hallo Jan\r\n")
 
 
+async def test_a_starttls_session_open_when_the_server_stops_leaves_no_socket_behind(
+    ca: Authority,
+) -> None:
+    # aiosmtpd's own stop() left such a socket to the garbage collector, whose
+    # ResourceWarning then failed whichever later test was running (issue 18).
+    server = SmtpServer(tls_context=ca.server_context(*LOCAL_NAMES), require_starttls=True).start()
+    config = SmtpConfig(
+        "127.0.0.1", server.port, tls="starttls", tls_context=ca.client_context(), timeout=5
+    )
+    transport = SmtpTransport(config)
+    await transport.send(SENDER, ["jan@example.nl"], MESSAGE)
+    server.stop()  # the transport's pooled session is still open
+    await transport.close()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        gc.collect()
+    assert [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)] == []
+
+
 async def test_the_ca_file_setting_is_trusted_and_still_checks_host_names(
     ca: Authority, start_server: ServerFactory
 ) -> None:
@@ -307,8 +328,6 @@ def test_an_unknown_tls_mode_is_a_configuration_error() -> None:
 async def test_an_order_confirmation_arrives_over_starttls(
     start_server: ServerFactory, make_engine: Callable[..., Notifier], ca: Authority
 ) -> None:
-    # start_server comes first so its servers stop after the engine has quit its session:
-    # aiosmtpd's Controller.stop() leaves a still-open connection's socket unclosed.
     server = starttls_server(start_server, ca.server_context(*LOCAL_NAMES))
     engine = make_engine(
         smtp_tls="starttls",

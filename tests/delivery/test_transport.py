@@ -8,12 +8,11 @@ import threading
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP
 
 from notifier import errors
 from notifier.delivery.transport import SmtpConfig, SmtpTransport, data_payload, is_loopback
-from tests.smtpd import MESSAGE, SENDER, RecordingHandler, SmtpServer, free_port
+from tests.smtpd import MESSAGE, SENDER, ClosingController, RecordingHandler, SmtpServer, free_port
 
 
 class CountingHandler(RecordingHandler):
@@ -79,8 +78,8 @@ class CountingSMTP(SMTP):
         super().connection_lost(error)
 
 
-class CountingController(Controller):
-    def factory(self) -> SMTP:
+class CountingController(ClosingController):
+    def session(self) -> SMTP:
         return CountingSMTP(self.handler, **self.SMTP_kwargs)
 
 

@@ -348,8 +348,8 @@ def test_a_render_process_lost_mid_run_is_replaced_and_nothing_is_lost(
     answer, or stopped, it never answers, and the render timeout notices. Either way a fresh
     pool takes over and the mail it held goes back to the queue.
 
-    It is stopped while rendering: stopped idle, it holds nothing, and the other process
-    takes all the work; the worker kills it when it stops."""
+    One process is killed; every process is stopped, since one stopped alone may hold no
+    chunk (still booting, or between chunks) and the other would simply take all the work."""
     url = f"sqlite:///{tmp_path / 'notifier.db'}"
     queue_due_messages(url, GRACEFUL_MESSAGES)
     log = tmp_path / "worker.log"
@@ -357,8 +357,6 @@ def test_a_render_process_lost_mid_run_is_replaced_and_nothing_is_lost(
     worker = start(["worker"], env, tmp_path, log)
     try:
         wait_until(lambda: len(smtp_server.received) >= 20, 120, "the first mails")
-        # Killed, one process breaks the pool. Stopped, one might hold nothing (still booting,
-        # or between chunks), so every process is stopped: a chunk left then never answers.
         processes = render_processes_of(worker.pid)
         for target in processes if blow == signal.SIGSTOP else processes[:1]:
             os.kill(target, blow)

@@ -264,16 +264,13 @@ def _database(engine: Notifier, count: int) -> float:
     start = time.process_time_ns()
     while True:
         with engine.database.transaction() as session:
-            claimed = outbox.claim_due(
-                session,
-                engine.sealer,
-                owner="steps",
-                now=now,
-                limit=DB_BATCH,
-                lease=timedelta(minutes=5),
+            leased = outbox.lease_due(
+                session, owner="steps", now=now, limit=DB_BATCH, lease=timedelta(minutes=5)
             )
-        if not claimed:
+        if not leased:
             break
+        with engine.database.reading() as session:
+            claimed = outbox.claimed(session, engine.sealer, leased)
         with engine.database.transaction() as session:
             sent = [
                 outbox.Outcome(m.id, m.attempt, "250 ok", 250, f"<{m.id}@x>", "nl") for m in claimed

@@ -128,12 +128,15 @@ class Pipeline:
         self._beaten = False
 
     def claim(self, limit: int, only: Iterable[str] | None = None) -> list[Job]:
-        """Lease a batch and look up, in the same transaction, all that sending it needs.
+        """Lease a batch, then look up, in a read-only transaction, all that sending it needs.
 
-        The transaction also writes this worker's heartbeat, so a claim is
-        never taken for a dead worker's. Preferences and suppressions are
-        read here, at send time, so a choice made after a message was queued
-        still stops it.
+        The lease's transaction also writes this worker's heartbeat, so a
+        claim is never taken for a dead worker's; it commits before the
+        recipients are read and decrypted, so SQLite's write lock, which
+        intake waits for, is held only for the lease. Preferences and
+        suppressions are read here, at send time, so a choice made after a
+        message was queued still stops it; a recipient erased in between is
+        found missing and the message is not sent.
         """
         with self._db.transaction() as session:
             now = self._clock.now()
@@ -141,9 +144,8 @@ class Pipeline:
                 workers.forget(session, now - _FORGET_WORKERS_AFTER)
             workers.beat(session, self._config.owner, now)
             self._beaten = True
-            claimed = outbox.claim_due(
+            leased = outbox.lease_due(
                 session,
-                self._sealer,
                 owner=self._config.owner,
                 now=now,
                 limit=limit,
@@ -151,8 +153,10 @@ class Pipeline:
                 only=None if only is None else list(only),
                 dead_before=now - self._config.heartbeat_timeout,
             )
-            if not claimed:
-                return []
+        if not leased:
+            return []
+        with self._db.reading() as session:
+            claimed = outbox.claimed(session, self._sealer, leased)
             recipients, shredded = customers.get_many(
                 session, self._sealer, (c.customer_id for c in claimed)
             )

@@ -2,7 +2,7 @@
 
 APScheduler 3 must not share a job store between processes, so each
 process keeps an in-memory store with a few interval jobs; coordination
-happens in the database (see ``store.outbox.claim_due``).
+happens in the database (see ``store.outbox.lease_due``).
 """
 
 from __future__ import annotations

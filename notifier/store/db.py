@@ -3,7 +3,9 @@
 SQLite runs in WAL mode with ``synchronous=FULL`` (a committed transaction
 survives a power loss, as a queue must) and every transaction starts with
 ``BEGIN IMMEDIATE`` so that concurrent writers queue on the busy timeout
-instead of failing when a read lock is upgraded. Its file is created 0600 (the
+instead of failing when a read lock is upgraded; ``Database.reading`` starts
+a plain ``BEGIN`` instead, which takes no write lock at all (a WAL reader
+never blocks a writer), for look-ups that should not make intake wait. Its file is created 0600 (the
 WAL and shared-memory files take the same mode) and it runs with
 ``secure_delete``, so deleted personal data is overwritten, not left in free
 space. PostgreSQL uses psycopg 3.
@@ -45,6 +47,8 @@ _UNIQUE_VIOLATION = "23505"  # PostgreSQL's SQLSTATE unique_violation
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 BACKENDS = ("sqlite", "postgresql")
 PROBE_TIMEOUT_SECONDS = 5
+_READ_ONLY = "notifier_read_only"
+"""The execution option that makes ``reading`` sessions start SQLite's plain ``BEGIN``."""
 """How long a probe's connection and write may wait (a lock, a slow server) before it fails."""
 
 
@@ -83,6 +87,10 @@ class Database:
         # a file made read-only, a server that refuses connections, a role gone read-only.
         self._probe_engine = _make_engine(url, pool_size, variable, probe=True)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._readers = sessionmaker(
+            self.engine.execution_options(**{_READ_ONLY: True, "postgresql_readonly": True}),
+            expire_on_commit=False,
+        )
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
@@ -96,6 +104,19 @@ class Database:
         range, another constraint broken) surfaces as ``Unstorable``, a 422.
         """
         with _translated(), self._sessions.begin() as session:
+            yield session
+
+    @contextmanager
+    def reading(self) -> Iterator[Session]:
+        """A read-only transaction: one consistent snapshot that holds no write lock.
+
+        On SQLite every ``transaction`` takes the database's one write lock
+        from its start, so look-ups made there (decrypting a batch's
+        recipients, say) keep the intake of events waiting. Only reads belong
+        here: PostgreSQL refuses a write, and SQLite would take its lock late
+        and might fail busy. Errors surface as in ``transaction``.
+        """
+        with _translated(), self._readers.begin() as session:
             yield session
 
     @contextmanager
@@ -349,4 +370,5 @@ def _sqlite_probe_timeout(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _sqlite_begin(connection: Any) -> None:
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    read_only = connection.get_execution_options().get(_READ_ONLY, False)
+    connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")

@@ -335,7 +335,7 @@ class Worker(Base):
 
     A worker whose ``beat_at`` is older than the heartbeat timeout is dead:
     the messages it leased are taken over at once rather than when their
-    lease runs out (see ``store.outbox.claim_due``).
+    lease runs out (see ``store.outbox.lease_due``).
     """
 
     __tablename__ = "workers"

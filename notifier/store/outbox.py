@@ -366,9 +366,8 @@ def attempts_of_customer(session: Session, customer_id: str) -> dict[str, list[d
     return found
 
 
-def claim_due(
+def lease_due(
     session: Session,
-    sealer: Sealer,
     *,
     owner: str,
     now: datetime,
@@ -376,8 +375,9 @@ def claim_due(
     lease: timedelta,
     only: Collection[str] | None = None,
     dead_before: datetime | None = None,
-) -> list[Claimed]:
-    """Lease up to ``limit`` due messages to ``owner``: highest priority, then oldest due first.
+) -> list[str]:
+    """Lease up to ``limit`` due messages to ``owner``: their ids, highest priority, then oldest
+    due first; ``claimed`` then reads them.
 
     Selects messages that are ``scheduled`` or ``retrying`` with
     ``send_after <= now``, and messages still ``sending`` whose worker is
@@ -456,6 +456,16 @@ def claim_due(
                 for row in expired
             ],
         )
+    return ids
+
+
+def claimed(session: Session, sealer: Sealer, ids: Sequence[str]) -> list[Claimed]:
+    """The messages ``lease_due`` leased, in its order, their contexts decrypted.
+
+    Read after the lease has committed (so SQLite's write lock is not held
+    while decrypting): a message renamed by an erasure meanwhile is gone
+    under its id, and left out, as there is no one left to send it to.
+    """
     loaded = session.execute(
         select(
             _messages.c.id,
@@ -471,10 +481,10 @@ def claim_due(
     ).all()
     by_id = {row.id: row for row in loaded}
     sealer.preload(row.context for row in loaded)  # one key store query for the batch
-    claimed = []
-    for row in (by_id[message_id] for message_id in ids):
+    opened = []
+    for row in (by_id[message_id] for message_id in ids if message_id in by_id):
         context, shredded = _opened_context(sealer, row.context)
-        claimed.append(
+        opened.append(
             Claimed(
                 id=row.id,
                 customer_id=row.customer_id,
@@ -488,7 +498,7 @@ def claim_due(
                 shredded=shredded,
             )
         )
-    return claimed
+    return opened
 
 
 def _opened_context(sealer: Sealer, sealed: bytes | None) -> tuple[dict[str, Any], bool]:

@@ -2,7 +2,7 @@
 
 Each sending process beats (rewrites its row) in every claim and while it
 holds messages. A row older than the heartbeat timeout names a dead
-process; ``outbox.claim_due`` takes its leased messages over at once. A
+process; ``outbox.lease_due`` takes its leased messages over at once. A
 process that stops cleanly deletes its row, and a process that never wrote
 one (or whose row is gone) loses its messages only when their lease ends.
 """

@@ -214,9 +214,8 @@ async def test_a_renewal_calls_lost_only_what_was_taken_over_not_what_finished_m
         await recorder.flush()
         # ... and another worker takes one message over (its lease had run out).
         with engine.database.transaction() as session:
-            outbox.claim_due(
+            outbox.lease_due(
                 session,
-                engine.sealer,
                 owner="rival",
                 now=clock.now() + config.lease + timedelta(seconds=1),
                 limit=1,

@@ -365,13 +365,8 @@ async def test_expired_lease_is_taken_over_and_recorded(
 
     engine.handle_event(event("order.placed"))
     with engine.database.transaction() as session:
-        claimed = outbox.claim_due(
-            session,
-            engine.sealer,
-            owner="dead-worker",
-            now=clock.now(),
-            limit=10,
-            lease=timedelta(minutes=5),
+        claimed = outbox.lease_due(
+            session, owner="dead-worker", now=clock.now(), limit=10, lease=timedelta(minutes=5)
         )
     assert len(claimed) == 1
     assert await engine.dispatch_due() == 0  # leased to the dead worker
@@ -400,7 +395,8 @@ async def test_order_mail_is_claimed_before_a_due_newsletter_backlog(
     clock.advance(timedelta(minutes=5))
     engine.handle_event(event("order.placed"))
     with engine.database.transaction() as session:
-        [first] = outbox.claim_due(
-            session, engine.sealer, owner="w", now=clock.now(), limit=1, lease=timedelta(minutes=5)
+        leased = outbox.lease_due(
+            session, owner="w", now=clock.now(), limit=1, lease=timedelta(minutes=5)
         )
+        [first] = outbox.claimed(session, engine.sealer, leased)
     assert first.kind == "order_confirmation"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
+from notifier import errors
 from notifier.store.db import Database
 
 
@@ -73,5 +75,42 @@ def test_the_checkpoint_is_nothing_on_postgresql(postgres_url: str) -> None:
     database = Database(postgres_url)
     try:
         database.checkpoint()
+    finally:
+        database.dispose()
+
+
+def test_a_reading_transaction_takes_no_write_lock_on_sqlite(tmp_path: Path) -> None:
+    """A claim's look-ups read here, so an event's commit must not wait for them."""
+    path = tmp_path / "notifier.db"
+    database = Database(f"sqlite:///{path}")
+    try:
+        database.upgrade()
+        with database.transaction() as session:
+            session.execute(text("CREATE TABLE scratch (value INTEGER)"))
+        with database.reading() as session:
+            session.execute(text("SELECT count(*) FROM scratch")).scalar()  # a snapshot held
+            writer = sqlite3.connect(path, timeout=0.5, isolation_level=None)
+            try:  # waits at most 0.5 s, then raises, if the reader holds the lock
+                writer.execute("BEGIN IMMEDIATE")
+                writer.execute("INSERT INTO scratch VALUES (1)")
+                writer.execute("COMMIT")
+            finally:
+                writer.close()
+            assert session.execute(text("SELECT count(*) FROM scratch")).scalar() == 0
+        with database.transaction() as session:
+            assert session.execute(text("SELECT count(*) FROM scratch")).scalar() == 1
+    finally:
+        database.dispose()
+
+
+@pytest.mark.postgres
+def test_a_reading_transaction_refuses_a_write_on_postgresql(postgres_url: str) -> None:
+    database = Database(postgres_url)
+    try:
+        database.upgrade()
+        with pytest.raises(errors.NotifierError), database.reading() as session:
+            session.execute(text("DELETE FROM workers"))
+        with database.transaction() as session:  # the pooled connection writes again
+            session.execute(text("DELETE FROM workers"))
     finally:
         database.dispose()

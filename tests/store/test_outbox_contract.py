@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from notifier import errors
 from notifier.clock import FrozenClock
@@ -72,9 +72,8 @@ class Outbox:
             with self.database.transaction() as session:
                 return self.claim(owner, limit, within=session, **options)
         now = self.clock.now()
-        return outbox.claim_due(
-            within, self.sealer, owner=owner, now=now, limit=limit, lease=LEASE, **options
-        )
+        leased = outbox.lease_due(within, owner=owner, now=now, limit=limit, lease=LEASE, **options)
+        return outbox.claimed(within, self.sealer, leased)
 
     def mark(self, status: str, owner: str, claimed: outbox.Claimed, **outcome: Any) -> None:
         if status == "retrying":
@@ -199,6 +198,20 @@ def test_a_claim_leases_opens_the_context_and_numbers_the_attempt(box: Outbox) -
     assert (row.status, row.lease_owner) == (MessageStatus.SENDING, A)
     assert row.lease_expires_at == START + LEASE
     assert box.log("m1") == []
+
+
+def test_leased_messages_read_after_the_lease_keep_its_order_and_skip_what_is_gone(
+    box: Outbox,
+) -> None:
+    """The lease commits before the messages are read, so an erasure may rename one between."""
+    box.add("m1", "m2", "m3")
+    with box.database.transaction() as session:
+        leased = outbox.lease_due(session, owner=A, now=box.clock.now(), limit=10, lease=LEASE)
+    assert leased == ["m1", "m2", "m3"]
+    with box.database.transaction() as session:
+        session.execute(delete(Message).where(Message.id == "m2"))
+    with box.database.reading() as session:
+        assert ids(outbox.claimed(session, box.sealer, leased)) == ["m1", "m3"]
 
 
 # -- leases --------------------------------------------------------------------------------

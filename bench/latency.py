@@ -6,17 +6,21 @@ the monotonic time just before each POST. Both clocks are CLOCK_MONOTONIC,
 so the difference is the end-to-end latency an operator cares about: is
 the confirmation in the customer's provider's hands within seconds?
 
-Idle: probes alone. Under load: a backlog of due messages is queued into the
-serve process's database before it starts, and the probes are posted while
-that same process is delivering it. The backlog is sized (``backlog_for``)
-to outlast every probe at a rate above anything this engine reaches on two
-cores, and the sink says, at each probe's arrival, how many backlog
-messages it had yet to receive: only probes that arrived while some were
-still to come count as "under load", and the table says how many did. (A
-backlog of 4,000 drained in 3 s of 8 s of probes, so most "loaded" probes
-met an idle engine.) The first probe waits until the first backlog mail is
-marked sent, so no probe meets an engine still booting instead of a busy
-one. Each run gets its own sink, so its counter starts at 0.
+Idle: probes alone, once a warm-up of ``WARM_UP`` due messages has been
+delivered, so they meet an engine at rest rather than one whose render
+processes are still booting (the first mail after a start is slower; the
+loaded phase likewise waits for its first backlog mail). Under load: a
+backlog of due messages is queued into the serve process's database before
+it starts, and the probes are posted while that same process is delivering
+it. The backlog is sized (``backlog_for``) to outlast every probe at a rate
+above anything this engine reaches on two cores, and the sink says, at each
+probe's arrival, how many backlog messages it had yet to receive: only
+probes that arrived while some were still to come count as "under load", and
+the table says how many did. (A backlog of 4,000 drained in 3 s of 8 s of
+probes, so most "loaded" probes met an idle engine.) The first probe waits
+until the first backlog mail is marked sent, so no probe meets an engine
+still booting instead of a busy one.
+Each run gets its own sink, so its counter starts at 0.
 """
 
 from __future__ import annotations
@@ -40,6 +44,8 @@ DRAIN_CEILING = 3000.0
 """msg/s no serve process reaches here (the bare aiosmtplib client sends about 1,700-3,200)."""
 TARGET_MS = 500.0
 """Issue 23: an immediate mail's p99 under delivery load stays below this."""
+WARM_UP = 200
+"""Due messages an idle run delivers before its first probe: the render processes are then up."""
 MARGIN = 2.0
 """Seconds the backlog should last beyond the last probe's posting: its own latency."""
 
@@ -78,18 +84,19 @@ class LatencyRun:
 
 
 def run(sink: Sink, probes: int, backlog: int, tag: str, wait: float = 600) -> LatencyRun:
+    """Probes under ``backlog`` due messages, or (with none) at rest after ``WARM_UP`` of them."""
     folder = fresh_dir(f"latency-{tag}")
     url = workload.sqlite_url(folder)
-    if backlog:
-        engine = Notifier(workload.settings(url, sink.port))
-        engine.upgrade_database()
-        workload.queue_due(engine, backlog, prefix="backlog")
-        engine.close()
+    queued = backlog or WARM_UP
+    engine = Notifier(workload.settings(url, sink.port))
+    engine.upgrade_database()
+    workload.queue_due(engine, queued, prefix="backlog")
+    engine.close()
     database = folder / "notifier.db"
     posted: dict[str, float] = {}
     with serving(folder, url, sink.port) as base:
-        if backlog:
-            _wait_for_delivery(database, backlog, wait)
+        # Loaded: until the first backlog mail is sent; idle: until the whole warm-up is.
+        _wait_until_pending_below(database, backlog or 1, wait)
         with httpx.Client(base_url=base, headers=auth_headers(), timeout=30) as client:
             for number in range(probes):
                 recipient = f"probe-{tag}-{number}@example.nl"
@@ -112,10 +119,10 @@ def run(sink: Sink, probes: int, backlog: int, tag: str, wait: float = 600) -> L
     return LatencyRun(latencies, len(posted) - len(latencies), backlog, after_probes, left, loaded)
 
 
-def _wait_for_delivery(database: Path, backlog: int, wait: float) -> None:
-    """Return once serve has marked some of the backlog sent (or after ``wait`` seconds)."""
+def _wait_until_pending_below(database: Path, limit: int, wait: float) -> None:
+    """Return once fewer than ``limit`` messages are still to send (or after ``wait`` seconds)."""
     deadline = time.monotonic() + wait
-    while _pending(database) >= backlog and time.monotonic() < deadline:
+    while _pending(database) >= limit and time.monotonic() < deadline:
         time.sleep(0.05)
 
 

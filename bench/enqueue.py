@@ -98,20 +98,22 @@ async def _windows(url: str, duration: float, runs: int, body: Body) -> list[Htt
     requests.prepare(WARMUP + int(runs * duration * PREPARED_RATE))
     connections = [httpclient.Connection.to(url) for _ in range(CLIENTS)]
     try:
-        await _window(connections, requests, stop_after=WARMUP)
-        return [await _window(connections, requests, duration=duration) for _ in range(runs)]
+        await window(connections, requests, stop_after=WARMUP)
+        return [await window(connections, requests, duration=duration) for _ in range(runs)]
     finally:
         for connection in connections:
             connection.close()
 
 
-async def _window(
+async def window(
     connections: list[httpclient.Connection],
     requests: Requests,
     *,
     duration: float | None = None,
     stop_after: int | None = None,
 ) -> HttpRun:
+    """POST from every connection at once until ``duration`` has passed or ``stop_after`` are
+    accepted (a few more may be, by the connections already waiting for an answer)."""
     latencies: list[float] = []
     failures = [0]
     start = time.perf_counter()

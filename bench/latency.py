@@ -25,7 +25,6 @@ Each run gets its own sink, so its counter starts at 0.
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +36,8 @@ from bench.common import fresh_dir, percentile
 from bench.processes import auth_headers, serving
 from bench.sinks import Sink
 from notifier.service import Notifier
+from notifier.store.models import PENDING
+from notifier.vocabulary import MessageStatus
 
 PROBE_GAP = 0.2
 """Seconds between probes: one at a time, so each measures the path, not a queue of probes."""
@@ -46,6 +47,7 @@ TARGET_MS = 500.0
 """Issue 23: an immediate mail's p99 under delivery load stays below this."""
 WARM_UP = 200
 """Due messages an idle run delivers before its first probe: the render processes are then up."""
+UNSENT = (*PENDING, MessageStatus.SENDING)
 MARGIN = 2.0
 """Seconds the backlog should last beyond the last probe's posting: its own latency."""
 
@@ -105,7 +107,7 @@ def run(sink: Sink, probes: int, backlog: int, tag: str, wait: float = 600) -> L
                 response = client.post("/v1/events", json=body)
                 response.raise_for_status()
                 time.sleep(PROBE_GAP)
-        after_probes = _pending(database) if database.exists() else 0
+        after_probes = workload.count_in(database, *UNSENT) if database.exists() else 0
         deadline = time.monotonic() + wait
         arrived = sink.probe_log()
         while len(set(posted) & set(arrived)) < len(posted) and time.monotonic() < deadline:
@@ -122,14 +124,5 @@ def run(sink: Sink, probes: int, backlog: int, tag: str, wait: float = 600) -> L
 def _wait_until_pending_below(database: Path, limit: int, wait: float) -> None:
     """Return once fewer than ``limit`` messages are still to send (or after ``wait`` seconds)."""
     deadline = time.monotonic() + wait
-    while _pending(database) >= limit and time.monotonic() < deadline:
+    while workload.count_in(database, *UNSENT) >= limit and time.monotonic() < deadline:
         time.sleep(0.05)
-
-
-def _pending(database: Path) -> int:
-    """Messages still scheduled or sending, read-only so the serve process is not disturbed."""
-    with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=30) as connection:
-        row = connection.execute(
-            "SELECT count(*) FROM messages WHERE status IN ('scheduled', 'sending', 'retrying')"
-        ).fetchone()
-    return int(row[0])

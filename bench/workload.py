@@ -14,6 +14,7 @@ enqueue benchmark's business, not the delivery benchmark's.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -215,6 +216,16 @@ async def warm_up(engine: Notifier) -> None:
 def _add(engine: Notifier, batch: list[outbox.NewMessage]) -> None:
     with engine.database.transaction() as session:
         outbox.add(session, engine.sealer, batch)
+
+
+def count_in(database: Path, *statuses: str) -> int:
+    """Messages in ``statuses`` in another process's SQLite file, read-only so as not to
+    disturb it."""
+    marks = ", ".join("?" for _ in statuses)
+    with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=30) as connection:
+        query = f"SELECT count(*) FROM messages WHERE status IN ({marks})"
+        row = connection.execute(query, statuses).fetchone()
+    return int(row[0])
 
 
 def count_sent(engine: Notifier) -> dict[str, int]:

@@ -41,8 +41,11 @@ def test_a_small_benchmark_run_delivers_and_reports_everything(tmp_path: Path) -
         "--backlog", "200", "--no-django",
     )  # fmt: skip
     assert "DB: sent 300, other none" in out
-    assert "| notifier dispatch_due (render + send + record) |" in out
+    assert "| notifier dispatch_due (render + send + record) " in out
     assert "aiosmtplib pre-built bytes" in out
+    assert "| end to end: POST /v1/events from 16 clients → sent " in out
+    assert "target: delivery ≥ 0.75x the bare client" in out
+    assert "target: end to end through POST ≥ 0.5x the bare client" in out
     assert "post_office baseline skipped (--no-django)" in out
     assert "## campaign fan-out" in out and "3,000" in out
     assert "advance() time, audience filter" in out and "queued 800 (raw: 800)" in out

@@ -6,6 +6,7 @@ import os
 import sqlite3
 import stat
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -23,16 +24,22 @@ def loose_umask() -> Iterator[None]:
     os.umask(previous)
 
 
-def test_sqlite_files_are_created_0600(tmp_path: Path, loose_umask: None) -> None:
-    path = tmp_path / "notifier.db"
-    database = Database(f"sqlite:///{path}")
+@contextmanager
+def upgraded(url: str) -> Iterator[Database]:
+    """A database at ``url`` with notifier's schema, its connections closed afterwards."""
+    database = Database(url)
     try:
         database.upgrade()
-        with database.transaction() as session:
-            session.execute(text("SELECT 1"))
-            modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in tmp_path.glob("notifier.db*")}
+        yield database
     finally:
         database.dispose()
+
+
+def test_sqlite_files_are_created_0600(tmp_path: Path, loose_umask: None) -> None:
+    path = tmp_path / "notifier.db"
+    with upgraded(f"sqlite:///{path}") as database, database.transaction() as session:
+        session.execute(text("SELECT 1"))
+        modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in tmp_path.glob("notifier.db*")}
     assert modes == {"notifier.db": 0o600, "notifier.db-wal": 0o600, "notifier.db-shm": 0o600}
 
 
@@ -40,11 +47,8 @@ def test_an_existing_file_keeps_its_mode(tmp_path: Path) -> None:
     path = tmp_path / "notifier.db"
     path.touch(mode=0o640)
     path.chmod(0o640)
-    database = Database(f"sqlite:///{path}")
-    try:
-        database.upgrade()
-    finally:
-        database.dispose()
+    with upgraded(f"sqlite:///{path}"):
+        pass
     assert stat.S_IMODE(path.stat().st_mode) == 0o640  # the operator's choice, not ours
 
 
@@ -52,10 +56,8 @@ def test_sqlite_overwrites_what_it_deletes_and_the_checkpoint_empties_the_wal(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "notifier.db"
-    database = Database(f"sqlite:///{path}")
     secret = b"zoe.celik@voorbeeld.nl " * 40
-    try:
-        database.upgrade()
+    with upgraded(f"sqlite:///{path}") as database:
         with database.transaction() as session:
             assert session.execute(text("PRAGMA secure_delete")).scalar() == 1
             session.execute(text("CREATE TABLE scratch (value BLOB)"))
@@ -65,26 +67,19 @@ def test_sqlite_overwrites_what_it_deletes_and_the_checkpoint_empties_the_wal(
         assert Path(f"{path}-wal").stat().st_size > 0
         database.checkpoint()
         assert Path(f"{path}-wal").stat().st_size == 0
-        assert b"zoe.celik" not in path.read_bytes()
-    finally:
-        database.dispose()
+    assert b"zoe.celik" not in path.read_bytes()
 
 
 @pytest.mark.postgres
 def test_the_checkpoint_is_nothing_on_postgresql(postgres_url: str) -> None:
-    database = Database(postgres_url)
-    try:
+    with upgraded(postgres_url) as database:
         database.checkpoint()
-    finally:
-        database.dispose()
 
 
 def test_a_reading_transaction_takes_no_write_lock_on_sqlite(tmp_path: Path) -> None:
     """A claim's look-ups read here, so an event's commit must not wait for them."""
     path = tmp_path / "notifier.db"
-    database = Database(f"sqlite:///{path}")
-    try:
-        database.upgrade()
+    with upgraded(f"sqlite:///{path}") as database:
         with database.transaction() as session:
             session.execute(text("CREATE TABLE scratch (value INTEGER)"))
         with database.reading() as session:
@@ -99,18 +94,12 @@ def test_a_reading_transaction_takes_no_write_lock_on_sqlite(tmp_path: Path) -> 
             assert session.execute(text("SELECT count(*) FROM scratch")).scalar() == 0
         with database.transaction() as session:
             assert session.execute(text("SELECT count(*) FROM scratch")).scalar() == 1
-    finally:
-        database.dispose()
 
 
 @pytest.mark.postgres
 def test_a_reading_transaction_refuses_a_write_on_postgresql(postgres_url: str) -> None:
-    database = Database(postgres_url)
-    try:
-        database.upgrade()
+    with upgraded(postgres_url) as database:
         with pytest.raises(errors.NotifierError), database.reading() as session:
             session.execute(text("DELETE FROM workers"))
         with database.transaction() as session:  # the pooled connection writes again
             session.execute(text("DELETE FROM workers"))
-    finally:
-        database.dispose()

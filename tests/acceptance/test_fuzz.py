@@ -38,7 +38,6 @@ from notifier.store import customers, outbox
 from notifier.vocabulary import Category
 from notifier.web.app import create_app
 from tests.conftest import START, TEST_ENCRYPTION_KEY, customer, order
-from tests.faults import outbox_state
 
 TOKEN = "test-token"
 FUZZ = settings(
@@ -210,6 +209,7 @@ KINDS = sorted(kinds.KINDS)
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Notifier]:
     engine = fuzz_engine(tmp_path_factory.mktemp("fuzz"), Recorder())
+    # Arrangement: the customer the planted messages below belong to, with no mail of its own.
     with engine.database.transaction() as session:
         customers.upsert(
             session,
@@ -290,13 +290,13 @@ def test_a_context_that_cannot_render_fails_only_its_own_message(
         )
         for kind, context in batch
     ]
+    # Arrangement: planted straight in the outbox, past the trial render of send_message.
     with engine.database.transaction() as session:
         outbox.add(session, engine.sealer, [*fuzzed, good])
     asyncio.run(engine.dispatch_due())
-    state = outbox_state(engine.settings.database_url)
-    assert state.status[good.id] == "sent"
+    assert engine.get_message(good.id).status == "sent"
     for message in fuzzed:
-        status = state.status[message.id]
+        status = engine.get_message(message.id).status
         # Newsletters are suppressed: C42 never subscribed. The rest render or fail alone.
         assert status in {"sent", "failed", "suppressed"}, status
         if status == "failed":

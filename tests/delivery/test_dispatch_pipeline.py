@@ -38,6 +38,7 @@ async def drain_backlog(
 ) -> asyncio.Task[int]:
     """Queue ``BACKLOG`` due confirmations and start draining them; returns once mail flows."""
     await engine.start()
+    # Arrangement: a backlog planted straight in the outbox, one address per message.
     queue_messages(engine.database, BACKLOG, clock.now(), prefix="backlog")
     draining = asyncio.create_task(engine.dispatch_due())
     await until(lambda: len(smtp_server.received) >= 20)
@@ -55,6 +56,8 @@ async def assert_overtaken(draining: asyncio.Task[int], smtp_server: SmtpServer)
 
 
 def leased_until(engine: Notifier, message_id: str = "stalled-0") -> datetime | None:
+    """When the message's lease runs out: no look-up shows a lease, so the outbox is read."""
+    # Bookkeeping: the lease's expiry column, which only workers see.
     with engine.database.transaction() as session:
         message = outbox.get(session, message_id)
         assert message is not None
@@ -134,6 +137,7 @@ async def test_a_drain_keeps_renewing_the_leases_of_what_it_holds(
     server = FaultySmtpServer(Faults(stall=1.0, stall_count=1)).start()
     lease = timedelta(seconds=30)
     transport = SmtpTransport(SmtpConfig("127.0.0.1", server.port, tls="none"))
+    # Arrangement: a second dispatcher of its own on the engine's database, renewing often.
     dispatcher = Dispatcher(
         engine.database,
         engine.sealer,
@@ -142,6 +146,7 @@ async def test_a_drain_keeps_renewing_the_leases_of_what_it_holds(
         clock,
         DispatchConfig(owner="slow-worker", lease=lease, renew_every=timedelta(seconds=0.05)),
     )
+    # Arrangement: one due mail planted straight in the outbox.
     queue_messages(engine.database, 1, clock.now(), prefix="stalled")
     try:
         draining = asyncio.create_task(dispatcher.run_once())
@@ -165,6 +170,7 @@ async def test_each_outcome_is_committed_when_its_send_ends_not_when_the_batch_d
     crash then would repeat only the stalled one (issue 18: at most what was in flight)."""
     server = FaultySmtpServer(Faults(stall=3.0, stall_count=1)).start()
     engine = make_engine(smtp_port=server.port)
+    # Arrangement: two due mails planted straight in the outbox.
     ids = queue_messages(engine.database, 2, clock.now(), prefix="pair")
     try:
         draining = asyncio.create_task(engine.dispatch_due())
@@ -191,9 +197,11 @@ async def test_a_renewal_calls_lost_only_what_was_taken_over_not_what_finished_m
     engine = make_engine()
     transport = SmtpTransport(SmtpConfig("127.0.0.1", 9, tls="none"))  # never connected
     config = DispatchConfig(owner="busy-worker", renew_every=timedelta(hours=1))
+    # Arrangement: a dispatcher of its own, whose renewal the test holds back.
     dispatcher = Dispatcher(
         engine.database, engine.sealer, engine.assembler, transport, clock, config
     )
+    # Arrangement: three due mails planted straight in the outbox.
     finished, taken, kept = queue_messages(engine.database, 3, clock.now(), prefix="held")
     assert len(await dispatcher._claim(3)) == 3
     entered, resume = threading.Event(), threading.Event()
@@ -213,6 +221,7 @@ async def test_a_renewal_calls_lost_only_what_was_taken_over_not_what_finished_m
         recorder.add(MessageStatus.SENT, outbox.Outcome(id=finished, attempt=1, smtp_code=250))
         await recorder.flush()
         # ... and another worker takes one message over (its lease had run out).
+        # Arrangement: a rival worker's lease, taken as a worker takes it.
         with engine.database.transaction() as session:
             outbox.lease_due(
                 session,

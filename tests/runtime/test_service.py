@@ -364,6 +364,7 @@ async def test_expired_lease_is_taken_over_and_recorded(
     from notifier.store import outbox
 
     engine.handle_event(event("order.placed"))
+    # Arrangement: a dead worker holds the lease.
     with engine.database.transaction() as session:
         claimed = outbox.lease_due(
             session, owner="dead-worker", now=clock.now(), limit=10, lease=timedelta(minutes=5)
@@ -394,6 +395,7 @@ async def test_order_mail_is_claimed_before_a_due_newsletter_backlog(
         )
     clock.advance(timedelta(minutes=5))
     engine.handle_event(event("order.placed"))
+    # Bookkeeping: which message one claim takes first; arrival over parallel sends can't tell.
     with engine.database.transaction() as session:
         leased = outbox.lease_due(
             session, owner="w", now=clock.now(), limit=1, lease=timedelta(minutes=5)

@@ -23,7 +23,6 @@ import pytest
 from notifier.clock import FrozenClock
 from notifier.mail import tokens
 from notifier.service import Notifier
-from notifier.store import preferences
 from notifier.web import pages
 from notifier.web.app import create_app
 from tests import ROOT
@@ -143,12 +142,18 @@ class Snapshot:
 
 
 def snapshot(engine: Notifier, customer_id: str = "C42") -> Snapshot:
-    with engine.database.transaction() as session:
-        changes = [
-            (c.category, c.enabled, c.source) for c in preferences.changes(session, customer_id)
-        ]
-        consents = len(preferences.consents(session, customer_id))
-    return Snapshot(engine.choices.states(customer_id), changes, consents)
+    """Read through the privacy export: what the customer is shown is what is held."""
+    exported = engine.privacy.export(customer_id)
+    return Snapshot(
+        engine.choices.states(customer_id),
+        changes_of(exported),
+        len(exported["consents"]),
+    )
+
+
+def changes_of(exported: dict[str, Any]) -> list[tuple[str, bool, str]]:
+    """An export's preference changes, oldest first, as (category, enabled, source)."""
+    return [(c["category"], c["enabled"], c["source"]) for c in exported["preference_changes"]]
 
 
 def statuses(engine: Notifier, customer_id: str = "C42") -> dict[str, tuple[str, str | None]]:
@@ -665,12 +670,11 @@ async def test_newsletter_needs_double_opt_in_and_records_the_consent(
     assert confirmed.status_code == 200
     assert "Je bent aangemeld voor onze nieuwsbrief" in confirmed.text
     assert engine.choices.states("C42")["newsletter"] is True
-    with engine.database.transaction() as session:
-        [consent] = preferences.consents(session, "C42")
-        assert consent.category == "newsletter"
-        assert consent.source == "confirm_link"
-        assert consent.text_version == engine.settings.consent_text_version
-        assert consent.ip is not None and engine.sealer.open_text(consent.ip) == "127.0.0.1"
+    [consent] = engine.privacy.export("C42")["consents"]
+    assert consent["category"] == "newsletter"
+    assert consent["source"] == "confirm_link"
+    assert consent["text_version"] == engine.settings.consent_text_version
+    assert consent["ip"] == "127.0.0.1"
 
     engine.newsletters.create(_campaign("winter-2"))
     engine.newsletters.advance()
@@ -761,16 +765,15 @@ async def test_newsletter_turned_on_in_the_account_records_consent_from_the_acco
 
     assert response.status_code == 200
     assert response.json()["newsletter"] is True
-    with engine.database.transaction() as session:
-        [consent] = preferences.consents(session, "C42")
-        assert (consent.source, consent.category, consent.text_version) == (
-            "account",
-            "newsletter",
-            "nb-2026-12",
-        )
-        assert consent.ip is not None and engine.sealer.open_text(consent.ip) == "203.0.113.7"
-        changes = [(c.category, c.enabled, c.source) for c in preferences.changes(session, "C42")]
-    assert changes == [("newsletter", True, "account")]
+    exported = engine.privacy.export("C42")
+    [consent] = exported["consents"]
+    assert (consent["source"], consent["category"], consent["text_version"]) == (
+        "account",
+        "newsletter",
+        "nb-2026-12",
+    )
+    assert consent["ip"] == "203.0.113.7"
+    assert changes_of(exported) == [("newsletter", True, "account")]
 
 
 # -- suppressions -------------------------------------------------------------------------

@@ -61,6 +61,7 @@ async def test_a_read_only_sqlite_session_is_not_ready(
     clock: FrozenClock,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
+    # Arrangement: the engine's SQLite file, to open it once more, read-only.
     path = engine.database.sqlite_file
     read_only = f"sqlite:///file:{path}?mode=ro&uri=true"
     async with engine_on(make_settings, clock, read_only) as stuck, client_for(stuck) as client:

@@ -42,6 +42,7 @@ async def test_a_suppression_is_found_by_address_and_lifted_with_its_reason(
         "reason": "customer fixed the mailbox",
     }
     assert (await client.get("/v1/suppressions?email=jan@example.nl")).status_code == 404
+    # Storage: the lift's audit trail, kept by keyed hash; no look-up lists lifts.
     with engine.database.transaction() as session:
         [row] = session.scalars(select(SuppressionLift))
         assert (row.previous_reason, row.reason) == ("hard_bounce", "customer fixed the mailbox")

@@ -9,11 +9,11 @@ import aiosmtplib
 import pytest
 from sqlalchemy import select
 
+from notifier import errors
 from notifier.clock import FrozenClock
 from notifier.mail import reports as report_kinds
 from notifier.service import Notifier
-from notifier.store import suppressions
-from notifier.store.models import Bounce, DeliveryAttempt, WebhookEvent
+from notifier.store.models import Bounce, WebhookEvent
 from tests import reports
 from tests.conftest import event
 from tests.smtpd import SmtpServer, free_port
@@ -46,15 +46,17 @@ async def report(engine: Notifier, to: str, data: bytes) -> None:
 
 
 def suppression_of(engine: Notifier, email: str) -> str | None:
-    with engine.database.transaction() as session:
-        index = engine.sealer.blind_index(email)
-        return suppressions.reasons_for(session, [index]).get(index)
+    """The address's suppression reason as customer service looks it up; None if it has none."""
+    try:
+        return engine.choices.suppression(email).reason
+    except errors.NotFound:
+        return None
 
 
-def attempt_outcomes(engine: Notifier, message_id: str) -> list[str]:
-    with engine.database.transaction() as session:
-        query = select(DeliveryAttempt.outcome).where(DeliveryAttempt.message_id == message_id)
-        return list(session.scalars(query.order_by(DeliveryAttempt.id)))
+def attempt_outcomes(engine: Notifier, message_id: str, customer_id: str = "C42") -> list[str]:
+    """The message's delivery attempts, oldest first, as the customer's data export shows them."""
+    [message] = [m for m in engine.privacy.export(customer_id)["messages"] if m["id"] == message_id]
+    return [attempt["outcome"] for attempt in message["delivery_attempts"]]
 
 
 @pytest.mark.parametrize("write", [reports.postfix_dsn, reports.exim_dsn], ids=["postfix", "exim"])
@@ -131,6 +133,7 @@ async def test_an_auto_reply_is_kept_and_changes_nothing(
     assert attempt_outcomes(engine, message_id) == ["sent"]
     [kept] = engine.feedback.recent()
     assert kept.kind == report_kinds.AUTO_REPLY and kept.message_id == message_id
+    # Physical storage on purpose: the kept report sealed at rest, which no look-up shows.
     with engine.database.transaction() as session:
         [row] = session.scalars(select(Bounce))
         assert row.raw is not None and b"afwezig" not in row.raw, "the kept report is sealed"
@@ -181,6 +184,7 @@ async def test_bounces_and_complaints_are_told_to_the_shop_in_the_same_transacti
     engine.choices.update("C42", {"newsletter": True}, source="account")
     engine.feedback.receive_mail([verp], reports.arf_complaint(verp, header))
     engine.feedback.receive_mail([verp], reports.postfix_dsn(verp, header))
+    # No look-up lists the queued webhook events: the shop sees them only once delivered.
     with engine.database.transaction() as session:
         rows = session.scalars(select(WebhookEvent).order_by(WebhookEvent.type))
         told = sorted((row.type, row.data.get("category") or row.data["kind"]) for row in rows)

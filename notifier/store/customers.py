@@ -134,6 +134,11 @@ def token_generation(session: Session, customer_id: str) -> tuple[bool, str]:
     return (found is not None, (found[0] or "") if found is not None else "")
 
 
+def tags(session: Session, customer_id: str) -> list[str]:
+    """The shop's tags of the customer (an export shows them: they describe a person)."""
+    return tag_list(session.scalar(select(Customer.tags).where(Customer.id == customer_id)))
+
+
 def email_index(session: Session, customer_id: str) -> str | None:
     """The blind index of the customer's address (a keyed hash, never sealed); None: no customer."""
     return session.scalar(select(Customer.email_index).where(Customer.id == customer_id))

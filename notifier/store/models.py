@@ -61,7 +61,8 @@ class Customer(Base):
     first_name: Mapped[bytes | None] = mapped_column(LargeBinary)
     locale: Mapped[str] = mapped_column(String(35))
     tags: Mapped[str | None] = mapped_column(String(1100))
-    """The shop's tags as ``|vip|b2b|`` (see ``store.customers.tag_text``); not personal data."""
+    """The shop's tags as ``|vip|b2b|`` (see ``store.customers.tag_text``): in the clear, for the
+    audience query, but in the customer's export, and gone with their row on erasure."""
     token_generation: Mapped[str | None] = mapped_column(String(32), default=new_generation)
     """Random, drawn when the row is inserted and never updated: every link token names it, so
     an id erased and used again does not revive the old links. None for customers from before

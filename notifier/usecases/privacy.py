@@ -108,7 +108,9 @@ class Privacy:
                     "id": recipient.id,
                     "email": recipient.email,
                     "name": recipient.name,
+                    "first_name": recipient.first_name,
                     "locale": recipient.locale,
+                    "tags": customers.tags(session, customer_id),
                 },
                 "preferences": {
                     category: consent.is_enabled(category, chosen.get(category))

@@ -226,8 +226,17 @@ async def test_export_holds_everything_decrypted(
     engine: Notifier, smtp_server: SmtpServer, clock: FrozenClock
 ) -> None:
     await run_every_kind(engine, clock)
+    tagged = zoe(first_name="Zoë") | {"tags": ["vip", "b2b"]}
+    engine.handle_event(event("order.delivered", customer=tagged, order=zoe_order()))
     exported = engine.privacy.export("C-ZOE")
-    assert exported["customer"] == {"id": "C-ZOE", "email": EMAIL, "name": NAME, "locale": "nl"}
+    assert exported["customer"] == {
+        "id": "C-ZOE",
+        "email": EMAIL,
+        "name": NAME,
+        "first_name": "Zoë",
+        "locale": "nl",
+        "tags": ["b2b", "vip"],
+    }
     assert exported["preferences"]["newsletter"] is True
     assert exported["consents"][0]["ip"] == "203.0.113.9"
     contexts = [m["context"] for m in exported["messages"] if m["kind"] == "order_confirmation"]

@@ -4,9 +4,10 @@ A template is traced once (``deferred``) with the first mail of each shape:
 the outcome of its conditions and the lengths of its loops, which ``Shapes``
 keeps as a tree of questions per (kind, locale, template version, campaign
 content, context keys). The leaf holds the MJML with placeholders, the HTML
-mrml made of it once, and the program that computes a mail's values. A mail
-of a known shape is then a walk down the tree, the program, and a few string
-fills: no Jinja rendering and no MJML compilation.
+mrml made of it once, the plain text laid out once (``TextShape``), and the
+program that computes a mail's values. A mail of a known shape is then a
+walk down the tree, the program, a few string fills and the text's wrapping:
+no Jinja rendering, no MJML compilation and no parse of the MJML for its text.
 
 Byte-identical by construction where it is used: the first mail of every
 shape is also rendered the old way and the two compared, and a value that
@@ -18,13 +19,14 @@ mail, and ``fallbacks`` says which and why (``templates check --verbose``).
 
 from __future__ import annotations
 
+import html as html_entities
 import re
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from notifier.mail import deferred
+from notifier.mail import deferred, plaintext
 
 MAX_SHAPES = 256
 """Shapes kept per template and key; past that (orders of every length) mail renders per mail."""
@@ -33,6 +35,18 @@ _PLACEHOLDER = re.compile(f"{deferred.OPEN}([0-9]+)([{deferred.HTML}{deferred.RA
 _UNSAFE_IN_HTML = re.compile(r"<(?!br />)|(?<!<br /)>|[\\\ue000-\ue002]")
 """A value holding these might come out of mrml otherwise than its placeholder did: markup
 other than the ``<br />`` of ``nl2br`` (which mrml writes as it is), a backslash."""
+_PLAIN_IN_TEXT = re.compile(r"[^<>&\r\x00-\x03\ue000-\ue002]*")
+"""A value of only these characters reads in the text part as it is written."""
+_MARKS_OR_RETURN = re.compile(r"[\r\x00-\x03\ue000-\ue002]")
+"""What the text's parser would change (a CR) or the text's walk removes (its own marks)."""
+_TAG = re.compile(r"<[^<>]*>")
+_QUOTED_VALUE = re.compile(r"""([\w:.-]+)\s*=\s*("[^"]*"|'[^']*')""")
+_ENTITY_OPEN_BEFORE = re.compile(f"&[A-Za-z0-9#]*{deferred.OPEN}")
+"""A placeholder that might finish a character reference begun before it."""
+_TABLE_CONTEXT = re.compile(
+    r"<(?:mj-table|table|tbody|thead|tfoot|tr)\b[^<>]*>|</(?:td|th|tr|thead|tbody|tfoot|caption)>$"
+)
+"""Tags after which text is moved out of the table by the parser, unless it is blank."""
 
 
 @dataclass(frozen=True)
@@ -43,8 +57,9 @@ class Filled:
     """As the layout wrote it (markup); the renderer strips the tags."""
     preheader: str | None
     source: str
-    """The MJML, for the plain-text part (and for mrml when ``html`` is None)."""
+    """The MJML, for mrml when ``html`` is None, and for the plain text when ``text`` is."""
     html: str | None
+    text: str | None
 
 
 class Filler:
@@ -79,6 +94,9 @@ class Leaf:
     html: Filler
     in_html: frozenset[int]
     """The outputs the HTML shows: checked for what mrml might treat otherwise."""
+    text: TextShape | None
+    """The plain text laid out once; None where the source's placeholders sit where a value
+    could change how it parses (``TextShape.of``), and the text is walked per mail."""
 
     def fill(self, values: Mapping[str, Any]) -> Filled:
         slots: list[Any] = []
@@ -95,7 +113,101 @@ class Leaf:
             preheader=self.preheader.fill(shown) if self.preheader is not None else None,
             source=source,
             html=html,
+            text=self.text.fill(shown) if self.text is not None else None,
         )
+
+
+@dataclass(frozen=True)
+class TextShape:
+    """A shape's plain text laid out once with placeholders, filled and written per mail.
+
+    The walk of the MJML (parsing it, skipping what is hidden, finding links,
+    cells and paragraphs) is the same for every mail of the shape, as long
+    as no value changes how the MJML parses: so a value is put into the
+    layout only where it reads as its own characters (escaped text, its
+    entities decoded, ``nl2br``'s ``<br />`` a line break outside
+    attributes); any other value makes that mail's text walked from its
+    MJML. Wrapping, columns and link references, which depend on the
+    words, are written per mail (``plaintext.Layout.text``).
+    """
+
+    layout: plaintext.Layout
+    outputs: tuple[tuple[int, bool], ...]
+    """The outputs the text shows, and whether each was written HTML-escaped."""
+    in_attributes: frozenset[int]
+    """The outputs shown inside a tag's attribute (a link's address, an image's ``alt``)."""
+    wrapped: Mapping[str, str]
+    """The template's own long lines (no value in them), wrapped once for every mail."""
+
+    @classmethod
+    def of(cls, source: str) -> TextShape | None:
+        """The text shape of an MJML source with placeholders; None if it cannot be one."""
+        if _ENTITY_OPEN_BEFORE.search(source):
+            return None
+        in_attributes: set[int] = set()
+        for tag in _TAG.finditer(source):
+            inside = tag.group()
+            if deferred.OPEN not in inside:
+                continue
+            rest = inside
+            for name, value in _QUOTED_VALUE.findall(inside):
+                if deferred.OPEN in value:
+                    if name.lower() == "style":  # a style may hide what follows it
+                        return None
+                    in_attributes.update(int(n) for n, _ in _PLACEHOLDER.findall(value))
+                rest = rest.replace(value, "", 1)
+            if deferred.OPEN in rest:  # in a tag's name or an unquoted attribute
+                return None
+        for placeholder in _PLACEHOLDER.finditer(source):
+            before = source.rfind("<", 0, placeholder.start())
+            end = source.find(">", before) + 1
+            tag_before = source[before:end]
+            between = source[end : placeholder.start()]
+            if _TABLE_CONTEXT.search(tag_before) and not between.strip():
+                return None  # text in a table's frame: a blank value would stay, others move
+        layout = plaintext.layout(source)
+        shown = {
+            (int(number), marker == deferred.HTML)
+            for text in layout.strings()
+            for number, marker in _PLACEHOLDER.findall(text)
+        }
+        wrapped = {
+            line: lines for line, lines in layout.long_lines().items() if deferred.OPEN not in line
+        }
+        return cls(layout, tuple(sorted(shown)), frozenset(in_attributes), wrapped)
+
+    def fill(self, shown: list[str]) -> str | None:
+        """The mail's plain text, or None when a value must be parsed with its MJML."""
+        texts: dict[str, str] = {}
+        for number, escaped in self.outputs:
+            text = _as_text(shown[number], escaped, number in self.in_attributes)
+            if text is None:
+                return None
+            texts[str(number)] = text
+
+        def fill(text: str) -> str:
+            if deferred.OPEN not in text:
+                return text
+            return _PLACEHOLDER.sub(lambda placeholder: texts[placeholder.group(1)], text)
+
+        return self.layout.replace(fill).text(self.wrapped)
+
+
+def _as_text(value: str, escaped: bool, in_attribute: bool) -> str | None:
+    """What the MJML's parser reads for ``value`` as written into it; None when unsure.
+
+    Only an escaped value's ``&`` is decoded here: markupsafe writes complete references
+    (``&amp;``, ``&#39;``), which read alike in text and in attributes.
+    """
+    if _PLAIN_IN_TEXT.fullmatch(value):
+        return value
+    if not escaped or _MARKS_OR_RETURN.search(value):
+        return None
+    if not in_attribute:
+        value = value.replace("<br />", plaintext.LINE_BREAK)
+    if "<" in value or ">" in value:
+        return None
+    return html_entities.unescape(value)
 
 
 @dataclass
@@ -150,6 +262,7 @@ class Shapes:
                 source=Filler(source),
                 html=Filler(html),
                 in_html=frozenset(int(number) for number, _ in placeholders),
+                text=TextShape.of(source),
             )
             node = self._roots.setdefault(key, _Node())
             for question, answer in trace.questions:

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import re
 import textwrap
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
@@ -24,12 +26,12 @@ _LINE = "\x00"
 """A line ends here, unless one just did."""
 _PARAGRAPH = "\x01"
 """A paragraph ends here: one blank line, however many blocks end together."""
-_BR = "\x02"
+LINE_BREAK = "\x02"
 """A line break typed as <br>: kept while the spaces around it are collapsed."""
 _TABLE = "\x03"
 """Around the number of a table laid out apart, put in after the prose is wrapped."""
 _TABLE_AT = re.compile(f"{_TABLE}([0-9]+){_TABLE}")
-_MARKS = re.compile(f"[{_LINE}{_PARAGRAPH}{_BR}{_TABLE}]")
+_MARKS = re.compile(f"[{_LINE}{_PARAGRAPH}{LINE_BREAK}{_TABLE}]")
 """The marks are control characters no mail text needs; any in the input are dropped."""
 _HIDDEN = '[style*="display:none"], [style*="display: none"]'
 """Content styled away (a preheader) is for the inbox list, not for reading."""
@@ -57,20 +59,22 @@ _IMAGE_TAGS = frozenset({"img", "mj-image"})
 
 def to_text(mjml: str) -> str:
     """The readable plain text of an MJML document (or of plain HTML)."""
+    return layout(mjml).text()
+
+
+def layout(mjml: str) -> Layout:
+    """The document's text laid out, before wrapping: parsed and walked once."""
     body = _without_head(mjml)
     # Looking is a few microseconds; str.translate or a regex over every mail cost 0.3 ms.
-    if _LINE in body or _PARAGRAPH in body or _BR in body or _TABLE in body:
+    if _LINE in body or _PARAGRAPH in body or LINE_BREAK in body or _TABLE in body:
         body = _MARKS.sub("", body)
     # An HTML5 parser drops <tr> and <td> outside a <table>, so mj-table becomes one first.
     body = body.replace("<mj-table", "<table").replace("</mj-table", "</table")
     parser = LexborHTMLParser(body)
     for hidden in parser.css(_HIDDEN):
         hidden.decompose()
-    writer = _Writer()
     root = parser.root
-    if root is not None:
-        writer.walk(root)
-    return writer.result()
+    return Layout(_laid_out(root) if root is not None else ())
 
 
 def _without_head(mjml: str) -> str:
@@ -82,88 +86,204 @@ def _without_head(mjml: str) -> str:
     return mjml[:start] + mjml[end + len("</mj-head>") :]
 
 
-class _Writer:
-    """Collects text while walking the tree; links become numbered references."""
+@dataclass(frozen=True, slots=True)
+class _Link:
+    """A link: its words, and the address they get a numbered reference to."""
 
-    def __init__(self) -> None:
+    nodes: tuple[_Node, ...]
+    href: str
+    block: bool
+    """A button: a paragraph of its own."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Table:
+    """A table's rows of cells, laid out in columns once their text is known."""
+
+    rows: tuple[tuple[tuple[_Node, ...], ...], ...]
+
+
+_Node = str | _Link | _Table
+
+
+class Layout:
+    """A document's text as its walk found it: prose with marks, links and tables.
+
+    What depends on the words (wrapping, the columns' widths, which links
+    share a reference) is decided by ``text``, so a layout made once from a
+    template with placeholders (``mail.compiled``) can be filled per mail
+    with ``replace`` and written as the walk of that mail would have been.
+    """
+
+    __slots__ = ("_nodes",)
+
+    def __init__(self, nodes: tuple[_Node, ...]) -> None:
+        self._nodes = nodes
+
+    def strings(self) -> list[str]:
+        """Every string the text is made of (prose, link addresses), in order."""
+        found: list[str] = []
+        _strings(self._nodes, found)
+        return found
+
+    def replace(self, change: Callable[[str], str]) -> Layout:
+        """The same layout with every string (prose and link addresses) put through ``change``."""
+        return Layout(_replaced(self._nodes, change))
+
+    def text(self, wrapped: Mapping[str, str] | None = None) -> str:
+        """The text: prose wrapped, tables in columns, the links' references appended.
+
+        ``wrapped`` holds lines already wrapped (``long_lines`` of the template's layout),
+        so that only the lines a mail's values are in go through textwrap again.
+        """
+        writer = _Writer(wrapped or {})
+        writer.play(self._nodes)
+        return writer.result()
+
+    def long_lines(self) -> dict[str, str]:
+        """Each of the text's lines too long to stand as it is, and the lines it is wrapped to."""
+        writer = _Writer({})
+        writer.play(self._nodes)
+        lines = writer.text(wrap=False).split("\n")
+        return {line: _wrap(line) for line in lines if len(line) > WIDTH}
+
+
+def _laid_out(node: LexborNode) -> tuple[_Node, ...]:
+    """The walk of ``node``'s children, consecutive strings joined."""
+    nodes: list[_Node] = []
+    _walk(node, nodes)
+    joined: list[_Node] = []
+    for item in nodes:
+        if type(item) is str and joined and type(joined[-1]) is str:
+            joined[-1] += item
+        else:
+            joined.append(item)
+    return tuple(joined)
+
+
+def _walk(node: LexborNode, out: list[_Node]) -> None:
+    for child in node.iter(include_text=True):
+        tag = child.tag or ""
+        if tag == "-text":
+            out.append(child.text_content or "")
+        elif tag in _SKIPPED:
+            continue
+        elif tag == "br":
+            out.append(LINE_BREAK)
+        elif tag in _IMAGE_TAGS:
+            out.append(child.attributes.get("alt") or "")
+            _walk(child, out)  # a self-closed mj-image still parents what follows it
+        elif tag in _LINK_TAGS:
+            href = (child.attributes.get("href") or "").strip()
+            out.append(_Link(_laid_out(child), href, tag == "mj-button"))
+        elif tag == "table":
+            out.append(_Table(tuple(_row(row) for row in child.css("tr"))))
+        elif tag in _CELLS:
+            _walk(child, out)
+            out.append(" ")
+        elif tag in _LINES:
+            out.append(_LINE)
+            if tag == "li":
+                out.append("- ")
+            _walk(child, out)
+            out.append(_LINE)
+        elif tag in _BLOCKS or tag.startswith("mj-"):
+            out.append(_PARAGRAPH)
+            _walk(child, out)
+            out.append(_PARAGRAPH)
+        else:
+            _walk(child, out)
+
+
+def _row(row: LexborNode) -> tuple[tuple[_Node, ...], ...]:
+    return tuple(_laid_out(cell) for cell in row.iter() if cell.tag in _CELLS)
+
+
+def _strings(nodes: tuple[_Node, ...], found: list[str]) -> None:
+    for node in nodes:
+        if type(node) is str:
+            found.append(node)
+        elif type(node) is _Link:
+            _strings(node.nodes, found)
+            found.append(node.href)
+        elif type(node) is _Table:
+            for row in node.rows:
+                for cell in row:
+                    _strings(cell, found)
+
+
+def _replaced(nodes: tuple[_Node, ...], change: Callable[[str], str]) -> tuple[_Node, ...]:
+    out: list[_Node] = []
+    for node in nodes:
+        if type(node) is str:
+            out.append(change(node))
+        elif type(node) is _Link:
+            # An address is read stripped (``_walk``); a value may bring spaces to its ends.
+            href = change(node.href).strip()
+            out.append(_Link(_replaced(node.nodes, change), href, node.block))
+        elif type(node) is _Table:
+            rows = tuple(tuple(_replaced(cell, change) for cell in row) for row in node.rows)
+            out.append(_Table(rows))
+    return tuple(out)
+
+
+class _Writer:
+    """Writes a layout's text; links become numbered references."""
+
+    def __init__(self, wrapped: Mapping[str, str]) -> None:
         self.pieces: list[str] = []
         self.links: list[str] = []
         self.tables: list[str] = []
+        self._wrapped = wrapped
 
-    def walk(self, node: LexborNode) -> None:
-        for child in node.iter(include_text=True):
-            tag = child.tag or ""
-            if tag == "-text":
-                self.pieces.append(child.text_content or "")
-            elif tag in _SKIPPED:
-                continue
-            elif tag == "br":
-                self.pieces.append(_BR)
-            elif tag in _IMAGE_TAGS:
-                self.pieces.append(child.attributes.get("alt") or "")
-                self.walk(child)  # a self-closed mj-image still parents what follows it
-            elif tag in _LINK_TAGS:
-                self._link(child)
-            elif tag == "table":
-                self._table(child)
-            elif tag in _CELLS:
-                self.walk(child)
-                self.pieces.append(" ")
-            elif tag in _LINES:
-                self.pieces.append(_LINE)
-                if tag == "li":
-                    self.pieces.append("- ")
-                self.walk(child)
-                self.pieces.append(_LINE)
-            elif tag in _BLOCKS or tag.startswith("mj-"):
-                self.pieces.append(_PARAGRAPH)
-                self.walk(child)
-                self.pieces.append(_PARAGRAPH)
-            else:
-                self.walk(child)
+    def play(self, nodes: tuple[_Node, ...]) -> None:
+        for node in nodes:
+            if type(node) is str:
+                self.pieces.append(node)
+            elif type(node) is _Link:
+                self._link(node)
+            elif type(node) is _Table:
+                self._table(node)
 
-    def _link(self, node: LexborNode) -> None:
+    def _link(self, link: _Link) -> None:
         """The link's words, then ``[n]`` for its address unless the words are the address."""
         start = len(self.pieces)
-        block = node.tag == "mj-button"
-        if block:
+        if link.block:
             self.pieces.append(_PARAGRAPH)
-        self.walk(node)
-        href = (node.attributes.get("href") or "").strip()
+        self.play(link.nodes)
+        href = link.href
         words = " ".join("".join(self.pieces[start:]).split())
         if href and not href.startswith("#") and href.removeprefix("mailto:") != words:
             if href not in self.links:
                 self.links.append(href)
             self.pieces.append(f" [{self.links.index(href) + 1}]")
-        if block:
+        if link.block:
             self.pieces.append(_PARAGRAPH)
 
-    def _table(self, node: LexborNode) -> None:
+    def _table(self, table: _Table) -> None:
         """The table laid out in columns, kept apart until the prose around it is wrapped."""
-        rows = []
-        for row in node.css("tr"):
-            cells = [cell for cell in row.iter() if cell.tag in _CELLS]
-            rows.append([self._cell(cell) for cell in cells])
+        rows = [[self._cell(cell) for cell in row] for row in table.rows]
         self.pieces += [_PARAGRAPH, f"{_TABLE}{len(self.tables)}{_TABLE}", _PARAGRAPH]
         self.tables.append(_columns([row for row in rows if any(row)]))
 
-    def _cell(self, node: LexborNode) -> list[str]:
+    def _cell(self, nodes: tuple[_Node, ...]) -> list[str]:
         """A cell's lines; its links numbered with the mail's own."""
-        writer = _Writer()
+        writer = _Writer(self._wrapped)
         writer.links = self.links
-        writer.walk(node)
+        writer.play(nodes)
         text = writer.text(wrap=False)  # _columns wraps it to the column
         return text.split("\n") if text else []
 
     def text(self, *, wrap: bool = True) -> str:
         """Lines trimmed and wrapped, blank lines between paragraphs made single."""
         # str.split() collapses whitespace (no-break spaces too) faster than a regex would.
-        text = " ".join("".join(self.pieces).split()).replace(_BR, "\n")
+        text = " ".join("".join(self.pieces).split()).replace(LINE_BREAK, "\n")
         # Spaces are single now, and a run eats those after it: one before it may be left.
         text = _BREAKS.sub(_break, text).replace(" \n", "\n")
         text = _BLANK_LINES.sub("\n\n", text).strip()
         if wrap and any(len(line) > WIDTH for line in text.split("\n")):
-            text = "\n".join(_wrap(line) for line in text.split("\n"))
+            known = self._wrapped
+            text = "\n".join(known.get(line) or _wrap(line) for line in text.split("\n"))
         return _TABLE_AT.sub(lambda at: self.tables[int(at.group(1))], text)
 
     def result(self) -> str:

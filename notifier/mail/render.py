@@ -192,7 +192,7 @@ class Renderer:
                 alone = functools.partial(_render_block, template, block, values)
                 text = "".join(self._guard(name, alone, values))
             found[block] = markupsafe.Markup(text).striptags()
-        return _mail(name, found["subject"], found.get("preheader", ""), source, None, used)
+        return _mail(name, found["subject"], found.get("preheader", ""), source, used)
 
     def _finish(self, filled: compiled.Filled, name: str, used: str) -> RenderedMail:
         """A compiled shape's filled parts as a mail, as ``_render_each`` would make it."""
@@ -202,10 +202,13 @@ class Renderer:
             markupsafe.Markup(filled.subject).striptags(),
             markupsafe.Markup(preheader).striptags() if preheader is not None else "",
             filled.source,
-            filled.html,
             used,
+            html=filled.html,
+            text=filled.text,
         )
         self.counts["filled" if filled.html is not None else "filled_mrml"] += 1
+        if filled.text is None:
+            self.counts["text_walked"] += 1
         return mail
 
     def _shape_key(self, kind: str, used: str, values: Mapping[str, Any]) -> tuple[object, ...]:
@@ -651,9 +654,16 @@ def _to_html(source: str, name: str) -> str:
 
 
 def _mail(
-    name: str, subject: str, preheader: str, source: str, html: str | None, used: str
+    name: str,
+    subject: str,
+    preheader: str,
+    source: str,
+    used: str,
+    *,
+    html: str | None = None,
+    text: str | None = None,
 ) -> RenderedMail:
-    """The mail both paths make: its MJML ``source`` made HTML unless ``html`` is given.
+    """The mail both paths make: its MJML ``source`` made HTML and text unless they are given.
 
     An empty subject is an error of the template, whichever path found it.
     """
@@ -665,7 +675,7 @@ def _mail(
         subject=subject,
         preheader=preheader,
         html=html if html is not None else _to_html(source, name),
-        text=plaintext.to_text(source),
+        text=text if text is not None else plaintext.to_text(source),
         locale=used,
     )
 

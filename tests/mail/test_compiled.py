@@ -18,7 +18,7 @@ import pytest
 
 from notifier.authoring import samples
 from notifier.flows import kinds
-from notifier.mail import compiled, i18n, render
+from notifier.mail import compiled, deferred, i18n, plaintext, render
 
 KINDS = sorted(kinds.KINDS)
 LOCALES = ["nl", "en"]
@@ -83,6 +83,7 @@ def test_compiled_mail_is_the_per_mail_mail(
             assert mail == per_mail.render(kind, locale, second), label
     assert compiled_renderer.fallbacks() == {}
     assert compiled_renderer.counts["filled"] > 0
+    assert compiled_renderer.counts["text_walked"] == 0  # the text laid out once, too
 
 
 def test_a_shape_is_compiled_once_and_filled_after() -> None:
@@ -133,3 +134,71 @@ def test_a_template_that_cannot_be_compiled_falls_back(tmp_path: Path) -> None:
         )
     assert set(renderer.fallbacks()) == {"review_service.mjml.j2"}
     assert compiled.MAX_SHAPES > 0
+
+
+def _slot(number: int, escaped: bool = True) -> str:
+    return f"{deferred.OPEN}{number}{deferred.HTML if escaped else deferred.RAW}"
+
+
+PROSE = (
+    "<mjml><mj-head><mj-title>x</mj-title></mj-head><mj-body><mj-section><mj-column>"
+    f"<mj-text>Beste {_slot(0)}, je bestelling {_slot(1)} is onderweg naar een adres dat"
+    f" we hier lang genoeg maken om te wrappen.</mj-text>"
+    f'<mj-button href="{_slot(2)}">Volg {_slot(0)}</mj-button>'
+    f'<mj-text><a href=" https://shop.example/{_slot(3)} ">hier</a> en '
+    f'<a href="https://shop.example/{_slot(4)}">daar</a></mj-text>'
+    f'<mj-image alt="{_slot(0)} logo" src="https://shop.example/l.png" />'
+    f"<mj-table><tr><td>{_slot(5)}</td><td>2 x € 34,95</td></tr>"
+    f"<tr><td>Totaal</td><td>{_slot(1)}</td></tr></mj-table>"
+    "</mj-column></mj-section></mj-body></mjml>"
+)
+"""Placeholders where templates put them: prose, a button, link addresses, an alt, cells."""
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        ["Jan", "WP-1", "https://shop.example/t", "a", "b", "Remblokken"],
+        ["Zo&#34;ë &amp; co", "&lt;b&gt;", "mailto:Volg Zo&#34;ë &amp; co", "x", "x", ""],
+        ["  ", "", " https://shop.example/t ", "same", "same", "Eerste<br />\ntweede regel"],
+        ["lang" * 30, "WP-" + "9" * 90, "https://shop.example/" + "t" * 80, "", "", "a  b"],
+    ],
+    ids=["plain", "entities and a mailto button", "blank values and shared links", "long"],
+)
+def test_a_text_shape_filled_reads_as_the_mjml_walked(values: list[str]) -> None:
+    """Wrapping, columns and link references are decided by the filled words, as per mail."""
+    shape = compiled.TextShape.of(PROSE)
+    assert shape is not None
+    filled = compiled.Filler(PROSE).fill(values)
+    assert shape.fill(values) == plaintext.to_text(filled)
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        f'<mj-text><p style="color:{_slot(0)}">x</p></mj-text>',
+        f"<mj-text><p{_slot(0)}>x</p></mj-text>",
+        f"<mj-text>&amp{_slot(0)}</mj-text>",
+        f"<mj-table>\n  {_slot(0)}<tr><td>x</td></tr></mj-table>",
+        f"<mj-table><tr><td>x</td></tr>{_slot(0)}</mj-table>",
+    ],
+    ids=["in a style", "in a tag", "after an open reference", "in a table's frame", "after a row"],
+)
+def test_a_placeholder_where_a_value_could_change_the_parse_has_no_text_shape(
+    source: str,
+) -> None:
+    assert compiled.TextShape.of(source) is None
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["A & B", "<b>x</b>", "a\rb", "a\x02b", "<br />"],
+    ids=["raw ampersand", "raw markup", "carriage return", "a mark", "raw line break"],
+)
+def test_a_value_the_parser_might_read_otherwise_sends_the_mail_through_the_walk(
+    value: str,
+) -> None:
+    source = f"<mj-text>Hallo {_slot(0, escaped=False)}</mj-text>"
+    shape = compiled.TextShape.of(source)
+    assert shape is not None
+    assert shape.fill([value]) is None

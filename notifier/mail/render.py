@@ -46,6 +46,9 @@ NOT_KINDS = frozenset({"layout"})
 """Top-level templates that are shared by the kinds rather than kinds themselves."""
 
 _MJML_POSITION = re.compile(r"at position (\d+):(\d+)")
+_TAG_ATTRIBUTES = re.compile(r"<!--.*?-->|(<[A-Za-z][\w:-]*) (?=[A-Za-z])", re.DOTALL)
+"""A comment (kept as it is), or the space after a tag's name, where its attributes begin
+(``_fold_tags``)."""
 _TAG_WITH_BACKSLASH = re.compile(r"<[A-Za-z][^<>]*\\[^<>]*>")
 _ATTRIBUTE_VALUE = re.compile(r'="([^"]*)"')
 _RUST_ESCAPE = re.compile(r"\\(?:u\{([0-9a-f]{1,6})\}|(.))")
@@ -637,7 +640,8 @@ def nl2br(value: str) -> markupsafe.Markup:
 def _to_html(source: str, name: str) -> str:
     """Compile MJML to HTML; an MJML error names the line of the generated MJML."""
     try:
-        return _unescape_attributes(mjml.mjml2html(source, disable_comments=True, fonts={}))
+        html = mjml.mjml2html(source, disable_comments=True, fonts={})
+        return _fold_tags(_unescape_attributes(html))
     except ValueError as exc:
         message = f"MJML: {exc}"
         line: int | None = None
@@ -678,6 +682,28 @@ def _mail(
         text=text if text is not None else plaintext.to_text(source),
         locale=used,
     )
+
+
+def _fold_tags(html: str) -> str:
+    """The body with each tag's attributes begun on a line of their own.
+
+    mrml writes the whole body on one line (6 to 25 KB here), and a line over
+    998 octets cannot travel 8bit (RFC 5322 §2.1.1), so every such mail went
+    quoted-printable. A line end between a tag's name and its attributes is
+    the same whitespace to every HTML parser, no text moves, and the size is
+    unchanged; comments (Outlook's conditional ones) are left as they are. The
+    rule looks at nothing but the tag itself, so a compiled shape folded once
+    and then filled is the mail folded after filling.
+    """
+    body = html.find("<body")
+    if body < 0:
+        return html
+    return html[:body] + _TAG_ATTRIBUTES.sub(_fold_tag, html[body:])
+
+
+def _fold_tag(found: re.Match[str]) -> str:
+    name = found.group(1)
+    return found.group() if name is None else name + "\n"
 
 
 def _unescape_attributes(html: str) -> str:

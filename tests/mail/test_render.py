@@ -726,3 +726,19 @@ def test_attribute_values_arrive_in_the_html_as_written(tmp_path: Path) -> None:
     (cell,) = (td for td in page.css("td") if td.text(deep=False) == "cell")
     assert cell.attributes["style"] == "padding:0;\n    color:#ff0000"
     assert f"Save it in C:\\new\\{name}" in html
+
+
+@pytest.mark.parametrize("kind", sorted(kinds.KINDS))
+def test_every_line_of_the_html_fits_8bit_and_parses_as_mrml_wrote_it(kind: str) -> None:
+    """The body's tags begin their attributes on a new line: the same document, short lines."""
+    import mjml
+
+    renderer = render.Renderer(render.DEFAULT_TEMPLATES_DIR, i18n.DEFAULT_LOCALES_DIR)
+    sample = samples.load(samples.path(render.DEFAULT_TEMPLATES_DIR, kind))
+    source = renderer.mjml(kind, "nl", sample)
+    written = render._unescape_attributes(mjml.mjml2html(source, disable_comments=True, fonts={}))
+    folded = render._to_html(source, kind + render.SUFFIX)
+    assert max(len(line.encode()) for line in written.split("\n")) > 998  # mrml's one line
+    assert max(len(line.encode()) for line in folded.split("\n")) <= 998
+    assert len(folded) == len(written)
+    assert LexborHTMLParser(folded).html == LexborHTMLParser(written).html

@@ -34,6 +34,14 @@ def postgres_schema_url(schema: str) -> str:
 
 
 @pytest.fixture
+def loose_umask() -> Iterator[None]:
+    """The usual umask 022: what files (0644) and folders (0755) get unless notifier says."""
+    previous = os.umask(0o022)
+    yield
+    os.umask(previous)
+
+
+@pytest.fixture
 def postgres_url() -> Iterator[str]:
     """A fresh schema on the real PostgreSQL server, dropped afterwards."""
     if not POSTGRES_URL:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import email
 import email.policy
 import logging
+import os
 import secrets
 import socket
 from dataclasses import dataclass
@@ -48,11 +49,16 @@ class Inbox:
         self.folder = folder
 
     def keep(self, data: bytes) -> str:
+        """Store one mail; only the owner may read it (it holds a customer's data)."""
         # Made with the first mail, not before: commands that never deliver leave no folder.
-        self.folder.mkdir(exist_ok=True)
+        self.folder.mkdir(mode=0o700, exist_ok=True)
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
         mail_id = f"{stamp}-{secrets.token_hex(4)}"
-        (self.folder / f"{mail_id}.eml").write_bytes(data)
+        descriptor = os.open(
+            self.folder / f"{mail_id}.eml", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600
+        )
+        with os.fdopen(descriptor, "wb") as file:
+            file.write(data)
         return mail_id
 
     def list(self, limit: int = 200) -> list[CapturedMail]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import stat
 from collections.abc import Iterator
@@ -14,14 +13,6 @@ from sqlalchemy import text
 
 from notifier import errors
 from notifier.store.db import Database
-
-
-@pytest.fixture
-def loose_umask() -> Iterator[None]:
-    """The usual 022: what the files would get (0644) if notifier left it to SQLite."""
-    previous = os.umask(0o022)
-    yield
-    os.umask(previous)
 
 
 @contextmanager

@@ -33,6 +33,26 @@ def load() -> tuple[float, float, float]:
     return os.getloadavg()
 
 
+def cpu_seconds(pid: int | str = "self") -> float:
+    """User and system CPU seconds a process (every thread of it) has used so far."""
+    after_name = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(after_name[11]) + int(after_name[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def spawned_children() -> list[int]:
+    """This process's ``multiprocessing`` children (the engine's render processes)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            command = (stat.parent / "cmdline").read_bytes()
+        except (OSError, ValueError):  # gone meanwhile
+            continue
+        if parent == os.getpid() and b"multiprocessing" in command:
+            found.append(int(stat.parent.name))
+    return found
+
+
 def machine_line() -> str:
     one, five, fifteen = load()
     return (

@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 import aiosmtplib
 
 from bench import workload
-from bench.common import fresh_dir, stopwatch
+from bench.common import cpu_seconds, fresh_dir, spawned_children, stopwatch
 from bench.sinks import Sink
 from notifier.mail import compose
 from notifier.runtime import eventloop
@@ -46,10 +46,28 @@ class DeliveryRun:
     sent: int
     other: dict[str, int]
     sink_counted: int | None
+    cpu: Cpu
 
     @property
     def rate(self) -> float:
         return self.sent / self.seconds
+
+
+@dataclass(frozen=True)
+class Cpu:
+    """CPU seconds spent while the timed delivery ran: where a mail's cost lands."""
+
+    sender: float
+    """The sending process: claims, decrypting, the SMTP client, recording outcomes."""
+    render: float
+    """The render processes together."""
+
+
+@dataclass(frozen=True)
+class BareRun:
+    rate: float
+    cpu: float
+    """CPU seconds of the client's process over the run."""
 
 
 def run_notifier(sink: Sink, count: int, profile_to: Path | None = None) -> DeliveryRun:
@@ -61,37 +79,41 @@ def run_notifier(sink: Sink, count: int, profile_to: Path | None = None) -> Deli
     engine = Notifier(workload.settings(workload.sqlite_url(folder), sink.port))
     engine.upgrade_database()
     try:
-        seconds, counted = eventloop.run(_drain(engine, sink, count, profile_to))
+        seconds, counted, cpu = eventloop.run(_drain(engine, sink, count, profile_to))
         by_status = workload.count_sent(engine)
     finally:
         engine.close()
     sent = by_status.pop("sent", 0) - workload.WARM_UP
-    return DeliveryRun(seconds, sent, by_status, counted)
+    return DeliveryRun(seconds, sent, by_status, counted, cpu)
 
 
 async def _drain(
     engine: Notifier, sink: Sink, count: int, profile_to: Path | None
-) -> tuple[float, int | None]:
-    """Seconds to deliver ``count`` messages after the warm-up, and how many the sink counted."""
+) -> tuple[float, int | None, Cpu]:
+    """Seconds to deliver ``count`` messages after the warm-up, how many the sink counted,
+    and the CPU that took."""
     await engine.start()
     profiler = _ThreadedProfile() if profile_to is not None else None
     try:
         await workload.warm_up(engine)
         await asyncio.to_thread(workload.queue_due, engine, count)
         before = sink.received()
+        renderers = spawned_children()
+        cpu_before = cpu_seconds(), sum(map(cpu_seconds, renderers))
         with stopwatch() as elapsed:
             if profiler is not None:
                 with profiler:
                     await _dispatch_until_idle(engine)
             else:
                 await _dispatch_until_idle(engine)
+        cpu = Cpu(cpu_seconds() - cpu_before[0], sum(map(cpu_seconds, renderers)) - cpu_before[1])
         after = sink.received()
     finally:
         await engine.stop()
     if profiler is not None and profile_to is not None:
         profiler.dump(profile_to)
     counted = None if before is None or after is None else after - before
-    return elapsed(), counted
+    return elapsed(), counted, cpu
 
 
 async def _dispatch_until_idle(engine: Notifier) -> None:
@@ -201,13 +223,15 @@ def build_letters(sink: Sink, count: int) -> Letters:
     return Letters(sender, by_variant, statistics.fmean(sizes))
 
 
-def run_aiosmtplib(sink: Sink, letters: Letters, count: int) -> float:
+def run_aiosmtplib(sink: Sink, letters: Letters, count: int) -> BareRun:
     """Messages/s for pre-built bytes over ``CONNECTIONS`` persistent aiosmtplib sessions."""
     jobs = [
         (workload.customer_email(p.index % workload.CUSTOMERS), letters.by_variant[p.variant])
         for p in workload.plans(count)
     ]
-    return eventloop.run(push(sink.port, letters.sender, jobs))
+    start = cpu_seconds()
+    rate = eventloop.run(push(sink.port, letters.sender, jobs))
+    return BareRun(rate, cpu_seconds() - start)
 
 
 async def push(port: int, sender: str, jobs: list[tuple[str, bytes]]) -> float:

@@ -213,15 +213,15 @@ def bench_delivery(plan: Plan, shared: dict[str, float]) -> Table:
         # Runs alternate with the baseline's, so a VM that slows down over minutes
         # (a shared host) slows both alike instead of skewing their ratio.
         results = []
-        pushes = []
+        bare = []
         for number in range(max(runs, quick_runs)):
             if number < runs:
                 result = delivery.run_notifier(sink, plan.n)
                 progress(f"notifier run {number + 1}: {result.rate:,.1f} msg/s, sent {result.sent}")
                 results.append(result)
             if number < quick_runs:
-                pushes.append(delivery.run_aiosmtplib(sink, letters, plan.n))
-                progress(f"aiosmtplib run {number + 1}: {pushes[-1]:,.1f} msg/s")
+                bare.append(delivery.run_aiosmtplib(sink, letters, plan.n))
+                progress(f"aiosmtplib run {number + 1}: {bare[-1].rate:,.1f} msg/s")
         if plan.profile is not None:
             # An extra run, not counted: cProfile slows the path several times over.
             profiled = delivery.run_notifier(sink, plan.n, plan.profile)
@@ -243,7 +243,7 @@ def bench_delivery(plan: Plan, shared: dict[str, float]) -> Table:
             posts.append(endtoend.run_http(sink, plan.n))
             progress(f"end to end through POST run {number + 1}: {posts[-1].rate:,.1f} ev/s")
         through_http = median([run.rate for run in posts])
-        pushed = median(pushes)
+        pushed = median([run.rate for run in bare])
         table.compare(
             "notifier dispatch_due (render + send + record)",
             rate,
@@ -268,6 +268,21 @@ def bench_delivery(plan: Plan, shared: dict[str, float]) -> Table:
                 f"measured {measured / pushed:.2f}x",
                 "met" if measured >= target * pushed else "MISSED",
             )
+        bare_cpu = median([run.cpu / plan.n * 1e6 for run in bare])
+        table.compare(
+            "CPU per mail: the sending process (claim, open, SMTP client, record)",
+            median([r.cpu.sender / r.sent * 1e6 for r in results]),
+            "µs",
+            "the bare client's process",
+            bare_cpu,
+        )
+        table.compare(
+            "CPU per mail: the render processes together",
+            median([r.cpu.render / r.sent * 1e6 for r in results]),
+            "µs",
+            "the bare client's process",
+            bare_cpu,
+        )
         if smtp_source_available():
             source = median(
                 [

@@ -13,6 +13,9 @@ handled:
 - plain text: the text part walked from the MJML;
 - MIME: ``Composer.compose``, headers and both body parts, quoted-printable
   and (a relay offering 8BITMIME) 8bit;
+- the render on the compiled path (``mail.compiled``: the shape's HTML and
+  plain text filled), which replaces Jinja, MJML and the plain-text walk for a
+  mail whose shape is known, i.e. nearly every mail;
 - the whole ``assemble``, so the sum of the steps can be checked against it;
 - SMTP: the client side of sending the composed bytes over one persistent
   ``SmtpTransport`` connection into the sink (the sink's CPU is its own);
@@ -206,6 +209,9 @@ def _measure(engine: Notifier, sink: Sink, rounds: int) -> Steps:
         ),
     }
     aside = {
+        "render on the compiled path (a shape's HTML and text filled)": _timed(
+            chosen, rounds, lambda s: renderer.render(s.kind.name, s.locale, s.full)
+        ),
         "MIME without 8BITMIME (both parts quoted-printable)": _timed(
             chosen, rounds, _mime(assembler, mails, eight_bit=False)
         ),

@@ -45,6 +45,8 @@ def test_a_small_benchmark_run_delivers_and_reports_everything(tmp_path: Path) -
     assert "aiosmtplib pre-built bytes" in out
     assert "| end to end: POST /v1/events from 16 clients → sent " in out
     assert "target: delivery ≥ 0.75x the bare client" in out
+    assert "CPU per mail: the sending process (claim, open, SMTP client, record)" in out
+    assert "CPU per mail: the render processes together" in out
     assert "target: end to end through POST ≥ 0.5x the bare client" in out
     assert "post_office baseline skipped (--no-django)" in out
     assert "## campaign fan-out" in out and "3,000" in out
@@ -62,6 +64,7 @@ def test_the_issue_23_benches_print_figure_baseline_and_target(tmp_path: Path) -
     assert "transactional (14 sample mails): Jinja (template → MJML)" in out
     assert "newsletter (200 readers, blank per locale): fill the campaign's blank" in out
     assert "% of the total" in out and "total of the steps" in out
+    assert "render on the compiled path (a shape's HTML and text filled)" in out
     assert "| notifier campaign (advance + dispatch_due) " in out
     assert "aiosmtplib same bytes, 8 connections" in out and "sent 300 of 300" in out
     assert "target: campaign rate ≥ 0.9x the bare client" in out

@@ -81,10 +81,26 @@ async def send_all(sender: SmtpTransport, count: int) -> float:
 
 
 @pytest.mark.slow
-async def test_a_thousand_mails_at_200_per_second_take_five_seconds(sink: SmtpServer) -> None:
+async def test_a_thousand_mails_at_200_per_second_never_go_faster(sink: SmtpServer) -> None:
+    """Against a real relay, the pace is a floor; how close to it a machine gets is not tested
+    here (a loaded CI machine sent them in 6.4 s), the schedule itself is, below."""
     took = await send_all(transport(sink, 200), 1000)
     assert len(sink.received) == 1000
-    assert 4.5 <= took <= 5.5, f"took {took:.2f} s"
+    assert took >= 4.5, f"took {took:.2f} s"
+
+
+async def test_a_thousand_mails_at_200_per_second_are_given_five_seconds_no_more() -> None:
+    clock = [0.0]
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        clock[0] += seconds
+
+    paced = pace.Pace(200, monotonic=lambda: clock[0], sleep=sleep)
+    for _ in range(1000):
+        await paced.take()
+    assert sum(slept) == pytest.approx(999 / 200)
 
 
 @pytest.mark.slow

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from notifier import errors
+from notifier.service import Notifier
+
 ORIGINAL = (
     "Return-Path: <{verp}>\r\n"
     "Message-ID: {message_id}\r\n"
@@ -187,3 +190,11 @@ def auto_reply(verp: str) -> bytes:
         "\r\n"
         "Ik ben tot 1 december afwezig.\r\n"
     ).encode("ascii")
+
+
+def suppression_of(engine: Notifier, email: str) -> str | None:
+    """The address's suppression reason as customer service looks it up; None if it has none."""
+    try:
+        return engine.choices.suppression(email).reason
+    except errors.NotFound:
+        return None

@@ -80,6 +80,18 @@ async def send_all(sender: SmtpTransport, count: int) -> float:
     return time.monotonic() - start
 
 
+def on_fake_time(rate: float, burst: int | None = None) -> tuple[pace.Pace, list[float]]:
+    """A pace whose clock only moves when it sleeps, and the sleeps it asked for."""
+    clock = [0.0]
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        clock[0] += seconds
+
+    return pace.Pace(rate, burst, monotonic=lambda: clock[0], sleep=sleep), slept
+
+
 @pytest.mark.slow
 async def test_a_thousand_mails_at_200_per_second_never_go_faster(sink: SmtpServer) -> None:
     """Against a real relay, the pace is a floor; how close to it a machine gets is not tested
@@ -90,14 +102,7 @@ async def test_a_thousand_mails_at_200_per_second_never_go_faster(sink: SmtpServ
 
 
 async def test_a_thousand_mails_at_200_per_second_are_given_five_seconds_no_more() -> None:
-    clock = [0.0]
-    slept: list[float] = []
-
-    async def sleep(seconds: float) -> None:
-        slept.append(seconds)
-        clock[0] += seconds
-
-    paced = pace.Pace(200, monotonic=lambda: clock[0], sleep=sleep)
+    paced, slept = on_fake_time(200)
     for _ in range(1000):
         await paced.take()
     assert sum(slept) == pytest.approx(999 / 200)
@@ -123,14 +128,7 @@ def test_throttling_replies_are_told_from_other_temporary_failures() -> None:
 
 
 async def test_the_pace_slows_down_then_ramps_up() -> None:
-    clock = [0.0]
-    slept: list[float] = []
-
-    async def sleep(seconds: float) -> None:
-        slept.append(seconds)
-        clock[0] += seconds
-
-    paced = pace.Pace(100, 1, monotonic=lambda: clock[0], sleep=sleep)
+    paced, slept = on_fake_time(100, 1)
     for _ in range(5):
         await paced.take()
     assert sum(slept) == pytest.approx(0.04)

@@ -9,7 +9,6 @@ import aiosmtplib
 import pytest
 from sqlalchemy import select
 
-from notifier import errors
 from notifier.clock import FrozenClock
 from notifier.mail import reports as report_kinds
 from notifier.service import Notifier
@@ -45,14 +44,6 @@ async def report(engine: Notifier, to: str, data: bytes) -> None:
         await client.sendmail("", [to], data)
 
 
-def suppression_of(engine: Notifier, email: str) -> str | None:
-    """The address's suppression reason as customer service looks it up; None if it has none."""
-    try:
-        return engine.choices.suppression(email).reason
-    except errors.NotFound:
-        return None
-
-
 def attempt_outcomes(engine: Notifier, message_id: str, customer_id: str = "C42") -> list[str]:
     """The message's delivery attempts, oldest first, as the customer's data export shows them."""
     [message] = [m for m in engine.privacy.export(customer_id)["messages"] if m["id"] == message_id]
@@ -70,7 +61,7 @@ async def test_a_hard_bounce_marks_the_message_bounced_and_suppresses_the_addres
     assert message.status == "bounced"
     assert message.last_error is not None and message.last_error.startswith("5.")
     assert "jan@example.nl" not in message.last_error
-    assert suppression_of(engine, "jan@example.nl") == "hard_bounce"
+    assert reports.suppression_of(engine, "jan@example.nl") == "hard_bounce"
     assert attempt_outcomes(engine, message_id) == ["sent", "bounced"]
     assert {row.status: row.count for row in engine.status().depth}["bounced"] == 1
     assert 'notifier_messages{category="order_updates",status="bounced"} 1.0' in (
@@ -102,7 +93,7 @@ async def test_a_transient_failure_is_put_on_record_only(
     assert message.status == "sent"
     assert message.last_error is not None and message.last_error.startswith("4.2.2")
     assert attempt_outcomes(engine, message_id) == ["sent", "delayed"]
-    assert suppression_of(engine, "jan@example.nl") is None
+    assert reports.suppression_of(engine, "jan@example.nl") is None
 
 
 async def test_a_complaint_unsubscribes_the_category_and_the_newsletter(
@@ -116,7 +107,7 @@ async def test_a_complaint_unsubscribes_the_category_and_the_newsletter(
     states = engine.choices.states("C42")
     assert states["order_updates"] is False and states["newsletter"] is False
     assert states["reviews"] is True
-    assert suppression_of(engine, "jan@example.nl") == "complaint"
+    assert reports.suppression_of(engine, "jan@example.nl") == "complaint"
     assert attempt_outcomes(engine, message_id) == ["sent", "complained"]
     [kept] = engine.feedback.recent()
     assert kept.kind == "complaint" and kept.message_id == message_id
@@ -129,7 +120,7 @@ async def test_an_auto_reply_is_kept_and_changes_nothing(
     await report(engine, verp, reports.auto_reply(verp))
 
     assert engine.get_message(message_id).status == "sent"
-    assert suppression_of(engine, "jan@example.nl") is None
+    assert reports.suppression_of(engine, "jan@example.nl") is None
     assert attempt_outcomes(engine, message_id) == ["sent"]
     [kept] = engine.feedback.recent()
     assert kept.kind == report_kinds.AUTO_REPLY and kept.message_id == message_id

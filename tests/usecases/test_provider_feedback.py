@@ -16,7 +16,6 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 
-from notifier import errors
 from notifier.mail import sns
 from notifier.service import Notifier
 from tests import reports
@@ -179,14 +178,6 @@ async def sent(engine: Notifier, smtp_server: SmtpServer) -> tuple[str, str]:
     return accepted.body["messages"][0]["id"], str(smtp_server.received[-1].message["Message-ID"])
 
 
-def suppression_of(engine: Notifier, email: str) -> str | None:
-    """The address's suppression reason as customer service looks it up; None if it has none."""
-    try:
-        return engine.choices.suppression(email).reason
-    except errors.NotFound:
-        return None
-
-
 async def post_sns(client: httpx.AsyncClient, message: dict[str, Any]) -> httpx.Response:
     # SNS posts JSON as text/plain.
     return await client.post(
@@ -208,7 +199,7 @@ async def test_an_ses_permanent_bounce_bounces_the_message(
     assert answer.status_code == 200, answer.text
     assert answer.json() == {"status": "received", "kind": "hard_bounce"}
     assert engine.get_message(message_id).status == "bounced"
-    assert suppression_of(engine, "jan@example.nl") == "hard_bounce"
+    assert reports.suppression_of(engine, "jan@example.nl") == "hard_bounce"
 
 
 async def test_an_ses_transient_bounce_and_a_complaint(
@@ -223,7 +214,7 @@ async def test_an_ses_transient_bounce_and_a_complaint(
     complaint = await post_sns(client, sns_message(ses_complaint(header)))
     assert complaint.json()["kind"] == "complaint"
     assert engine.choices.states("C42")["order_updates"] is False
-    assert suppression_of(engine, "jan@example.nl") == "complaint"
+    assert reports.suppression_of(engine, "jan@example.nl") == "complaint"
 
 
 async def test_an_sns_message_that_does_not_verify_changes_nothing(
@@ -270,7 +261,7 @@ async def test_postmark_bounce_and_spam_complaint(
     )
     assert bounce.status_code == 200 and bounce.json()["kind"] == "hard_bounce"
     assert engine.get_message(message_id).status == "bounced"
-    assert suppression_of(engine, "jan@example.nl") == "hard_bounce"
+    assert reports.suppression_of(engine, "jan@example.nl") == "hard_bounce"
 
     abuse = reports.arf_complaint("pm_bounce@pm-bounces.example", header).decode()
     complaint = await client.post(

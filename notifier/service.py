@@ -100,7 +100,8 @@ class Notifier:
         self.capture: CaptureServer | None = None
         if transport is None and settings.capture_mode:
             self.capture = CaptureServer(Inbox(settings.data_dir / INBOX_FOLDER))
-            transport = SmtpTransport(SmtpConfig("127.0.0.1", self.capture.port, tls="none"))
+            config = SmtpConfig("127.0.0.1", self.capture.port, tls="none")
+            transport = SmtpTransport(config, encoding)  # aiosmtpd offers 8BITMIME too
         self.transport: Transport = transport or SmtpTransport(_smtp_config(settings), encoding)
         self.metrics = Metrics(
             self._queue_depth, self._webhook_depth, kinds.KINDS, (r.value for r in FailureReason)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -402,3 +403,18 @@ async def test_order_mail_is_claimed_before_a_due_newsletter_backlog(
         )
         [first] = outbox.claimed(session, engine.sealer, leased)
     assert first.kind == "order_confirmation"
+
+
+async def test_the_development_inbox_gets_mail_8bit_as_a_relay_offering_it_would(
+    make_engine: Callable[..., Notifier], tmp_path: Path
+) -> None:
+    """Capture mode speaks to its own aiosmtpd, which offers 8BITMIME: learnt, then used."""
+    engine = make_engine(database_url=f"sqlite:///{tmp_path / 'n.db'}", smtp_host=None)
+    await engine.start()
+    for number in (1, 2):  # the first is composed before any connection learnt the extension
+        engine.handle_event(event("order.placed", order=order(id=f"O-{number}")))
+        assert await engine.dispatch_due() == 1
+    await engine.stop()
+    kept = sorted((tmp_path / ".notifier-inbox").glob("*.eml"))
+    assert len(kept) == 2
+    assert kept[1].read_bytes().count(b"Content-Transfer-Encoding: 8bit") == 2

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import aiosmtplib
+from aiosmtplib.email import quote_address
 
 from notifier import errors
 from notifier.delivery import fence, pace
@@ -35,6 +36,9 @@ TLS_MODES = ("tls", "starttls", "none")
 IDLE_LIMIT = 30.0
 """Seconds a pooled connection may sit unused before it is replaced (servers drop idle ones)."""
 _LINE_END = re.compile(rb"\r\n|\r|\n")
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_PLAIN_ADDRESS = re.compile(rf"{_ATOM}(?:\.{_ATOM})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*")
+"""An ASCII dot-atom address, which SMTP carries as it is (RFC 5321 section 4.1.2)."""
 
 
 @dataclass(frozen=True)
@@ -157,7 +161,9 @@ class SmtpTransport:
         aiosmtplib's ``sendmail`` would parse every address twice and run two
         regular expressions over the whole message (three with SIZE): a third
         of the sending process's time per mail. The message is made ready for
-        DATA here instead, and written with the client's own protocol. An 8bit
+        DATA here instead, and written with the client's own protocol; the
+        commands go through ``execute_command``, so a plain address is not
+        parsed again by its ``mail`` and ``rcpt`` (``_path``). An 8bit
         message goes with ``BODY=8BITMIME``, or quoted-printable to a server
         that does not offer it.
         """
@@ -170,9 +176,15 @@ class SmtpTransport:
         payload = data_payload(data)
         if client.supports_extension("size"):
             options.append(f"SIZE={len(payload)}")
-        await client.mail(sender, options=options)
+        reply = await client.execute_command(
+            b"MAIL", b"FROM:" + _path(sender), *(option.encode("ascii") for option in options)
+        )
+        if reply.code != 250:
+            raise aiosmtplib.SMTPSenderRefused(reply.code, reply.message, sender)
         for recipient in recipients:
-            await client.rcpt(recipient)
+            reply = await client.execute_command(b"RCPT", b"TO:" + _path(recipient))
+            if reply.code not in (250, 251):
+                raise aiosmtplib.SMTPRecipientRefused(reply.code, reply.message, recipient)
         start = await client.execute_command(b"DATA")
         if start.code != 354:
             raise aiosmtplib.SMTPDataError(start.code, start.message)
@@ -326,6 +338,18 @@ def verifying_context(context: ssl.SSLContext | None) -> ssl.SSLContext:
             variable="NOTIFIER_SMTP_CA_FILE",
         )
     return context
+
+
+def _path(address: str) -> bytes:
+    """``<address>`` as MAIL FROM and RCPT TO carry it; ``ValueError`` if SMTP cannot.
+
+    A plain address (intake checked each one) is taken as it is; any other
+    goes through aiosmtplib's own parsing and checks, as ``mail`` would.
+    An address that is not ASCII raises ``UnicodeEncodeError`` (no SMTPUTF8).
+    """
+    if _PLAIN_ADDRESS.fullmatch(address):
+        return b"<" + address.encode("ascii") + b">"
+    return quote_address(address).encode("ascii")
 
 
 def data_payload(message: bytes) -> bytes:

@@ -21,8 +21,10 @@ def choices(session: Session, customer_id: str) -> dict[str, bool]:
 
 def choices_for(session: Session, customer_ids: Iterable[str]) -> dict[tuple[str, str], bool]:
     """Explicit choices of many customers at once, keyed by (customer, category)."""
-    query = select(Preference).where(Preference.customer_id.in_(set(customer_ids)))
-    return {(row.customer_id, row.category): row.enabled for row in session.scalars(query)}
+    query = select(Preference.customer_id, Preference.category, Preference.enabled).where(
+        Preference.customer_id.in_(set(customer_ids))
+    )
+    return {(row.customer_id, row.category): row.enabled for row in session.execute(query)}
 
 
 def set_choice(

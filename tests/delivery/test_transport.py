@@ -399,3 +399,29 @@ async def test_a_recipient_the_server_cannot_take_is_classified(
         await transport.close()
     assert escaped is not None and issubclass(escaped, errors.DeliveryError), escaped
     assert len(server.received) == 1
+
+
+@pytest.mark.parametrize(
+    "recipient", ["o'brien+shop@example.ie", '"jan de vries"@example.nl', "jan@[127.0.0.1]"]
+)
+async def test_addresses_reach_the_server_as_written(
+    server: CountingServer, recipient: str
+) -> None:
+    """Plain addresses skip aiosmtplib's parsing, others go through it: both arrive unchanged."""
+    transport = transport_for(server)
+    try:
+        await transport.send(SENDER, [recipient], MESSAGE)
+    finally:
+        await transport.close()
+    assert [item.recipients for item in server.received] == [[recipient]]
+    assert [item.sender for item in server.received] == [SENDER]
+
+
+async def test_an_address_cannot_add_a_parameter_to_the_command(server: CountingServer) -> None:
+    """What is not a plain address goes through aiosmtplib's parsing, which keeps the address."""
+    transport = transport_for(server)
+    try:
+        await transport.send(SENDER, ["jan@example.nl> NOTIFY=NEVER"], MESSAGE)
+    finally:
+        await transport.close()
+    assert [item.recipients for item in server.received] == [["jan@example.nl"]]

@@ -1,10 +1,13 @@
 """A newsletter campaign end to end: subscribers → fan-out → delivered, against the bare client.
 
 The subscribers are bulk-inserted first (``bench.fanout``'s ``prepare``
-child, not timed). A second child builds the engine on that database,
-creates the campaign, calls ``advance()`` and dispatches until no mail is
-due, into the sink: its elapsed time covers fan-out and delivery, and its
-peak RSS (``VmHWM``) is the whole campaign's. A third child is the
+child, not timed). A second child builds the engine on that database as
+deployed (its render processes, one per core), creates the campaign,
+calls ``advance()`` and dispatches until no mail is due, into the sink:
+its elapsed time covers fan-out and delivery; its peak RSS is the sum of
+each process's own peak (``VmHWM``: the sending process and every render
+process), which bounds the peak of their sum, and the CPU per mail is
+counted for each side. A third child is the
 baseline: the same campaign's letters (one per locale, assembled by the
 engine) pushed by bare aiosmtplib over the same number of connections
 (``bench.delivery``'s client), the same count, into the same sink.
@@ -20,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import delivery, fanout, workload
-from bench.common import fresh_dir, stopwatch
+from bench.common import cpu_seconds, fresh_dir, spawned_children, stopwatch
 from bench.sinks import Sink
 
 CAMPAIGN_ID = "bench-campaign"
@@ -38,7 +41,15 @@ class CampaignRun:
     seconds: float
     fan_out_seconds: float
     peak_mb: float
+    """The sending process's and every render process's peak, summed."""
+    sending_peak_mb: float
+    sending_cpu: float
+    """CPU seconds of the sending process over fan-out and delivery."""
+    render_cpu: float
+    """CPU seconds of the render processes over the same time."""
     bare_rate: float
+    bare_cpu: float
+    """CPU seconds of the bare client's process over its push."""
 
     @property
     def rate(self) -> float:
@@ -57,8 +68,12 @@ def run(sink: Sink, subscribers: int) -> CampaignRun:
         sent["sent"],
         sent["seconds"],
         sent["fan_out_seconds"],
-        sent["hwm_kb"] / 1024,
+        sum(sent["hwm_kb"]) / 1024,
+        sent["hwm_kb"][0] / 1024,
+        sent["sending_cpu"],
+        sent["render_cpu"],
         bare["rate"],
+        bare["cpu"],
     )
 
 
@@ -69,35 +84,45 @@ def _campaign(engine: Any) -> None:
 
 
 def _send(database: Path, port: int) -> dict[str, Any]:
-    """Fan out and deliver the whole campaign in this process; its time and peak memory."""
+    """Fan out and deliver the whole campaign as deployed; its time, peak memory and CPU."""
     from notifier.runtime import eventloop
 
-    # Rendering in a thread of this process: the pool's children would not count in its RSS.
-    engine = fanout.engine_for(database, port, render_processes=0)
+    engine = fanout.engine_for(database, port)
     try:
         _campaign(engine)
-        seconds, fan_out = eventloop.run(_fan_out_and_deliver(engine))
-        sent = workload.count_sent(engine).get("sent", 0)
+        measured = eventloop.run(_fan_out_and_deliver(engine))
+        measured["sent"] = workload.count_sent(engine).get("sent", 0)
     finally:
         engine.close()
-    return {"sent": sent, "seconds": seconds, "fan_out_seconds": fan_out, "hwm_kb": fanout.hwm_kb()}
+    return measured
 
 
-async def _fan_out_and_deliver(engine: Any) -> tuple[float, float]:
+async def _fan_out_and_deliver(engine: Any) -> dict[str, Any]:
+    """Time, CPU and peaks, read before ``stop`` ends the render processes (and their figures)."""
     import asyncio
 
+    sending_cpu = cpu_seconds()
     with stopwatch() as elapsed:
         # Fanned out before the engine starts, so its wake starts no drain of its own
         # that dispatch_due would then defer to.
         await asyncio.to_thread(engine.newsletters.advance)
         fan_out = elapsed()
-        await engine.start()
+        await engine.start()  # boots the render processes: their CPU counts from here
         try:
             while await engine.dispatch_due():
                 pass
+            seconds = elapsed()
+            children = spawned_children()
+            measured = {
+                "seconds": seconds,
+                "fan_out_seconds": fan_out,
+                "sending_cpu": cpu_seconds() - sending_cpu,
+                "render_cpu": sum(map(cpu_seconds, children)),
+                "hwm_kb": [fanout.hwm_kb(), *map(fanout.hwm_kb, children)],
+            }
         finally:
             await engine.stop()
-    return elapsed(), fan_out
+    return measured
 
 
 def _bare(database: Path, subscribers: int, port: int) -> dict[str, Any]:
@@ -125,7 +150,9 @@ def _bare(database: Path, subscribers: int, port: int) -> dict[str, Any]:
         ("lezer@example.nl", by_locale[fanout.LOCALES[n % len(fanout.LOCALES)]].data)
         for n in range(subscribers)
     ]
-    return {"rate": eventloop.run(delivery.push(port, sender, jobs))}
+    cpu = cpu_seconds()
+    rate = eventloop.run(delivery.push(port, sender, jobs))
+    return {"rate": rate, "cpu": cpu_seconds() - cpu}
 
 
 def main() -> None:

@@ -121,9 +121,9 @@ def child(
     return result
 
 
-def hwm_kb() -> int:
+def hwm_kb(pid: int | str = "self") -> int:
     """Peak resident set so far (VmHWM), in kB: what the kernel saw, allocator slack included."""
-    for line in Path("/proc/self/status").read_text().splitlines():
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
             return int(line.split()[1])
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

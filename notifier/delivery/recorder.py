@@ -108,10 +108,13 @@ class Recorder:
     async def room(self) -> None:
         """Return once fewer than ``most_unwritten`` outcomes wait to be written: call
         before a send begins, so that a crash can repeat only a bounded number of them."""
+        if self._has_room():  # the usual case, without taking the condition's lock
+            return
         async with self._written:
-            await self._written.wait_for(
-                lambda: len(self._pending) + self._writing < self._most_unwritten
-            )
+            await self._written.wait_for(self._has_room)
+
+    def _has_room(self) -> bool:
+        return len(self._pending) + self._writing < self._most_unwritten
 
     async def flush(self) -> None:
         """Return once everything handed in so far is written (or given up, logged)."""

@@ -9,12 +9,13 @@ per status for the update and one for the attempt log.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import (
+    ColumnElement,
     Select,
     Table,
     and_,
@@ -388,8 +389,14 @@ def lease_due(
     dead worker may have sent it, so a duplicate is possible and on record.
     ``only`` limits the claim to those ids (the dispatcher's express lane for
     mail that was just queued).
+
+    Each status is read on its own, one priority at a time, in the order of
+    ``ix_messages_due`` and no further than ``limit``; the candidates are then
+    merged. One query with the whole condition made SQLite collect every due
+    row and sort them (a multi-index OR): under a 1,000,000-recipient
+    campaign each claim read a million index entries, and the ~30 MB it
+    took stayed in each thread's heap (the sending process peaked at 291 MB).
     """
-    sending = _messages.c.status == MessageStatus.SENDING
     gone = _messages.c.lease_expires_at < now
     if dead_before is not None:
         gone = or_(
@@ -399,27 +406,40 @@ def lease_due(
                 _messages.c.lease_owner.in_(workers.dead(dead_before).scalar_subquery()),
             ),
         )
-    due = or_(
-        and_(_messages.c.status.in_(PENDING), _messages.c.send_after <= now),
-        and_(sending, gone),
-    )
-    candidates = (
-        select(
-            _messages.c.id,
-            _messages.c.status,
-            _messages.c.attempts,
-            _messages.c.lease_owner,
-            _messages.c.lease_expires_at,
+    locking = session.get_bind().dialect.name == "postgresql"
+
+    def candidates(*where: ColumnElement[bool], first: int) -> Select[Any]:
+        query = select(*_CANDIDATE).where(*where)
+        if only is not None:
+            query = query.where(_messages.c.id.in_(only))
+        if locking:
+            query = query.with_for_update(skip_locked=True)
+        return query.limit(first)
+
+    found = list(
+        session.execute(
+            candidates(_messages.c.status == MessageStatus.SENDING, gone, first=limit).order_by(
+                _messages.c.priority, _messages.c.send_after
+            )
         )
-        .where(due)
-        .order_by(_messages.c.priority, _messages.c.send_after)
-        .limit(limit)
     )
-    if only is not None:
-        candidates = candidates.where(_messages.c.id.in_(only))
-    if session.get_bind().dialect.name == "postgresql":
-        candidates = candidates.with_for_update(skip_locked=True)
-    rows = session.execute(candidates).all()
+    for status in PENDING:
+        taken = 0
+        for priority in _priorities(session, status):
+            rows = session.execute(
+                candidates(
+                    _messages.c.status == status,
+                    _messages.c.priority == priority,
+                    _messages.c.send_after <= now,
+                    first=limit - taken,
+                ).order_by(_messages.c.send_after)
+            ).all()
+            found += rows
+            taken += len(rows)
+            if taken >= limit:
+                break
+    found.sort(key=lambda row: (row.priority, row.send_after))
+    rows = found[:limit]
     if not rows:
         return []
     ids = [row.id for row in rows]
@@ -457,6 +477,33 @@ def lease_due(
             ],
         )
     return ids
+
+
+_CANDIDATE = (
+    _messages.c.id,
+    _messages.c.status,
+    _messages.c.attempts,
+    _messages.c.lease_owner,
+    _messages.c.lease_expires_at,
+    _messages.c.priority,
+    _messages.c.send_after,
+)
+"""What ``lease_due`` reads of a candidate: enough to order, lease and take it over."""
+
+
+def _priorities(session: Session, status: MessageStatus) -> Iterator[int]:
+    """The priorities that messages in ``status`` have, lowest first, each found by one step
+    down ``ix_messages_due`` (a ``MIN`` above the last), however many messages there are."""
+    above: int | None = None
+    while True:
+        query = select(func.min(_messages.c.priority)).where(_messages.c.status == status)
+        if above is not None:
+            query = query.where(_messages.c.priority > above)
+        priority = session.scalar(query)
+        if priority is None:
+            return
+        yield priority
+        above = priority
 
 
 def claimed(session: Session, sealer: Sealer, ids: Sequence[str]) -> list[Claimed]:

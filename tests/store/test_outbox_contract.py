@@ -166,6 +166,22 @@ def test_claim_takes_priority_first_then_the_longest_due(box: Outbox) -> None:
     assert ids(box.claim(A)) == ["order-old", "order-new", "review-old", "review-new", "news-old"]
 
 
+def test_one_claim_orders_scheduled_retrying_and_taken_over_mail_together(box: Outbox) -> None:
+    """Each status is read on its own (see ``lease_due``): the merge keeps the one order."""
+    box.add("expired", priority=2, due_in=-timedelta(hours=3))
+    assert ids(box.claim(A, only=["expired"])) == ["expired"]
+    box.add("retry", priority=1)
+    (retry,) = box.claim(A, only=["retry"])
+    box.mark("retrying", A, retry, retry_at=box.clock.now() + timedelta(minutes=1))
+    box.add("order-later", priority=0, due_in=timedelta(hours=1))
+    box.add("order-now", priority=0, due_in=-timedelta(minutes=1))
+    box.add("news", priority=2, due_in=-timedelta(hours=4))
+    box.add("review", priority=1, due_in=-timedelta(minutes=10))
+    box.clock.advance(LEASE + TICK)  # the retry is due, A's lease of "expired" is over
+    assert ids(box.claim(B, limit=4)) == ["order-now", "review", "retry", "news"]
+    assert ids(box.claim(B, limit=4)) == ["expired"]
+
+
 def test_claim_leaves_mail_that_is_not_yet_due(box: Outbox) -> None:
     box.add("due-now")
     box.add("due-later", due_in=TICK)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -199,3 +200,10 @@ def event(
         body["occurred_at"] = at.isoformat()
     body.update(extra)
     return body
+
+
+async def until(condition: Callable[[], bool], seconds: float = 60) -> None:
+    """Wait for work under way in this loop to reach a point; fails the test after ``seconds``."""
+    async with asyncio.timeout(seconds):
+        while not condition():
+            await asyncio.sleep(0.005)

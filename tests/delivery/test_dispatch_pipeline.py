@@ -16,7 +16,7 @@ from notifier.delivery.transport import SmtpConfig, SmtpTransport
 from notifier.service import Notifier
 from notifier.store import outbox
 from notifier.vocabulary import MessageStatus
-from tests.conftest import customer, event, order
+from tests.conftest import customer, event, order, until
 from tests.faults import Faults, FaultySmtpServer, queue_messages
 from tests.smtpd import SmtpServer
 
@@ -24,13 +24,6 @@ BACKLOG = 600
 BATCH = EXPRESS_AHEAD
 """Two batches under way are more than ``EXPRESS_AHEAD``: urgent mail takes the express lane."""
 URGENT = "urgent@example.nl"
-
-
-async def until(condition: Callable[[], bool], seconds: float = 60) -> None:
-    """Wait for work under way in this loop to reach a point; fails the test after ``seconds``."""
-    async with asyncio.timeout(seconds):
-        while not condition():
-            await asyncio.sleep(0.005)
 
 
 async def drain_backlog(

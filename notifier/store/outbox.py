@@ -16,6 +16,7 @@ from typing import Any, cast
 
 from sqlalchemy import (
     ColumnElement,
+    Row,
     Select,
     Table,
     and_,
@@ -406,40 +407,7 @@ def lease_due(
                 _messages.c.lease_owner.in_(workers.dead(dead_before).scalar_subquery()),
             ),
         )
-    locking = session.get_bind().dialect.name == "postgresql"
-
-    def candidates(*where: ColumnElement[bool], first: int) -> Select[Any]:
-        query = select(*_CANDIDATE).where(*where)
-        if only is not None:
-            query = query.where(_messages.c.id.in_(only))
-        if locking:
-            query = query.with_for_update(skip_locked=True)
-        return query.limit(first)
-
-    found = list(
-        session.execute(
-            candidates(_messages.c.status == MessageStatus.SENDING, gone, first=limit).order_by(
-                _messages.c.priority, _messages.c.send_after
-            )
-        )
-    )
-    for status in PENDING:
-        taken = 0
-        for priority in _priorities(session, status):
-            rows = session.execute(
-                candidates(
-                    _messages.c.status == status,
-                    _messages.c.priority == priority,
-                    _messages.c.send_after <= now,
-                    first=limit - taken,
-                ).order_by(_messages.c.send_after)
-            ).all()
-            found += rows
-            taken += len(rows)
-            if taken >= limit:
-                break
-    found.sort(key=lambda row: (row.priority, row.send_after))
-    rows = found[:limit]
+    rows = _due(session, now=now, limit=limit, only=only, gone=gone)
     if not rows:
         return []
     ids = [row.id for row in rows]
@@ -489,6 +457,46 @@ _CANDIDATE = (
     _messages.c.send_after,
 )
 """What ``lease_due`` reads of a candidate: enough to order, lease and take it over."""
+
+
+def _due(
+    session: Session,
+    *,
+    now: datetime,
+    limit: int,
+    only: Collection[str] | None,
+    gone: ColumnElement[bool],
+) -> list[Row[Any]]:
+    """Up to ``limit`` candidates in claim order: ``sending`` ones whose worker is ``gone``, and
+    each pending status's due mail one priority at a time (see ``lease_due``)."""
+    locking = session.get_bind().dialect.name == "postgresql"
+
+    def candidates(*where: ColumnElement[bool], first: int) -> Select[Any]:
+        query = select(*_CANDIDATE).where(*where)
+        if only is not None:
+            query = query.where(_messages.c.id.in_(only))
+        if locking:
+            query = query.with_for_update(skip_locked=True)
+        return query.limit(first)
+
+    sending = candidates(_messages.c.status == MessageStatus.SENDING, gone, first=limit)
+    found = list(session.execute(sending.order_by(_messages.c.priority, _messages.c.send_after)))
+    for status in PENDING:
+        taken = 0
+        for priority in _priorities(session, status):
+            due = candidates(
+                _messages.c.status == status,
+                _messages.c.priority == priority,
+                _messages.c.send_after <= now,
+                first=limit - taken,
+            )
+            rows = session.execute(due.order_by(_messages.c.send_after)).all()
+            found += rows
+            taken += len(rows)
+            if taken >= limit:
+                break
+    found.sort(key=lambda row: (row.priority, row.send_after))
+    return found[:limit]
 
 
 def _priorities(session: Session, status: MessageStatus) -> Iterator[int]:

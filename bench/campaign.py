@@ -13,6 +13,10 @@ engine) pushed by bare aiosmtplib over the same number of connections
 (``bench.delivery``'s client), the same count, into the same sink.
 
 Run a child directly: ``python -m bench.campaign send|bare DB N SMTP_PORT``.
+The children import the engine inside their functions: every render
+process re-imports this module as its main (``multiprocessing``'s spawn),
+and should hold what a deployed one holds (the ``notifier`` script's lazy
+CLI), not the engine besides.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import delivery, fanout, workload
+from bench import fanout
 from bench.common import cpu_seconds, fresh_dir, spawned_children, stopwatch
 from bench.sinks import Sink
 
@@ -85,6 +89,7 @@ def _campaign(engine: Any) -> None:
 
 def _send(database: Path, port: int) -> dict[str, Any]:
     """Fan out and deliver the whole campaign as deployed; its time, peak memory and CPU."""
+    from bench import workload
     from notifier.runtime import eventloop
 
     engine = fanout.engine_for(database, port)
@@ -127,6 +132,7 @@ async def _fan_out_and_deliver(engine: Any) -> dict[str, Any]:
 
 def _bare(database: Path, subscribers: int, port: int) -> dict[str, Any]:
     """The campaign's own letters, one per locale, pushed by bare aiosmtplib: msg/s."""
+    from bench import delivery
     from notifier.mail import assembly
     from notifier.runtime import eventloop
     from notifier.store import campaigns

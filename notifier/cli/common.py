@@ -18,12 +18,6 @@ from notifier.store.db import SchemaState
 log = logging.getLogger("notifier")
 
 
-class BadSetting(click.ClickException):
-    """A setting notifier cannot run with: one line naming the variable, exit status 2."""
-
-    exit_code = 2
-
-
 class Refusal(click.ClickException):
     """A start refused until the operator fixes what it names: exit status 2, one line."""
 

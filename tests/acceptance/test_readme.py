@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 import pytest
 
-from notifier import cli
+from notifier.cli import serve
 from notifier.settings import PROJECT_DIR, Settings
 from tests.processes import bare_env, http_ready, start, wait_until
 from tests.smtpd import free_port
@@ -90,7 +90,7 @@ def captured(folder: Path) -> list[EmailMessage]:
 
 
 def test_the_readme_names_the_port_serve_listens_on() -> None:
-    port = next(param for param in cli.main.commands["serve"].params if param.name == "port")
+    port = next(param for param in serve.serve.params if param.name == "port")
     assert f"http://127.0.0.1:{port.default}" == README_URL
     blocks = first_look()
     assert blocks, f"no sh blocks under {SECTION!r} in {README}"

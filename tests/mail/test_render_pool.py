@@ -2,13 +2,34 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from collections.abc import Callable
 from email.utils import parsedate_to_datetime
+from pathlib import Path
 
 from notifier.clock import FrozenClock
 from notifier.service import Notifier
 from tests.conftest import customer, event, order
+from tests.processes import notifier_env
 from tests.smtpd import SmtpServer, body_of
+
+_LIKE_THE_NOTIFIER_SCRIPT = """
+import json
+from notifier.cli import main  # what the installed ``notifier`` script runs first
+
+if __name__ == "__main__":
+    from notifier.mail.pool import RenderPool
+    from notifier.settings import Settings
+
+    pool = RenderPool(Settings(), ["test-secret-key"], 1)
+    try:
+        modules = pool._executor.submit(eval, "sorted(__import__('sys').modules)").result()
+    finally:
+        pool.close()
+    print(json.dumps(modules))
+"""
 
 
 async def test_a_render_pool_delivers_the_same_mail_and_isolates_failures(
@@ -49,3 +70,27 @@ async def test_a_render_pool_delivers_the_same_mail_and_isolates_failures(
     assert "<html lang=" in body_of(first, "html")
     broken = engine.get_message("broken-later")
     assert broken.status == "failed" and (broken.last_error or "").startswith("render:")
+
+
+def test_a_render_process_of_the_notifier_command_holds_the_renderer_not_the_engine(
+    tmp_path: Path,
+) -> None:
+    """Each render process re-imports the main script (spawn): that must not load the engine.
+
+    About 40 MB a process, once every module of the engine came with it.
+    """
+    script = tmp_path / "notifier_script.py"
+    script.write_text(_LIKE_THE_NOTIFIER_SCRIPT)
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        cwd=tmp_path,
+        env=notifier_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    modules = set(json.loads(done.stdout))
+    assert {"notifier.cli", "notifier.mail.render", "jinja2"} <= modules  # it built its assembler
+    engine = {"notifier.service", "notifier.store", "notifier.web", "sqlalchemy", "fastapi"}
+    assert not modules & engine, modules & engine

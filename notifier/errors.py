@@ -6,15 +6,9 @@ codes) in one place; library errors are wrapped with ``raise ... from exc``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, TypeVar
-
-from pydantic import BaseModel, ValidationError
-
 from notifier.vocabulary import TemplateFault
 
 _PYDANTIC_PREFIXES = ("Value error, ", "Assertion failed, ")
-_Model = TypeVar("_Model", bound=BaseModel)
 
 
 class NotifierError(Exception):
@@ -178,19 +172,3 @@ def plain_message(message: str) -> str:
         if message.startswith(prefix):
             return message.removeprefix(prefix)
     return message
-
-
-def parsed(model: type[_Model], data: _Model | Mapping[str, Any]) -> _Model:
-    """``data`` as ``model``; invalid data raises ``InvalidInput`` naming the first bad field.
-
-    For callers of the Python API, which should meet the same error as the
-    HTTP API's 422 rather than pydantic's own.
-    """
-    if isinstance(data, model):
-        return data
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        problem = exc.errors()[0]
-        field = ".".join(str(part) for part in problem["loc"]) or None
-        raise InvalidInput(plain_message(problem["msg"]), field) from None

@@ -10,9 +10,10 @@ from __future__ import annotations
 import enum
 import ipaddress
 import re
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, Literal, Self, TypeVar
 from urllib.parse import urlsplit
 
 import email_validator
@@ -24,11 +25,12 @@ from pydantic import (
     ModelWrapValidatorHandler,
     PrivateAttr,
     StringConstraints,
+    ValidationError,
     WithJsonSchema,
     model_validator,
 )
 
-from notifier import phones, storable
+from notifier import errors, phones, storable
 from notifier.vocabulary import Category, MessageStatus, SuppressionReason
 
 Id = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
@@ -446,3 +448,22 @@ class ImportOut(BaseModel):
     kept_unsubscribed: int
     """Rows with proof for customers who turned the newsletter off here: their choice stands."""
     errors: list[ImportProblem]
+
+
+_Model = TypeVar("_Model", bound=BaseModel)
+
+
+def parsed(model: type[_Model], data: _Model | Mapping[str, Any]) -> _Model:
+    """``data`` as ``model``; invalid data raises ``InvalidInput`` naming the first bad field.
+
+    For callers of the Python API, which should meet the same error as the
+    HTTP API's 422 rather than pydantic's own.
+    """
+    if isinstance(data, model):
+        return data
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        field = ".".join(str(part) for part in problem["loc"]) or None
+        raise errors.InvalidInput(errors.plain_message(problem["msg"]), field) from None

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from notifier import errors, keyring
+from notifier import errors, keyring, schemas
 from notifier.clock import Clock, SystemClock
 from notifier.crypto import Sealer
 from notifier.delivery.capture import CaptureServer, Inbox
@@ -23,7 +23,7 @@ from notifier.delivery.dispatcher import DispatchConfig, Dispatcher, Transport
 from notifier.delivery.transport import SmtpConfig, SmtpTransport
 from notifier.flows import kinds
 from notifier.mail import preflight
-from notifier.mail.assembly import Assembler
+from notifier.mail.assembly import Assembler, MailSettings
 from notifier.mail.compose import BodyEncoding
 from notifier.mail.pool import RenderPool, default_processes
 from notifier.runtime.bounce_listener import BounceListener
@@ -85,7 +85,10 @@ class Notifier:
             lambda: self.clock.now().timestamp(),
         )
         encoding = BodyEncoding()  # the relay's 8BITMIME, learnt by the transport
-        self.assembler = Assembler.from_settings(settings, keys.secret_keys, self.clock, encoding)
+        mail_settings = MailSettings.of(settings)
+        self.assembler = Assembler.from_settings(
+            mail_settings, keys.secret_keys, self.clock, encoding
+        )
         self.renderer = self.assembler.renderer
         self.preference_tokens = self.assembler.preference_tokens
         self.confirm_tokens = self.assembler.confirm_tokens
@@ -93,7 +96,9 @@ class Notifier:
         if processes is None:
             processes = default_processes()
         self.render_pool = (
-            RenderPool(settings, keys.secret_keys, processes, settings.render_timeout, encoding)
+            RenderPool(
+                mail_settings, keys.secret_keys, processes, settings.render_timeout, encoding
+            )
             if processes
             else None
         )
@@ -296,7 +301,7 @@ class Notifier:
         committed together (see ``notifier.store.group_commit``); this returns once the
         event's transaction is on disk.
         """
-        event = errors.parsed(EventIn, data)
+        event = schemas.parsed(EventIn, data)
         self.dropped_phones.note(event, event.id)
         try:
             arrival = intake.Arrival(event, self.clock.now())
@@ -307,7 +312,7 @@ class Notifier:
 
     async def handle_event_async(self, data: EventIn | Mapping[str, Any]) -> Accepted:
         """``handle_event`` for an event loop: waits for the commit without holding a thread."""
-        event = errors.parsed(EventIn, data)
+        event = schemas.parsed(EventIn, data)
         self.dropped_phones.note(event, event.id)
         try:
             written = await asyncio.wrap_future(
@@ -326,7 +331,7 @@ class Notifier:
         The context must hold what the kind requires (422 naming e.g.
         ``context.order.number``) and must render: it is tried on the way in.
         """
-        request = errors.parsed(MessageIn, data)
+        request = schemas.parsed(MessageIn, data)
         self.dropped_phones.note(request, request.id)
         return self.messages.send(request)
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from email.utils import parseaddr
-from typing import Any, Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 from notifier import errors
 from notifier.clock import Clock
@@ -13,11 +14,48 @@ from notifier.flows import kinds
 from notifier.mail import campaign_letters, compose, failure, i18n, tokens
 from notifier.mail.compose import BodyEncoding, Composer, Envelope, Headers, Identity
 from notifier.mail.render import RenderedMail, Renderer
-from notifier.settings import Settings
 from notifier.vocabulary import Category, TemplateFault
+
+if TYPE_CHECKING:
+    from notifier.settings import Settings
 
 CAMPAIGN_KIND = "newsletter"
 """The kind alike for a whole campaign: made once per locale (``campaign_letters``)."""
+
+
+@dataclass(frozen=True)
+class MailSettings:
+    """The settings a mail is made from, as plain values: what a render process is handed.
+
+    Not the whole ``Settings``: unpickling that would load pydantic and
+    pydantic-settings into every render process, about 26 MB each.
+    """
+
+    shop_name: str
+    company_name: str
+    company_address: str
+    company_kvk: str
+    shop_url: str
+    base_url: str
+    review_products_url: str
+    review_service_url: str
+    from_: str
+    from_newsletter: str | None
+    reply_to: str | None
+    reply_to_kinds: dict[str, str]
+    list_id_domain: str
+    bounce_domain: str | None
+    dkim_selector: str | None
+    dkim_domain: str | None
+    dkim_key_file: Path | None
+    templates_dir: Path
+    locales_dir: Path
+    default_locale: str
+    timezone: str
+
+    @classmethod
+    def of(cls, settings: Settings) -> MailSettings:
+        return cls(**{field.name: getattr(settings, field.name) for field in fields(cls)})
 
 
 class Recipient(Protocol):
@@ -59,7 +97,7 @@ class Assembler:
 
     def __init__(
         self,
-        settings: Settings,
+        settings: MailSettings,
         renderer: Renderer,
         composer: Composer,
         preference_tokens: tokens.Signer,
@@ -87,7 +125,7 @@ class Assembler:
     @classmethod
     def from_settings(
         cls,
-        settings: Settings,
+        settings: MailSettings,
         secret_keys: list[str],
         clock: Clock,
         encoding: BodyEncoding | None = None,

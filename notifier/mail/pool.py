@@ -25,10 +25,15 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from notifier.clock import FrozenClock
-from notifier.mail.assembly import Assembler, Letter, Recipient, assemble_or_reason
+from notifier.mail.assembly import (
+    Assembler,
+    Letter,
+    MailSettings,
+    Recipient,
+    assemble_or_reason,
+)
 from notifier.mail.compose import BodyEncoding
 from notifier.mail.failure import RenderFailure
-from notifier.settings import Settings
 
 
 class Item(NamedTuple):
@@ -56,7 +61,7 @@ class RenderPool:
 
     def __init__(
         self,
-        settings: Settings,
+        settings: MailSettings,
         secret_keys: list[str],
         processes: int,
         timeout: float = 60.0,
@@ -184,7 +189,7 @@ def _ready() -> None:
     """Nothing: submitted only to make the pool start a process."""
 
 
-def _start(settings: Settings, secret_keys: list[str]) -> None:
+def _start(settings: MailSettings, secret_keys: list[str]) -> None:
     """In each worker process: build the assembler once, with a clock the parent sets.
 
     Every template is compiled here, while ``warm`` boots the process, so the

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from notifier import errors, phones
+from notifier import errors, phones, schemas
 from notifier.crypto import Sealer
 from notifier.flows import events as event_flows
 from notifier.flows import kinds
@@ -154,7 +154,7 @@ class SubscriberImport:
         flat = "customer" not in raw
         data = nest(raw) if flat else raw
         try:
-            row = errors.parsed(SubscriberIn, data)
+            row = schemas.parsed(SubscriberIn, data)
         except errors.InvalidInput as exc:
             if flat and exc.field and exc.field.startswith(("customer.", "consent.")):
                 exc.field = exc.field.split(".", 1)[1]

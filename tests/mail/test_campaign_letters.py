@@ -22,7 +22,7 @@ from notifier.authoring import samples
 from notifier.clock import FrozenClock
 from notifier.flows import newsletter_content
 from notifier.mail import campaign_letters, compose, render
-from notifier.mail.assembly import Assembler
+from notifier.mail.assembly import Assembler, MailSettings
 from notifier.settings import Settings
 from notifier.store.customers import Recipient
 from tests.conftest import TEST_ENCRYPTION_KEY
@@ -63,14 +63,16 @@ def _settings(tmp_path: Path) -> Settings:
 
 def _assembler(tmp_path: Path, blanks: bool) -> Assembler:
     made = Assembler.from_settings(
-        _settings(tmp_path), ["test-secret-key"], FrozenClock(datetime(2026, 12, 3, tzinfo=UTC))
+        MailSettings.of(_settings(tmp_path)),
+        ["test-secret-key"],
+        FrozenClock(datetime(2026, 12, 3, tzinfo=UTC)),
     )
     if blanks:
         return made
     settings = _settings(tmp_path)
     per_mail = render.Renderer(settings.templates_dir, settings.locales_dir, compile_shapes=False)
     return Assembler(
-        settings,
+        MailSettings.of(settings),
         per_mail,
         made.composer,
         made.preference_tokens,
@@ -164,7 +166,9 @@ def test_a_campaign_showing_another_customer_value_is_rendered_per_mail(
     )
     settings = _settings(tmp_path).model_copy(update={"templates_dir": templates})
     assembler = Assembler.from_settings(
-        settings, ["test-secret-key"], FrozenClock(datetime(2026, 12, 3, tzinfo=UTC))
+        MailSettings.of(settings),
+        ["test-secret-key"],
+        FrozenClock(datetime(2026, 12, 3, tzinfo=UTC)),
     )
     context = _contexts()[0]
     for customer_id in ("C1", "C2"):

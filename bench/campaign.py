@@ -134,9 +134,9 @@ def _bare(database: Path, subscribers: int, port: int) -> dict[str, Any]:
     """The campaign's own letters, one per locale, pushed by bare aiosmtplib: msg/s."""
     from bench import delivery
     from notifier.mail import assembly
+    from notifier.recipient import Recipient
     from notifier.runtime import eventloop
     from notifier.store import campaigns
-    from notifier.store.customers import Recipient
     from notifier.store.models import Campaign
 
     engine = fanout.engine_for(database, port)

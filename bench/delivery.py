@@ -32,9 +32,9 @@ from bench import workload
 from bench.common import cpu_seconds, fresh_dir, spawned_children, stopwatch
 from bench.sinks import Sink
 from notifier.mail import compose
+from notifier.recipient import Recipient
 from notifier.runtime import eventloop
 from notifier.service import Notifier
-from notifier.store.customers import Recipient
 
 _T = TypeVar("_T")
 CONNECTIONS = 8

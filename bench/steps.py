@@ -48,10 +48,10 @@ from notifier.delivery import transport
 from notifier.flows import kinds
 from notifier.mail import assembly, i18n, plaintext, render
 from notifier.mail.compose import Headers
+from notifier.recipient import Recipient
 from notifier.runtime import eventloop
 from notifier.service import Notifier
 from notifier.store import outbox
-from notifier.store.customers import Recipient
 from notifier.vocabulary import MessageStatus
 
 DB_BATCH = 500

@@ -26,6 +26,7 @@ from notifier.mail import preflight
 from notifier.mail.assembly import Assembler, MailSettings
 from notifier.mail.compose import BodyEncoding
 from notifier.mail.pool import RenderPool, default_processes
+from notifier.recipient import Recipient
 from notifier.runtime.bounce_listener import BounceListener
 from notifier.runtime.metrics import Metrics
 from notifier.schemas import EventIn, ImportOut, MessageIn, MessageOut
@@ -393,7 +394,7 @@ class Notifier:
         Nothing is queued or recorded; returns the Message-ID. A refusal by
         the server raises ``DeliveryError``.
         """
-        recipient = customers.Recipient("test", to_email, None, locale)
+        recipient = Recipient("test", to_email, None, locale)
         letter = self.assembler.assemble(
             f"test-{secrets.token_hex(8)}", kind, recipient, dict(context), test=True
         )

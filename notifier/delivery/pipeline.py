@@ -33,6 +33,7 @@ from notifier.flows import consent, privacy
 from notifier.mail.assembly import Assembler, Letter, assemble_or_reason
 from notifier.mail.failure import RenderFailure
 from notifier.mail.pool import Item, RenderPool
+from notifier.recipient import Recipient
 from notifier.store import campaigns, customers, outbox, preferences, suppressions, workers
 from notifier.store.db import Database
 from notifier.vocabulary import FailureReason, MessageStatus
@@ -85,7 +86,7 @@ class Job:
     """A claimed message with what sending it needs, looked up in the claim transaction."""
 
     message: outbox.Claimed
-    recipient: customers.Recipient | None
+    recipient: Recipient | None
     context: dict[str, Any]
     blocked: str | None
     erased: bool = False

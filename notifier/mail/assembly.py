@@ -344,6 +344,6 @@ def assemble_or_reason(
 
 
 def _generation(recipient: Recipient) -> str:
-    """The recipient's token generation (``store.customers.Recipient``); none for a sample."""
+    """The recipient's token generation (``notifier.recipient.Recipient``); none for a sample."""
     generation = getattr(recipient, "token_generation", "")
     return generation if isinstance(generation, str) else ""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, cast
 
@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from notifier import errors
 from notifier.crypto import PREFIX, Sealer
+from notifier.recipient import Recipient
 from notifier.store.models import Customer
 
 _customers = cast(Table, Customer.__table__)
@@ -59,20 +60,6 @@ def tag_text(tags: Iterable[str] | None) -> str | None:
 
 def tag_list(text: str | None) -> list[str]:
     return [tag for tag in (text or "").split("|") if tag]
-
-
-@dataclass(frozen=True)
-class Recipient:
-    """A customer's contact details, opened for use."""
-
-    id: str
-    email: str
-    name: str | None
-    locale: str
-    email_index: str = ""
-    first_name: str | None = None
-    token_generation: str = field(default="", compare=False)
-    """What the customer's link tokens name (``mail.tokens.Claims.generation``)."""
 
 
 def upsert(

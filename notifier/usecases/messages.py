@@ -20,6 +20,7 @@ from notifier.crypto import Sealer
 from notifier.flows import events as event_flows
 from notifier.flows import kinds
 from notifier.mail.assembly import Assembler
+from notifier.recipient import Recipient
 from notifier.schemas import MessageIn, MessageOut
 from notifier.settings import Settings
 from notifier.store import customers, outbox
@@ -226,7 +227,7 @@ class Messages:
         self.wake_for(retried)
 
     def _trial_render(self, request: MessageIn, kind: kinds.Kind) -> None:
-        recipient = customers.Recipient(
+        recipient = Recipient(
             request.to.id,
             str(request.to.email),
             request.to.name,

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from notifier.mail import assembly, failure
+from notifier.recipient import Recipient
 from notifier.service import Notifier
-from notifier.store.customers import Recipient
 from notifier.vocabulary import TemplateFault
 
 

@@ -23,8 +23,8 @@ from notifier.clock import FrozenClock
 from notifier.flows import newsletter_content
 from notifier.mail import campaign_letters, compose, render
 from notifier.mail.assembly import Assembler, MailSettings
+from notifier.recipient import Recipient
 from notifier.settings import Settings
-from notifier.store.customers import Recipient
 from tests.conftest import TEST_ENCRYPTION_KEY
 
 FIRST_NAMES: list[str | None] = [

@@ -16,8 +16,27 @@ from tests.processes import notifier_env
 from tests.smtpd import SmtpServer, body_of
 
 _LIKE_THE_NOTIFIER_SCRIPT = """
+import asyncio
 import json
 from notifier.cli import main  # what the installed ``notifier`` script runs first
+
+
+async def render_one_and_list_modules(pool):
+    from datetime import UTC, datetime
+    from notifier.authoring import samples
+    from notifier.content import TEMPLATES_DIR
+    from notifier.mail.assembly import Letter
+    from notifier.mail.pool import Item
+    from notifier.recipient import Recipient
+
+    sample = samples.load(samples.path(TEMPLATES_DIR, "order_confirmation"))
+    reader = Recipient("C1", "jan@example.nl", "Jan", "nl", email_index="x", token_generation="g")
+    item = Item("m1", "order_confirmation", reader, samples.send_context(sample))
+    [letter] = await pool.submit([item], datetime(2026, 12, 4, tzinfo=UTC))
+    assert isinstance(letter, Letter), letter
+    listing = pool._executor.submit(eval, "sorted(__import__('sys').modules)")
+    return await asyncio.wrap_future(listing)
+
 
 if __name__ == "__main__":
     from notifier.mail.assembly import MailSettings
@@ -26,10 +45,9 @@ if __name__ == "__main__":
 
     pool = RenderPool(MailSettings.of(Settings()), ["test-secret-key"], 1)
     try:
-        modules = pool._executor.submit(eval, "sorted(__import__('sys').modules)").result()
+        print(json.dumps(asyncio.run(render_one_and_list_modules(pool))))
     finally:
         pool.close()
-    print(json.dumps(modules))
 """
 
 
@@ -71,15 +89,17 @@ async def test_a_render_pool_delivers_the_same_mail_and_isolates_failures(
     assert "<html lang=" in body_of(first, "html")
     broken = engine.get_message("broken-later")
     assert broken.status == "failed" and (broken.last_error or "").startswith("render:")
+    # The chunks carried the store's recipients, and unpickling them loaded nothing of the store.
+    assert engine.render_pool is not None
+    listing = engine.render_pool._executor.submit(eval, "sorted(__import__('sys').modules)")
+    assert not {"notifier.store", "sqlalchemy"} & set(listing.result(timeout=30))
 
 
 def test_a_render_process_of_the_notifier_command_holds_the_renderer_not_the_engine(
     tmp_path: Path,
 ) -> None:
-    """Each render process re-imports the main script (spawn): that must not load the engine.
-
-    About 40 MB a process, once every module of the engine came with it.
-    """
+    """Each render process re-imports the main script (spawn), then unpickles its chunks:
+    neither may load the engine. About 50 MB a process, when every module came with them."""
     script = tmp_path / "notifier_script.py"
     script.write_text(_LIKE_THE_NOTIFIER_SCRIPT)
     done = subprocess.run(

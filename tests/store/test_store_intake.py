@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from notifier import errors
 from notifier.crypto import Sealer
+from notifier.recipient import Recipient
 from notifier.store import customers, events, models, outbox, pending_rows, reviews
 from notifier.store.db import Database
 from notifier.store.models import Customer, Message, MessageStatus
@@ -63,7 +64,7 @@ def test_upsert_updates_details_and_keeps_created_at(database: Database, sealer:
     assert row.name is None
     assert (row.locale, row.created_at, row.updated_at) == ("en", START, LATER)
     with database.transaction() as session:
-        assert customers.get(session, sealer, "C42") == customers.Recipient(
+        assert customers.get(session, sealer, "C42") == Recipient(
             "C42", "Jan@Example.org", None, "en", sealer.blind_index("jan@example.org")
         )
 
@@ -119,7 +120,7 @@ def test_upsert_all_in_one_statement_keeps_the_last_of_a_customer(
         LATER + timedelta(minutes=1),
     )
     with database.transaction() as session:
-        assert customers.get(session, sealer, "C7") == customers.Recipient(
+        assert customers.get(session, sealer, "C7") == Recipient(
             "C7", "piet@example.nl", "Piet", "nl", sealer.blind_index("piet@example.nl")
         )
 

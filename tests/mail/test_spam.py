@@ -24,6 +24,7 @@ import pytest
 from notifier.authoring import samples
 from notifier.flows import kinds
 from notifier.mail import mail_size, render
+from notifier.recipient import Recipient
 from notifier.service import Notifier
 from notifier.settings import Settings
 from tests.conftest import TEST_ENCRYPTION_KEY
@@ -38,15 +39,6 @@ pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(SPAMASSASSIN is None, reason="spamassassin is not installed"),
 ]
-
-
-@dataclass(frozen=True)
-class Recipient:
-    id: str
-    email: str
-    name: str | None
-    locale: str
-    first_name: str | None = None
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ class MailSettings:
     """The settings a mail is made from, as plain values: what a render process is handed.
 
     Not the whole ``Settings``: unpickling that would load pydantic and
-    pydantic-settings into every render process, about 26 MB each.
+    pydantic-settings into every render process, about 12 MB each.
     """
 
     shop_name: str

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from email.utils import parseaddr
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from notifier import errors
 from notifier.clock import Clock
@@ -14,6 +14,7 @@ from notifier.flows import kinds
 from notifier.mail import campaign_letters, compose, failure, i18n, tokens
 from notifier.mail.compose import BodyEncoding, Composer, Envelope, Headers, Identity
 from notifier.mail.render import RenderedMail, Renderer
+from notifier.recipient import Recipient
 from notifier.vocabulary import Category, TemplateFault
 
 if TYPE_CHECKING:
@@ -56,32 +57,6 @@ class MailSettings:
     @classmethod
     def of(cls, settings: Settings) -> MailSettings:
         return cls(**{field.name: getattr(settings, field.name) for field in fields(cls)})
-
-
-class Recipient(Protocol):
-    """Whom a message goes to, as the store hands it over."""
-
-    @property
-    def id(self) -> str: ...
-    @property
-    def email(self) -> str: ...
-    @property
-    def name(self) -> str | None: ...
-    @property
-    def locale(self) -> str: ...
-    @property
-    def first_name(self) -> str | None: ...
-
-
-@dataclass(frozen=True)
-class _StandIn:
-    """The recipient a campaign's blank is rendered for (``campaign_letters``)."""
-
-    id: str
-    email: str
-    name: str | None
-    locale: str
-    first_name: str | None
 
 
 @dataclass(frozen=True)
@@ -273,7 +248,9 @@ class Assembler:
             len(token),
         )
         other = campaign_letters.OTHER
-        stand_in = _StandIn(other, f"{other}@{other}.invalid", other, recipient.locale, name)
+        stand_in = Recipient(
+            other, f"{other}@{other}.invalid", other, recipient.locale, first_name=name
+        )
 
         def make() -> RenderedMail:
             links = self.links(kind, stand_in, locale, stored_context, stand_in_token)
@@ -290,7 +267,7 @@ class Assembler:
 
     def _token(self, kind: kinds.Kind, recipient: Recipient, locale: str) -> str:
         """The preferences token of the preferences and unsubscribe links."""
-        claims = tokens.Claims(recipient.id, kind.category, locale, _generation(recipient))
+        claims = tokens.Claims(recipient.id, kind.category, locale, recipient.token_generation)
         return self.preference_tokens.issue(claims)
 
     def links(
@@ -323,7 +300,7 @@ class Assembler:
             )
         elif kind.name == "newsletter_confirm":
             confirm = self.confirm_tokens.issue(
-                tokens.Claims(recipient.id, Category.NEWSLETTER, locale, _generation(recipient))
+                tokens.Claims(recipient.id, Category.NEWSLETTER, locale, recipient.token_generation)
             )
             links["confirm_url"] = f"{base}/confirm/{confirm}"
         return links
@@ -341,9 +318,3 @@ def assemble_or_reason(
         return assembler.assemble(message_key, kind_name, recipient, stored_context)
     except Exception as exc:  # one message's failure must never stop the batch
         return failure.render_failure(exc, kind_name, assembler.locale_for(recipient))
-
-
-def _generation(recipient: Recipient) -> str:
-    """The recipient's token generation (``notifier.recipient.Recipient``); none for a sample."""
-    generation = getattr(recipient, "token_generation", "")
-    return generation if isinstance(generation, str) else ""

@@ -25,15 +25,10 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from notifier.clock import FrozenClock
-from notifier.mail.assembly import (
-    Assembler,
-    Letter,
-    MailSettings,
-    Recipient,
-    assemble_or_reason,
-)
+from notifier.mail.assembly import Assembler, Letter, MailSettings, assemble_or_reason
 from notifier.mail.compose import BodyEncoding
 from notifier.mail.failure import RenderFailure
+from notifier.recipient import Recipient
 
 
 class Item(NamedTuple):

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -21,6 +20,7 @@ from notifier.flows import campaigns as schedule
 from notifier.flows import kinds, newsletter_content, timing
 from notifier.mail import mail_size
 from notifier.mail.assembly import Assembler, Letter
+from notifier.recipient import Recipient
 from notifier.schemas import CampaignIn, CampaignOut, CampaignProgress
 from notifier.settings import Settings
 from notifier.store import campaigns, outbox
@@ -32,17 +32,6 @@ log = logging.getLogger(__name__)
 PAGE_SIZE = 5000
 _LIVE = (CampaignStatus.SCHEDULED, CampaignStatus.RUNNING, CampaignStatus.DONE)
 """The states a campaign can be paused in: ``done`` has fanned out, its mail may still be going."""
-
-
-@dataclass(frozen=True)
-class _Sample:
-    """A stand-in subscriber for the trial render of a new campaign."""
-
-    id: str
-    email: str
-    name: str | None
-    locale: str
-    first_name: str | None = None
 
 
 class Newsletters:
@@ -162,7 +151,7 @@ class Newsletters:
         language = locale or self._settings.default_locale
         letters = []
         for number, address in enumerate(to):
-            recipient = _Sample(f"test-{number}", address, None, language)
+            recipient = Recipient(f"test-{number}", address, None, language)
             key = f"campaign-test-{campaign_id}-{secrets.token_hex(6)}"
             letters.append(
                 self._assembler.assemble(key, "newsletter", recipient, context, test=True)
@@ -287,7 +276,7 @@ class Newsletters:
         context = newsletter_content.context(content, subjects, fallback)
         warnings = []
         for locale in sorted(locales):
-            sample = _Sample("preview", "preview@example.com", None, locale)
+            sample = Recipient("preview", "preview@example.com", None, locale)
             field = f"content.{locale}" if locale in keys else "content"
             try:
                 letter = self._assembler.assemble(
